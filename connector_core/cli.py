@@ -1,0 +1,120 @@
+"""The ``crmsync`` command line. Exit codes: 0 success, 1 the run failed, 2 usage or spec error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from connector_core import __version__
+from connector_core.errors import CrmsyncError
+from connector_core.plugin_manager import PluginHost, get_plugin_host
+from connector_core.redact import RedactingFilter, Redactor
+
+log = logging.getLogger("crmsync")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crmsync`` console script."""
+    try:
+        host = get_plugin_host()
+        parser = build_parser(host)
+        args = parser.parse_args(argv)
+        _configure_logging(args.verbose - args.quiet)
+        return args.handler(args, host)
+    except CrmsyncError as exc:
+        print(f"crmsync: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("crmsync: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser(host: PluginHost) -> argparse.ArgumentParser:
+    """The argument parser, including sub-commands contributed by plugins."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
+    common.add_argument("-q", "--quiet", action="count", default=0, help="less log output (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="crmsync",
+        description="Run YAML-described CRM sync jobs: sources -> mappers -> sinks, extended by plugins.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"crmsync {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run a sync job", parents=[common], description="Run a sync job.")
+    run.add_argument("spec", type=Path, help="the job's YAML spec")
+    run.add_argument("--report", type=Path, help="write the run report as JSON to this file")
+    run.add_argument("--max-error-rate", type=float, help="fail the run when more than this fraction of records fail")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser(
+        "validate", help="check a spec without running it", parents=[common], description="Validate a spec offline."
+    )
+    validate.add_argument("spec", type=Path, help="the job's YAML spec")
+    validate.set_defaults(handler=_validate)
+
+    plugins = commands.add_parser("plugins", help="list installed plugins", parents=[common])
+    plugins.set_defaults(handler=_plugins)
+
+    for command in host.commands().commands.values():
+        sub = commands.add_parser(command.name, help=command.help, parents=[common], description=command.help)
+        command.configure(sub)
+        sub.set_defaults(handler=lambda args, _host, run=command.run: run(args))
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    levels = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+    root.setLevel(levels.get(max(-1, min(1, verbosity))) if verbosity > -2 else logging.ERROR)
+    # One line per HTTP request is only wanted when asked for twice.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def install_redaction(redactor: Redactor) -> None:
+    """Mask secrets in everything logged from now on."""
+    redacting = RedactingFilter(redactor)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redacting)
+
+
+def _run(args: argparse.Namespace, host: PluginHost) -> int:
+    from connector_core.engine import Engine
+    from connector_core.spec.loader import load_spec
+
+    spec = load_spec(args.spec, host)
+    engine = Engine(spec, host, max_error_rate=args.max_error_rate)
+    install_redaction(engine.context.redactor)
+    for warning in spec.warnings:
+        log.warning("%s", warning)
+    report = asyncio.run(engine.run())
+    if args.report:
+        report.write(args.report)
+    print(report.summary(), file=sys.stderr)
+    return 0 if report.status == "success" else 1
+
+
+def _validate(args: argparse.Namespace, host: PluginHost) -> int:
+    from connector_core.spec.loader import load_spec
+
+    spec = load_spec(args.spec, host)
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{spec.path}: valid: job {spec.job!r} with {len(spec.components)} components")
+    return 0
+
+
+def _plugins(args: argparse.Namespace, host: PluginHost) -> int:
+    for info in host.plugins():
+        print(f"{info.name}  ({info.distribution} {info.version})")
+        for component in info.components:
+            print(f"    {component}")
+    return 0

@@ -1,0 +1,39 @@
+"""What every component of a run can reach: the spec, shared connections, counters and the redactor."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from connector_core.errors import CrmsyncError
+from connector_core.redact import Redactor
+from connector_core.report import RunStats
+
+if TYPE_CHECKING:
+    from connector_core.components import Connection
+    from connector_core.plugin_manager import PluginHost
+    from connector_core.spec.model import SyncSpec
+
+
+class RunContext:
+    """One run's shared state, handed to every component and lifecycle hook."""
+
+    def __init__(self, spec: SyncSpec, host: PluginHost) -> None:
+        self.spec = spec
+        self.host = host
+        self.job = spec.job
+        self.stats = RunStats()
+        self.redactor = Redactor(spec.secrets)
+        self.log = logging.getLogger(f"crmsync.job.{spec.job}")
+        self.connections: dict[str, Connection] = {}
+
+    def connection(self, name: str) -> Any:
+        """The opened connection declared as ``name`` under ``connections:``."""
+        try:
+            return self.connections[name]
+        except KeyError:
+            raise CrmsyncError(f"connection {name!r} is not open in this run") from None
+
+    def add_report_section(self, name: str, build: Any) -> None:
+        """Add a section to the run report; ``build()`` is called once when the run ends."""
+        self.stats.sections[name] = build

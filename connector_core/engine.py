@@ -1,0 +1,277 @@
+"""The streaming engine: runs a job graph with bounded queues, batching per component and an error stream."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable
+from itertools import islice
+from typing import Any
+
+from connector_core.components import Component, Emitter, Failed, Source
+from connector_core.context import RunContext
+from connector_core.errors import RunFailed
+from connector_core.plugin_manager import PluginHost
+from connector_core.progress import Progress
+from connector_core.records import Record
+from connector_core.report import RunReport
+from connector_core.spec.graph import parse_stream, stream_name, topological_order
+from connector_core.spec.model import ERRORS_STREAM, ComponentSpec, SyncSpec
+
+log = logging.getLogger("crmsync.engine")
+
+_END = None  # queued after a producer's last batch
+
+
+async def _maybe_await(value: Awaitable[Any] | Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class Engine:
+    """Runs one job. Build it, then ``await engine.run()`` (or use :func:`run_sync`)."""
+
+    def __init__(self, spec: SyncSpec, host: PluginHost, max_error_rate: float | None = None) -> None:
+        self.spec = spec
+        self.context = RunContext(spec, host)
+        self.max_error_rate = spec.settings.max_error_rate if max_error_rate is None else max_error_rate
+        components = spec.components
+        self.subscribers: dict[tuple[str, str], list[asyncio.Queue[list[Record] | None]]] = {}
+        self.error_queues: list[asyncio.Queue[list[Record] | None]] = []
+        self.queues: dict[str, asyncio.Queue[list[Record] | None]] = {}
+        for name, component in components.items():
+            if component.kind == "source":
+                continue
+            queue: asyncio.Queue[list[Record] | None] = asyncio.Queue(spec.settings.queue_batches)
+            self.queues[name] = queue
+            for ref in component.inputs:
+                if ref == ERRORS_STREAM:
+                    self.error_queues.append(queue)
+                else:
+                    self.subscribers.setdefault(parse_stream(ref), []).append(queue)
+        # Components fed, directly or not, by the error stream cannot route their own failures back into it.
+        self.error_side = _downstream(components, {n for n, c in components.items() if ERRORS_STREAM in c.inputs})
+        self._error_producers_left = len(components) - len(self.error_side)
+        self.nodes: dict[str, Component] = {}
+        self.component_failures: dict[str, str] = {}
+        self.progress = Progress(self.context.stats)
+
+    async def run(self) -> RunReport:
+        """Run the job to the end and return its report; a fatal error is reported, not raised."""
+        context, host = self.context, self.context.host
+        failure: str | None = None
+        opened: list[Component] = []
+        try:
+            for name, spec in self.spec.connections.items():
+                connection = spec.cls(name, spec.options, context)
+                await connection.open()
+                context.connections[name] = connection
+            for name in topological_order(self.spec.components):
+                node = self._instantiate(self.spec.components[name])
+                await _maybe_await(node.open())
+                opened.append(node)
+                self.nodes[name] = node
+            host.notify("before_sync", context=context)
+            self.progress.start()
+            async with asyncio.TaskGroup() as group:
+                for name in self.nodes:
+                    group.create_task(self._run_component(name))
+        except* RunFailed as errors:
+            failure = context.redactor.text(str(errors.exceptions[0]))
+        except* Exception as errors:
+            first = errors.exceptions[0]
+            log.debug("run aborted", exc_info=first)
+            failure = context.redactor.text(f"{type(first).__name__}: {first}")
+        finally:
+            self.progress.stop()
+            failure = await self._close(opened, failure)
+        report = self._report(failure)
+        host.notify("after_sync", context=context, report=report)
+        return report
+
+    def _instantiate(self, spec: ComponentSpec) -> Component:
+        if spec.kind == "source":
+            return spec.cls(spec.name, spec.options, self.context, key=spec.key)
+        return spec.cls(spec.name, spec.options, self.context)
+
+    async def _close(self, opened: list[Component], failure: str | None) -> str | None:
+        for node in reversed(opened):
+            try:
+                await _maybe_await(node.close(failure is None))
+            except Exception as exc:
+                failure = failure or f"{node.name} failed to close: {type(exc).__name__}: {exc}"
+        for connection in self.context.connections.values():
+            try:
+                await connection.close()
+            except Exception as exc:
+                log.warning("connection %s failed to close: %s", connection.name, exc)
+        return failure
+
+    async def _run_component(self, name: str) -> None:
+        spec, node = self.spec.components[name], self.nodes[name]
+        if isinstance(node, Source):
+            await self._run_source(node)
+        else:
+            await self._run_consumer(spec, node)
+        for (producer, _output), queues in self.subscribers.items():
+            if producer == name:
+                for queue in queues:
+                    await queue.put(_END)
+        if name not in self.error_side:
+            self._error_producers_left -= 1
+            if self._error_producers_left == 0:
+                for queue in self.error_queues:
+                    await queue.put(_END)
+
+    async def _run_source(self, node: Source) -> None:
+        stats = self.context.stats
+        async for chunk in _chunks(node.read(), self.spec.settings.source_batch_size):
+            stats.input_records += len(chunk)
+            out = Emitter()
+            records = [item for item in chunk if item.__class__ is Record]
+            if len(records) != len(chunk):
+                out.failed = [item for item in chunk if isinstance(item, Failed)]
+            out.routed["default"] = records
+            await self._deliver(node.name, out)
+
+    async def _run_consumer(self, spec: ComponentSpec, node: Component) -> None:
+        queue = self.queues[spec.name]
+        size = spec.batch_size or node.batch_size  # type: ignore[attr-defined]
+        limit = asyncio.Semaphore(spec.concurrency or node.concurrency)  # type: ignore[attr-defined]
+        ends_left = len(spec.inputs)
+        buffer: list[Record] = []
+        async with asyncio.TaskGroup() as calls:
+
+            async def submit(batch: list[Record]) -> None:
+                await limit.acquire()
+                calls.create_task(self._process(spec, node, batch, limit))
+
+            while ends_left:
+                item = await queue.get()
+                if item is _END:
+                    ends_left -= 1
+                    continue
+                buffer.extend(item)
+                if len(buffer) >= size:
+                    cut = len(buffer) - len(buffer) % size
+                    for start in range(0, cut, size):
+                        await submit(buffer[start : start + size])
+                    buffer = buffer[cut:]
+            if buffer:
+                await submit(buffer)
+
+    async def _process(
+        self, spec: ComponentSpec, node: Component, batch: list[Record], limit: asyncio.Semaphore
+    ) -> None:
+        out = Emitter()
+        try:
+            await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
+        except RunFailed:
+            raise
+        except Exception as exc:
+            reason = self.context.redactor.text(f"{spec.name} failed: {type(exc).__name__}: {exc}")
+            log.error("%s", reason)
+            self.component_failures.setdefault(spec.name, reason)
+            out = Emitter()
+            for record in batch:
+                out.fail(record, reason)
+        finally:
+            limit.release()
+        if spec.kind == "sink":
+            self.context.stats.delivered[spec.name] += len(batch) - len(out.failed)
+        await self._deliver(spec.name, out)
+
+    async def _deliver(self, name: str, out: Emitter) -> None:
+        stats, host = self.context.stats, self.context.host
+        outputs = self.spec.components[name].outputs
+        for output, records in out.routed.items():
+            if output not in outputs:
+                for record in records:
+                    out.fail(record, f"{name} emitted to undeclared output {output!r}")
+                continue
+            if not records:
+                continue
+            stats.streams[stream_name(name, output)] += len(records)
+            if host.has_observers("after_batch"):
+                host.notify("after_batch", context=self.context, component=name, output=output, records=records)
+            for queue in self.subscribers.get((name, output), ()):
+                await queue.put(records)
+        if out.failed:
+            await self._route_errors(name, out.failed)
+
+    async def _route_errors(self, name: str, failed: list[Failed]) -> None:
+        context = self.context
+        stats, host, redactor = context.stats, context.host, context.redactor
+        error_records = []
+        for item in failed:
+            record, reason = item.record, redactor.text(item.reason)
+            detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
+            stats.record_error({**detail, "key": record.key})
+            host.notify("on_record_error", context=context, component=name, record=record, reason=reason)
+            error_records.append(record.with_data({**record.data, "_error": detail}))
+        if self.spec.settings.stop_on_error:
+            first = error_records[0].data["_error"]
+            raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")
+        if name in self.error_side:
+            for record in error_records:
+                log.error("error sink %s could not write %s: %s", name, record.provenance, record.data["_error"])
+            return
+        stats.streams[ERRORS_STREAM] += len(error_records)
+        for queue in self.error_queues:
+            await queue.put(error_records)
+
+    def _report(self, failure: str | None) -> RunReport:
+        stats, redactor = self.context.stats, self.context.redactor
+        if failure is None and self.component_failures:
+            failure = "; ".join(self.component_failures.values())
+        rate = stats.error_count / stats.input_records if stats.input_records else 0.0
+        if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
+            failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"
+        extra = {name: build() for name, build in stats.sections.items()}
+        return RunReport(
+            status="failed" if failure else "success",
+            job=self.spec.job,
+            started_at=stats.started_at,
+            duration_s=round(time.monotonic() - stats.started, 3),
+            input_records=stats.input_records,
+            streams=dict(stats.streams),
+            delivered=dict(stats.delivered),
+            errors={"count": stats.error_count, "rate": round(rate, 4), "first": redactor.data(stats.first_errors)},
+            failure=failure,
+            extra=redactor.data(extra),
+        )
+
+
+async def _chunks(items: Any, size: int) -> AsyncIterator[list[Any]]:
+    """Batches of ``size`` from a sync or async iterable; a sync source never pays a per-record await."""
+    if hasattr(items, "__aiter__"):
+        chunk: list[Any] = []
+        async for item in items:
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        return
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _downstream(components: dict[str, ComponentSpec], roots: set[str]) -> set[str]:
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for name, spec in components.items():
+            if name not in found and any(parse_stream(ref)[0] in found for ref in spec.inputs):
+                found.add(name)
+                changed = True
+    return found
+
+
+def run_sync(spec: SyncSpec, host: PluginHost, max_error_rate: float | None = None) -> RunReport:
+    """Run a job from synchronous code."""
+    return asyncio.run(Engine(spec, host, max_error_rate).run())

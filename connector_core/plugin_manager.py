@@ -1,0 +1,132 @@
+"""The plugin manager factory: one manager per run, plugins discovered through the ``crmsync`` entry points."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from typing import Any
+
+import attrs
+import pluggy
+
+from connector_core import hookspecs
+from connector_core.components import Connection, Mapper, Sink, Source
+from connector_core.errors import PluginError
+from connector_core.registry import CommandRegistry, ComponentRegistry
+
+log = logging.getLogger("crmsync.plugins")
+
+ENTRY_POINT_GROUP = "crmsync"
+#: Comma-separated plugin names: when set, only these entry-point plugins load.
+ALLOW_ENV = "CRMSYNC_PLUGINS"
+#: Comma-separated plugin names that never load.
+BLOCK_ENV = "CRMSYNC_DISABLE_PLUGINS"
+#: When set to 1, every hook call is printed to stderr.
+TRACE_ENV = "CRMSYNC_TRACE_PLUGINS"
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``crmsync plugins`` shows about one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    components: tuple[str, ...] = ()
+
+
+class PluginHost:
+    """A pluggy manager plus the registries its registration hooks filled."""
+
+    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+        self.pm = pm
+        self.sources = ComponentRegistry("source", Source)
+        self.mappers = ComponentRegistry("mapper", Mapper)
+        self.sinks = ComponentRegistry("sink", Sink)
+        self.connections = ComponentRegistry("connection", Connection)
+        self._infos = infos
+        for hook_name, registry in (
+            ("register_sources", self.sources),
+            ("register_mappers", self.mappers),
+            ("register_sinks", self.sinks),
+            ("register_connections", self.connections),
+        ):
+            self._call_registration(hook_name, registry)
+
+    def _call_registration(self, hook_name: str, registry: ComponentRegistry | CommandRegistry) -> None:
+        # Called implementation by implementation so a clash can name the plugin that caused it.
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            registry.current_plugin = impl.plugin_name
+            impl.function(registry)
+
+    def commands(self) -> CommandRegistry:
+        """Sub-commands contributed by plugins."""
+        registry = CommandRegistry()
+        self._call_registration("register_commands", registry)
+        return registry
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every loaded plugin with the component types it registered."""
+        by_plugin: dict[str, list[str]] = {}
+        for registry in (self.sources, self.mappers, self.sinks, self.connections):
+            for entry in registry.entries.values():
+                by_plugin.setdefault(entry.plugin, []).append(f"{registry.kind}:{entry.name}")
+        return [
+            attrs.evolve(info, components=tuple(sorted(by_plugin.get(name, []))))
+            for name, info in sorted(self._infos.items())
+        ]
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin; a failing observer is logged, never fatal."""
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception as exc:
+                log.warning("plugin %r failed in %s: %s: %s", impl.plugin_name, hook_name, type(exc).__name__, exc)
+
+    def has_observers(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (lets the engine skip work nobody listens to)."""
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
+
+def _names_from_env(variable: str) -> set[str] | None:
+    value = os.environ.get(variable, "").strip()
+    return {name.strip() for name in value.split(",") if name.strip()} if value else None
+
+
+def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple[str, object]] = ()) -> PluginHost:
+    """Build a fresh plugin manager for one run.
+
+    :param load_entrypoints: discover plugins published under the ``crmsync`` entry-point group, honouring
+        the ``CRMSYNC_PLUGINS`` allowlist and ``CRMSYNC_DISABLE_PLUGINS`` blocklist.
+    :param extra_plugins: ``(name, module_or_object)`` pairs to register as well (handy in tests).
+    """
+    pm = pluggy.PluginManager("crmsync")
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    if load_entrypoints:
+        allow, block = _names_from_env(ALLOW_ENV), _names_from_env(BLOCK_ENV) or set()
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in block or (allow is not None and ep.name not in allow) or pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from None
+            pm.register(plugin, name=ep.name)
+            dist = ep.dist
+            infos[ep.name] = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+    for name, plugin in extra_plugins:
+        pm.register(plugin, name=name)
+        infos[name] = PluginInfo(name, "(registered in code)", "-")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from None
+    if os.environ.get(TRACE_ENV) == "1":
+        pm.trace.root.setwriter(lambda message: sys.stderr.write(message))
+        pm.enable_tracing()
+    return PluginHost(pm, infos)

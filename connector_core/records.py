@@ -1,0 +1,40 @@
+"""The record: one row of data travelling through a sync, with its key and provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen(slots=True)
+class Record:
+    """One record flowing through the graph.
+
+    ``data`` is the payload components read and reshape. ``key`` is stable across runs (taken from the
+    source's ``key`` option, else a hash of the content) so state, errors and outputs can be traced back.
+    ``source`` and ``position`` are the provenance: the source component's name and the line or row number
+    the record came from.
+    """
+
+    data: dict[str, Any]
+    key: str
+    source: str
+    position: int
+
+    def with_data(self, data: dict[str, Any]) -> Record:
+        """Return the same record (key and provenance) carrying new data."""
+        return Record(data, self.key, self.source, self.position)
+
+    @property
+    def provenance(self) -> str:
+        """``source:position``, the place a record can be found again."""
+        return f"{self.source}:{self.position}"
+
+
+def content_key(data: dict[str, Any]) -> str:
+    """A stable key for a record without a natural key: a short hash of its canonical JSON."""
+    canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()

@@ -1,0 +1,57 @@
+"""Keep secrets out of every log line, report, error message and file crmsync writes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+#: Shorter values are not masked: hiding every "1" or "on" in a log would make it unreadable, not safer.
+MIN_SECRET_LENGTH = 4
+
+
+class Redactor:
+    """Replaces known secret values with ``***`` in text and in nested data."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is masked whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+    def add(self, secret: str) -> None:
+        """Treat one more value as secret (e.g. a key read by a plugin at run time)."""
+        if len(secret) >= MIN_SECRET_LENGTH and secret not in self.secrets:
+            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret masked."""
+        for secret in self.secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def data(self, value: Any) -> Any:
+        """A copy of ``value`` (dicts, lists, strings) with every secret masked."""
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.data(k): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(item) for item in value]
+        return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in the final message of every record it sees."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.redactor.secrets:
+            record.msg = self.redactor.text(record.getMessage())
+            record.args = None
+        return True

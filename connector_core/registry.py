@@ -1,0 +1,89 @@
+"""Registries handed to the registration hooks; they remember which plugin registered what."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import attrs
+
+from connector_core.errors import PluginError
+
+
+@attrs.frozen
+class Registration:
+    """One registered component type: its name, class and the plugin that provided it."""
+
+    name: str
+    cls: type
+    plugin: str
+
+
+class ComponentRegistry:
+    """Component types of one kind (sources, mappers, sinks or connections), by name."""
+
+    def __init__(self, kind: str, base: type) -> None:
+        self.kind = kind
+        self.base = base
+        self.entries: dict[str, Registration] = {}
+        #: Set by the plugin manager while a plugin's hook runs, so clashes can name both plugins.
+        self.current_plugin = "?"
+
+    def add(self, name: str, cls: type) -> None:
+        """Register ``cls`` under ``name``; it must subclass the registry's base and declare Options."""
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise PluginError(
+                f"plugin {self.current_plugin!r} registered {self.kind} {name!r} as {cls!r}, "
+                f"which is not a subclass of {self.base.__name__}"
+            )
+        if not attrs.has(cls.Options):
+            raise PluginError(f"{self.kind} {name!r} ({self.current_plugin}): Options must be an attrs class")
+        previous = self.entries.get(name)
+        if previous is not None:
+            raise PluginError(
+                f"{self.kind} type {name!r} is registered by both plugin {previous.plugin!r} "
+                f"and plugin {self.current_plugin!r}"
+            )
+        self.entries[name] = Registration(name, cls, self.current_plugin)
+
+    def get(self, name: str) -> Registration | None:
+        """The registration for ``name``, or None."""
+        return self.entries.get(name)
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self.entries)
+
+
+@attrs.frozen
+class Command:
+    """A CLI sub-command contributed by a plugin."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    plugin: str
+
+
+class CommandRegistry:
+    """Sub-commands contributed through ``register_commands``."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Command] = {}
+        self.current_plugin = "?"
+
+    def add(
+        self,
+        name: str,
+        help: str,
+        configure: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int],
+    ) -> None:
+        """Add the sub-command ``crmsync NAME``."""
+        previous = self.commands.get(name)
+        if previous is not None:
+            raise PluginError(
+                f"command {name!r} is registered by both plugin {previous.plugin!r} and plugin {self.current_plugin!r}"
+            )
+        self.commands[name] = Command(name, help, configure, run, self.current_plugin)

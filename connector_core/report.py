@@ -1,0 +1,82 @@
+"""The run report: what ``--report`` writes and what the summary table shows."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+#: How many error reasons the report keeps verbatim.
+FIRST_ERRORS = 20
+
+
+@attrs.define
+class RunStats:
+    """Counters the engine and plugins update during a run."""
+
+    started_at: str = attrs.field(factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    started: float = attrs.field(factory=time.monotonic)
+    input_records: int = 0
+    streams: Counter[str] = attrs.field(factory=Counter)
+    delivered: Counter[str] = attrs.field(factory=Counter)
+    error_count: int = 0
+    first_errors: list[dict[str, Any]] = attrs.field(factory=list)
+    #: Extra report sections contributed by plugins (``api`` for the Apollo connection), computed at the end.
+    sections: dict[str, Callable[[], dict[str, Any]]] = attrs.field(factory=dict)
+
+    def record_error(self, entry: dict[str, Any]) -> None:
+        """Count one rejected record; keep the first few in full."""
+        self.error_count += 1
+        if len(self.first_errors) < FIRST_ERRORS:
+            self.first_errors.append(entry)
+
+
+@attrs.frozen
+class RunReport:
+    """The outcome of a run."""
+
+    status: str
+    job: str
+    started_at: str
+    duration_s: float
+    input_records: int
+    streams: dict[str, int]
+    delivered: dict[str, int]
+    errors: dict[str, Any]
+    failure: str | None = None
+    extra: dict[str, Any] = attrs.Factory(dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the report."""
+        body = attrs.asdict(self, filter=lambda field, _: field.name != "extra")
+        body.update(self.extra)
+        return body
+
+    def write(self, path: Path) -> None:
+        """Write the report as JSON (atomically, so a reader never sees half a report)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+        partial.replace(path)
+
+    def summary(self) -> str:
+        """A short human table for the end of a run."""
+        rows = [("stream", "records")]
+        rows += [(name, str(count)) for name, count in self.streams.items()]
+        rows += [(f"{name} (delivered)", str(count)) for name, count in self.delivered.items()]
+        rows.append(("errors", str(self.errors["count"])))
+        width = max(len(name) for name, _ in rows)
+        lines = [f"{self.job}: {self.status} in {self.duration_s:.2f}s ({self.input_records} input records)"]
+        lines += [f"  {name:<{width}}  {count:>9}" for name, count in rows]
+        for key, section in self.extra.items():
+            flat = ", ".join(f"{k}={v}" for k, v in section.items() if not isinstance(v, dict))
+            lines.append(f"  {key}: {flat}")
+        if self.failure:
+            lines.append(f"  failed: {self.failure}")
+        return "\n".join(lines)

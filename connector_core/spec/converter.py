@@ -1,0 +1,64 @@
+"""The cattrs converter for specs: strict (unknown keys are errors), paths resolved against the spec's folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+
+def make_converter(base_dir: Path) -> cattrs.Converter:
+    """A converter that forbids extra keys, maps ``from_``-style field names to ``from`` in YAML, and turns
+    relative :class:`~pathlib.Path` values into paths under ``base_dir``."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def structure_path(value: Any, _: type) -> Path:
+        if not isinstance(value, str | Path):
+            raise TypeError(f"expected a path string, got {type(value).__name__}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base_dir / path
+
+    def structure_str(value: Any, _: type) -> str:
+        # YAML turns `on`, `1`, `2024-01-01` into other types; only plain scalars are accepted as strings.
+        if isinstance(value, dict | list) or value is None:
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value if isinstance(value, str) else str(value)
+
+    converter.register_structure_hook(Path, structure_path)
+    converter.register_structure_hook(str, structure_str)
+
+    def attrs_hook_factory(cls: type) -> Any:
+        # Python keywords cannot be field names, so `from_` in a class reads the key `from` in YAML.
+        renames = {
+            field.name: override(rename=field.name.rstrip("_"))
+            for field in attrs.fields(cls)
+            if field.name.endswith("_") and not field.name.startswith("_")
+        }
+        return make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **renames)
+
+    converter.register_structure_hook_factory(attrs.has, attrs_hook_factory)
+    return converter
+
+
+def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
+    """Flatten a cattrs error into ``(spec path, message)`` pairs, paths rooted at ``prefix``."""
+    pairs = []
+    for line in cattrs.transform_error(exc, path=prefix):
+        message, _, path = line.rpartition(" @ ")
+        path = _KEY_STYLE.sub(r".\1", path or prefix)
+        path = _KEYWORD_FIELD.sub("", path)
+        extra = _EXTRA_KEYS.fullmatch(message)
+        if extra:
+            pairs.extend((f"{path}.{key}", "unknown key") for key in extra.group(1).split(", "))
+        else:
+            pairs.append((path, message or line))
+    return pairs
+
+
+_KEY_STYLE = re.compile(r"\['([^']*)'\]")
+_KEYWORD_FIELD = re.compile(r"_(?=\.|\[|$)")
+_EXTRA_KEYS = re.compile(r"extra fields found \((.*)\)")
