@@ -7,11 +7,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connector_core import __version__
 from connector_core.errors import CrmsyncError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
 from connector_core.redact import RedactingFilter, Redactor
+
+if TYPE_CHECKING:
+    from connector_core.report import RunReport
+    from connector_core.spec.model import SyncSpec
 
 log = logging.getLogger("crmsync")
 
@@ -86,19 +91,27 @@ def install_redaction(redactor: Redactor) -> None:
         handler.addFilter(redacting)
 
 
-def _run(args: argparse.Namespace, host: PluginHost) -> int:
+def run_spec(
+    path: Path, host: PluginHost, report_path: Path | None = None, max_error_rate: float | None = None
+) -> tuple[SyncSpec, RunReport]:
+    """Load and run a spec the way ``crmsync run`` does: redacted logs, report file, summary on stderr."""
     from connector_core.engine import Engine
     from connector_core.spec.loader import load_spec
 
-    spec = load_spec(args.spec, host)
-    engine = Engine(spec, host, max_error_rate=args.max_error_rate)
+    spec = load_spec(path, host)
+    engine = Engine(spec, host, max_error_rate=max_error_rate)
     install_redaction(engine.context.redactor)
     for warning in spec.warnings:
         log.warning("%s", warning)
     report = asyncio.run(engine.run())
-    if args.report:
-        report.write(args.report)
+    if report_path:
+        report.write(report_path)
     print(report.summary(), file=sys.stderr)
+    return spec, report
+
+
+def _run(args: argparse.Namespace, host: PluginHost) -> int:
+    _, report = run_spec(args.spec, host, args.report, args.max_error_rate)
     return 0 if report.status == "success" else 1
 
 

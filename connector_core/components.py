@@ -106,6 +106,8 @@ class Mapper(Component):
     batch_size: ClassVar[int] = 500
     #: Calls in flight at once, unless the spec says otherwise (raise it for network mappers).
     concurrency: ClassVar[int] = 1
+    #: The largest ``batch_size`` a spec may set (an API's per-call limit), or None.
+    max_batch_size: ClassVar[int | None] = None
 
     def process(self, batch: list[Record], out: Emitter) -> Awaitable[None] | None:
         """Handle one batch: ``out.emit(record, output)`` results, ``out.fail(record, reason)`` rejects."""

@@ -26,6 +26,8 @@ class RunContext:
         self.redactor = Redactor(spec.secrets)
         self.log = logging.getLogger(f"crmsync.job.{spec.job}")
         self.connections: dict[str, Connection] = {}
+        #: Reasons the run is failing although it goes on (e.g. credits ran out: the rest is skipped).
+        self.failures: list[str] = []
 
     def connection(self, name: str) -> Any:
         """The opened connection declared as ``name`` under ``connections:``."""
@@ -33,6 +35,11 @@ class RunContext:
             return self.connections[name]
         except KeyError:
             raise CrmsyncError(f"connection {name!r} is not open in this run") from None
+
+    def mark_failed(self, reason: str) -> None:
+        """Let the run finish its flow but end as failed (exit 1) with ``reason``."""
+        if reason not in self.failures:
+            self.failures.append(reason)
 
     def add_report_section(self, name: str, build: Any) -> None:
         """Add a section to the run report; ``build()`` is called once when the run ends."""

@@ -223,8 +223,8 @@ class Engine:
 
     def _report(self, failure: str | None) -> RunReport:
         stats, redactor = self.context.stats, self.context.redactor
-        if failure is None and self.component_failures:
-            failure = "; ".join(self.component_failures.values())
+        if failure is None and (self.component_failures or self.context.failures):
+            failure = "; ".join([*self.component_failures.values(), *self.context.failures])
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
             failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"

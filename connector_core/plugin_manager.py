@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -43,18 +44,32 @@ class PluginHost:
 
     def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
         self.pm = pm
-        self.sources = ComponentRegistry("source", Source)
-        self.mappers = ComponentRegistry("mapper", Mapper)
-        self.sinks = ComponentRegistry("sink", Sink)
-        self.connections = ComponentRegistry("connection", Connection)
         self._infos = infos
-        for hook_name, registry in (
-            ("register_sources", self.sources),
-            ("register_mappers", self.mappers),
-            ("register_sinks", self.sinks),
-            ("register_connections", self.connections),
-        ):
-            self._call_registration(hook_name, registry)
+
+    # Registries are filled on first use: `crmsync --help` should not import every component's dependencies.
+    @functools.cached_property
+    def sources(self) -> ComponentRegistry:
+        """Source types by name."""
+        return self._registry("register_sources", ComponentRegistry("source", Source))
+
+    @functools.cached_property
+    def mappers(self) -> ComponentRegistry:
+        """Mapper types by name."""
+        return self._registry("register_mappers", ComponentRegistry("mapper", Mapper))
+
+    @functools.cached_property
+    def sinks(self) -> ComponentRegistry:
+        """Sink types by name."""
+        return self._registry("register_sinks", ComponentRegistry("sink", Sink))
+
+    @functools.cached_property
+    def connections(self) -> ComponentRegistry:
+        """Connection types by name."""
+        return self._registry("register_connections", ComponentRegistry("connection", Connection))
+
+    def _registry(self, hook_name: str, registry: ComponentRegistry) -> ComponentRegistry:
+        self._call_registration(hook_name, registry)
+        return registry
 
     def _call_registration(self, hook_name: str, registry: ComponentRegistry | CommandRegistry) -> None:
         # Called implementation by implementation so a clash can name the plugin that caused it.

@@ -146,6 +146,10 @@ def _component(
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             problems.add(f"{where}.{field}", "must be a positive integer")
             ok = False
+    largest = getattr(registration.cls, "max_batch_size", None)
+    if largest is not None and isinstance(common.get("batch_size"), int) and common["batch_size"] > largest:
+        problems.add(f"{where}.batch_size", f"{type_name} accepts at most {largest} records per call")
+        ok = False
     try:
         structured = converter.structure(options, registration.cls.Options)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:

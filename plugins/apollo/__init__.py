@@ -1,0 +1,41 @@
+"""Built-in Apollo.io plugin: people enrichment, organization enrichment, contact creation, and a local sandbox.
+
+Registered through the ``crmsync`` entry-point group exactly like a third-party plugin.
+"""
+
+from __future__ import annotations
+
+from connector_core import hookimpl
+from connector_core.registry import CommandRegistry, ComponentRegistry
+
+
+@hookimpl
+def register_connections(registry: ComponentRegistry) -> None:
+    from crmsync_plugins.apollo.connection import ApolloConnection
+
+    registry.add("apollo", ApolloConnection)
+
+
+@hookimpl
+def register_mappers(registry: ComponentRegistry) -> None:
+    from crmsync_plugins.apollo.bulk_match import BulkMatch
+    from crmsync_plugins.apollo.organizations import OrganizationsBulkEnrich
+
+    registry.add("apollo.bulk_match", BulkMatch)
+    registry.add("apollo.organizations_bulk_enrich", OrganizationsBulkEnrich)
+
+
+@hookimpl
+def register_sinks(registry: ComponentRegistry) -> None:
+    from crmsync_plugins.apollo.contacts import ContactsSink
+
+    registry.add("apollo.contacts", ContactsSink)
+
+
+@hookimpl
+def register_commands(commands: CommandRegistry) -> None:
+    # Imported only when a command runs, so `crmsync --help` stays fast.
+    from crmsync_plugins.apollo import demo
+
+    commands.add("sandbox", "run a local stand-in of a remote API (apollo)", demo.configure_sandbox, demo.run_sandbox)
+    commands.add("demo", "run config.example.yaml against an in-process Apollo sandbox", demo.configure, demo.run)

@@ -1,0 +1,221 @@
+"""Mapper ``apollo.bulk_match``: people enrichment, 10 people a call, matched and missing outputs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import attrs
+from crmsync_plugins.apollo.connection import ApolloConnection
+from crmsync_plugins.apollo.errors import ApolloError, OutOfCredits
+from crmsync_plugins.apollo.identity import join_answers
+from crmsync_plugins.apollo.paths import get_path
+
+from connector_core.components import Emitter, Mapper
+from connector_core.records import Record
+
+#: The identifying fields Apollo accepts in a ``details[]`` entry.
+DETAIL_FIELDS = (
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "hashed_email",
+    "organization_name",
+    "domain",
+    "id",
+    "linkedin_url",
+)
+#: At most this many people per call (Apollo answers 400 RECORD_LIMIT_EXCEEDED beyond it).
+MAX_DETAILS = 10
+
+DEFAULT_SELECT = {
+    "apollo_id": "id",
+    "apollo_title": "title",
+    "apollo_email": "email",
+    "apollo_email_status": "email_status",
+    "apollo_linkedin_url": "linkedin_url",
+    "apollo_organization_name": "organization.name",
+    "apollo_organization_domain": "organization.primary_domain",
+    "apollo_phone_numbers": "phone_numbers",
+}
+
+
+def _known_details(_: object, attribute: attrs.Attribute, value: dict[str, str]) -> None:
+    unknown = sorted(set(value) - set(DETAIL_FIELDS))
+    if unknown:
+        raise ValueError(f"Apollo does not accept {unknown} in details (accepted: {', '.join(DETAIL_FIELDS)})")
+
+
+@attrs.frozen
+class BulkMatchOptions:
+    """Options of ``apollo.bulk_match``."""
+
+    #: The name of the ``apollo`` connection under ``connections:``.
+    connection: str
+    #: Apollo detail field → record field. Unlisted detail fields are read from a record field of the same name.
+    match: dict[str, str] = attrs.field(factory=dict, validator=_known_details)
+    #: Output field → dotted path in Apollo's person (``organization.primary_domain``).
+    select: dict[str, str] = attrs.field(factory=lambda: dict(DEFAULT_SELECT))
+    #: Also put the whole Apollo person under this field.
+    raw_field: str | None = None
+    reveal_personal_emails: bool = False
+    #: Requires ``webhook_url``: Apollo delivers phone numbers there, asynchronously.
+    reveal_phone_number: bool = False
+    run_waterfall_email: bool = False
+    run_waterfall_phone: bool = False
+    #: Where Apollo posts phone/waterfall results. Put a secret token in it (``${APOLLO_WEBHOOK_URL}``).
+    webhook_url: str | None = None
+    #: Stop sending calls once this many credits would be exceeded; the rest go to ``skipped``.
+    max_credits: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.asynchronous_flags and not self.webhook_url:
+            flags = " and ".join(self.asynchronous_flags)
+            raise ValueError(f"{flags} requires webhook_url (Apollo posts the results there)")
+
+    @property
+    def asynchronous_flags(self) -> list[str]:
+        """The flags whose results Apollo delivers later, to the webhook."""
+        return [
+            flag
+            for flag in ("reveal_phone_number", "run_waterfall_email", "run_waterfall_phone")
+            if getattr(self, flag)
+        ]
+
+    def query(self) -> dict[str, str]:
+        """The call's query parameters: the flags that are on, and the webhook only when one needs it."""
+        flags = (
+            ["reveal_personal_emails", *self.asynchronous_flags]
+            if self.reveal_personal_emails
+            else self.asynchronous_flags
+        )
+        params = {flag: "true" for flag in flags}
+        if self.asynchronous_flags and self.webhook_url:
+            params["webhook_url"] = self.webhook_url
+        return params
+
+    @property
+    def credits_per_person(self) -> int:
+        """The most one matched person can cost: 1, plus 8 for a mobile number."""
+        return 9 if self.reveal_phone_number else 1
+
+
+class BulkMatch(Mapper):
+    """Enrich people with ``POST /api/v1/people/bulk_match``.
+
+    Outputs: ``matched`` (the record plus the selected Apollo fields), ``missing`` (no match, or nothing to
+    match on, with ``_missing_reason``) and ``skipped`` (not sent: the credit budget ran out).
+    """
+
+    Options = BulkMatchOptions
+    outputs: ClassVar[tuple[str, ...]] = ("matched", "missing", "skipped")
+    quiet_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
+    batch_size: ClassVar[int] = MAX_DETAILS
+    concurrency: ClassVar[int] = 4
+
+    max_batch_size: ClassVar[int] = MAX_DETAILS
+
+    def open(self) -> None:
+        self.connection: ApolloConnection = self.context.connection(self.options.connection)
+        self.params = self.options.query()
+        #: Credits promised to calls in flight, so concurrent calls cannot overrun max_credits together.
+        self.reserved = Decimal(0)
+        self.out_of_credits: str | None = None
+
+    def detail(self, record: Record) -> dict[str, Any]:
+        """The ``details[]`` entry for one record: every identifying field it has."""
+        data, mapping = record.data, self.options.match
+        detail = {}
+        for field in DETAIL_FIELDS:
+            value = data.get(mapping.get(field, field))
+            if value not in (None, ""):
+                detail[field] = str(value).strip()
+        return detail
+
+    async def process(self, batch: list[Record], out: Emitter) -> None:
+        stats = self.connection.stats
+        asked: list[tuple[Record, dict[str, Any]]] = []
+        for record in batch:
+            detail = self.detail(record)
+            if _identifies(detail):
+                asked.append((record, detail))
+            else:
+                stats.outcomes["missing"] += 1
+                out.emit(
+                    _missing(record, "no identifying field (email, hashed_email, id, linkedin_url or name)"), "missing"
+                )
+        if not asked:
+            return
+        cost = Decimal(len(asked) * self.options.credits_per_person)
+        budget_left = self._credits_left()
+        if self.out_of_credits or (budget_left is not None and cost > budget_left):
+            reason = self.out_of_credits or f"max_credits {self.options.max_credits} would be exceeded"
+            for record, _ in asked:
+                out.emit(_missing(record, reason, key="_skipped_reason"), "skipped")
+            stats.outcomes["skipped"] += len(asked)
+            return
+        self.reserved += cost
+        try:
+            body = await self.connection.client.post(  # type: ignore[union-attr]
+                "people/bulk_match", {"details": [detail for _, detail in asked]}, self.params or None
+            )
+        except OutOfCredits as exc:
+            self.out_of_credits = f"Apollo reports no credits left ({exc})"
+            self.context.mark_failed(self.out_of_credits)
+            for record, _ in asked:
+                out.emit(_missing(record, self.out_of_credits, key="_skipped_reason"), "skipped")
+            stats.outcomes["skipped"] += len(asked)
+            return
+        except ApolloError as exc:
+            for record, _ in asked:
+                out.fail(record, f"people/bulk_match failed: {exc}")
+            return
+        finally:
+            self.reserved -= cost
+        self._route(asked, body, out)
+
+    def _credits_left(self) -> Decimal | None:
+        if self.options.max_credits is None:
+            return None
+        return Decimal(str(self.options.max_credits)) - self.connection.stats.credits - self.reserved
+
+    def _route(self, asked: list[tuple[Record, dict[str, Any]]], body: dict[str, Any], out: Emitter) -> None:
+        stats = self.connection.stats
+        consumed = body.get("credits_consumed")
+        matches = body.get("matches") or []
+        joined = join_answers([detail for _, detail in asked], matches)
+        if consumed is not None:
+            stats.credits += Decimal(str(consumed))
+        else:  # waterfall mode leaves the count out; assume the worst so max_credits stays a ceiling
+            stats.credits += Decimal(sum(1 for key in joined if key >= 0) * self.options.credits_per_person)
+        for position, (record, _) in enumerate(asked):
+            person = joined.get(position)
+            if person is None:
+                stats.outcomes["missing"] += 1
+                out.emit(_missing(record, "Apollo found no match"), "missing")
+            else:
+                stats.outcomes["matched"] += 1
+                out.emit(record.with_data({**record.data, **self._selected(person)}), "matched")
+        for key, person in joined.items():
+            if key < 0:
+                stats.outcomes["unjoined_matches"] += 1
+                self.context.log.warning(
+                    "%s: Apollo returned person %s that matches no record of the batch", self.name, person.get("id")
+                )
+
+    def _selected(self, person: dict[str, Any]) -> dict[str, Any]:
+        fields = {name: get_path(person, path) for name, path in self.options.select.items()}
+        if self.options.raw_field:
+            fields[self.options.raw_field] = person
+        return fields
+
+
+def _identifies(detail: dict[str, Any]) -> bool:
+    return any(field in detail for field in ("email", "hashed_email", "id", "linkedin_url", "name")) or (
+        "first_name" in detail and "last_name" in detail
+    )
+
+
+def _missing(record: Record, reason: str, key: str = "_missing_reason") -> Record:
+    return record.with_data({**record.data, key: reason})

@@ -1,0 +1,34 @@
+"""The ``apollo`` connection: one shared client per named connection, its numbers in the run report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crmsync_plugins.apollo.client import ApiStats, ApolloClient
+from crmsync_plugins.apollo.settings import ApolloSettings
+
+from connector_core.components import Connection
+
+
+class ApolloConnection(Connection):
+    """An Apollo account: base URL, key, rate budget and retry policy shared by every Apollo component of a job.
+
+    Components find it with ``context.connection(options.connection).client``.
+    """
+
+    Options = ApolloSettings
+
+    def __init__(self, name: str, options: ApolloSettings, context: Any) -> None:
+        super().__init__(name, options, context)
+        self.stats = ApiStats()
+        self.client: ApolloClient | None = None
+
+    async def open(self) -> None:
+        # Whatever the spec says, the key is a secret: mask it even if it was written inline.
+        self.context.redactor.add(self.options.api_key)
+        self.client = ApolloClient(self.options, self.stats)
+        self.context.add_report_section("api", self.stats.as_dict)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()

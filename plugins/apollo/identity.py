@@ -1,0 +1,108 @@
+"""Normalised identities of people, used to join Apollo's answers back to the records that asked."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_LINKEDIN_PREFIX = re.compile(r"^(https?://)?([a-z]{2,3}\.)?(www\.)?", re.IGNORECASE)
+
+
+def norm(value: Any) -> str:
+    """Trimmed, lower-cased text; empty for missing values."""
+    return str(value).strip().lower() if value not in (None, "") else ""
+
+
+def norm_linkedin(url: Any) -> str:
+    """``https://www.linkedin.com/in/x/`` and ``linkedin.com/in/x`` are the same profile."""
+    text = norm(url)
+    return _LINKEDIN_PREFIX.sub("", text).rstrip("/") if text else ""
+
+
+def email_hashes(email: str) -> set[str]:
+    """The MD5 and SHA-256 hex digests Apollo accepts as ``hashed_email``."""
+    data = email.encode()
+    return {hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()}
+
+
+def full_name(person: Mapping[str, Any]) -> str:
+    """``name``, else ``first_name last_name``, normalised."""
+    name = norm(person.get("name"))
+    if not name:
+        name = " ".join(part for part in (norm(person.get("first_name")), norm(person.get("last_name"))) if part)
+    return " ".join(name.split())
+
+
+def identity_keys(person: Mapping[str, Any]) -> list[str]:
+    """Every key under which a person (a request detail or an Apollo answer) can be recognised, strongest first.
+
+    Details carry ``domain``/``organization_name``; Apollo's person carries ``organization{...}``.
+    """
+    keys = []
+    if person.get("id"):
+        keys.append("id:" + norm(person["id"]))
+    email = norm(person.get("email"))
+    if email:
+        keys.append("email:" + email)
+        keys.extend("hash:" + digest for digest in sorted(email_hashes(email)))
+    if person.get("hashed_email"):
+        keys.append("hash:" + norm(person["hashed_email"]))
+    linkedin = norm_linkedin(person.get("linkedin_url"))
+    if linkedin:
+        keys.append("linkedin:" + linkedin)
+    name = full_name(person)
+    if name:
+        organization = person.get("organization") or {}
+        domains = {norm(person.get("domain")), norm(organization.get("primary_domain"))}
+        companies = {norm(person.get("organization_name")), norm(organization.get("name"))}
+        keys.extend(f"name+domain:{name}|{d}" for d in sorted(domains) if d)
+        keys.extend(f"name+org:{name}|{c}" for c in sorted(companies) if c)
+    return keys
+
+
+def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[str, Any] | None]) -> dict[int, Any]:
+    """Pair Apollo's answers with the questions (request items) they answer: ``{question index: answer}``.
+
+    Apollo does not document that answers come back in request order, so an answer is matched by identity
+    (id, email or its hashes, LinkedIn URL, name + company); its position is used only when identities say
+    nothing, and never when they contradict it. Answers that fit no question are returned under negative keys
+    (``-1``, ``-2``...) so the caller can report them instead of dropping them.
+    """
+    answers = list(answers)
+    positional = len(answers) == len(questions)
+    index: dict[str, list[int]] = {}
+    for position, question in enumerate(questions):
+        for key in identity_keys(question):
+            index.setdefault(key, []).append(position)
+    joined: dict[int, Any] = {}
+    orphans = 0
+    for position, answer in enumerate(answers):
+        if answer is None:
+            continue
+        target = _by_identity(identity_keys(answer), index, joined)
+        if target is None and positional and position not in joined and not _contradicts(questions[position], answer):
+            target = position
+        if target is None:
+            orphans += 1
+            target = -orphans
+        joined[target] = answer
+    return joined
+
+
+def _by_identity(keys: list[str], index: dict[str, list[int]], taken: Mapping[int, Any]) -> int | None:
+    for key in keys:
+        for position in index.get(key, ()):
+            if position not in taken:
+                return position
+    return None
+
+
+def _contradicts(question: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
+    """True when the two carry the same kind of identifier with different values."""
+    for field, normalise in (("email", norm), ("linkedin_url", norm_linkedin), ("id", norm)):
+        mine, theirs = normalise(question.get(field)), normalise(answer.get(field))
+        if mine and theirs and mine != theirs:
+            return True
+    return False
