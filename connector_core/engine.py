@@ -78,9 +78,9 @@ class Engine:
                 for name in self.nodes:
                     group.create_task(self._run_component(name))
         except* RunFailed as errors:
-            failure = context.redactor.text(str(errors.exceptions[0]))
+            failure = context.redactor.text(str(_first(errors)))
         except* Exception as errors:
-            first = errors.exceptions[0]
+            first = _first(errors)
             log.debug("run aborted", exc_info=first)
             failure = context.redactor.text(f"{type(first).__name__}: {first}")
         finally:
@@ -258,6 +258,13 @@ async def _chunks(items: Any, size: int) -> AsyncIterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def _first(error: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _downstream(components: dict[str, ComponentSpec], roots: set[str]) -> set[str]:

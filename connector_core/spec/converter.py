@@ -28,8 +28,19 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
             raise TypeError(f"expected a string, got {type(value).__name__}")
         return value if isinstance(value, str) else str(value)
 
+    def structure_bool(value: Any, _: type) -> bool:
+        # cattrs' default is bool(value): the string "false" (e.g. from ${FLAG}) would be true.
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+
     converter.register_structure_hook(Path, structure_path)
     converter.register_structure_hook(str, structure_str)
+    converter.register_structure_hook(bool, structure_bool)
 
     def attrs_hook_factory(cls: type) -> Any:
         # Python keywords cannot be field names, so `from_` in a class reads the key `from` in YAML.
@@ -59,6 +70,7 @@ def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
     return pairs
 
 
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 _KEY_STYLE = re.compile(r"\['([^']*)'\]")
 _KEYWORD_FIELD = re.compile(r"_(?=\.|\[|$)")
 _EXTRA_KEYS = re.compile(r"extra fields found \((.*)\)")

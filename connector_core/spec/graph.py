@@ -17,8 +17,14 @@ def stream_name(component: str, output: str) -> str:
     return component if output == DEFAULT else f"{component}.{output}"
 
 
-def check_graph(components: dict[str, ComponentSpec]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Return ``(problems, warnings)``; each problem is a ``(spec path, message)`` pair."""
+def check_graph(
+    components: dict[str, ComponentSpec], broken: frozenset[str] = frozenset()
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Return ``(problems, warnings)``; each problem is a ``(spec path, message)`` pair.
+
+    ``broken`` names components declared in the spec that failed to load (already reported): reading them is
+    not reported again as an unknown input.
+    """
     problems: list[tuple[str, str]] = []
     read: set[tuple[str, str]] = set()
     for spec in components.values():
@@ -33,6 +39,8 @@ def check_graph(components: dict[str, ComponentSpec]) -> tuple[list[tuple[str, s
                 continue
             name, output = parse_stream(ref)
             producer = components.get(name)
+            if producer is None and name in broken:
+                continue
             if producer is None:
                 known = ", ".join(sorted(components)) or "none"
                 problems.append((where, f"unknown input {ref!r} (components: {known})"))

@@ -11,6 +11,7 @@ import cattrs
 
 from connector_core.errors import SpecError
 from connector_core.plugin_manager import PluginHost
+from connector_core.redact import Redactor
 from connector_core.registry import ComponentRegistry
 from connector_core.spec.converter import make_converter, structure_errors
 from connector_core.spec.envsubst import EnvSubstitution
@@ -33,11 +34,19 @@ class _Problems:
 
     def __init__(self, path: Path, lines: dict[str, int]) -> None:
         self.path, self.lines, self.items = path, lines, []
+        #: Values interpolated from the environment: never shown in a message.
+        self.redactor = Redactor()
+        #: Paths whose env variable is missing: a type error there is a consequence, not another problem.
+        self.unset: set[str] = set()
 
     def add(self, spec_path: str, message: str) -> None:
         line = line_of(self.lines, spec_path)
         where = f"{self.path}:{line}" if line else str(self.path)
-        self.items.append(f"{where}: {spec_path}: {message}")
+        self.items.append(self.redactor.text(f"{where}: {spec_path}: {message}"))
+
+    def add_structure(self, spec_path: str, message: str) -> None:
+        if spec_path not in self.unset:
+            self.add(spec_path, message)
 
 
 def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | None = None) -> SyncSpec:
@@ -53,16 +62,24 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
     public = data.get("public_env") if isinstance(data.get("public_env"), list) else []
     env = EnvSubstitution(os.environ if environ is None else environ, frozenset(map(str, public)))
     data = env.apply(data)
+    problems.redactor = Redactor(env.secrets)
     for spec_path, message in env.problems:
         problems.add(spec_path, message)
+        problems.unset.add(spec_path)
 
     converter = make_converter(path.parent)
     try:
         raw = converter.structure(data, RawSpec)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         for spec_path, message in structure_errors(exc, "$"):
-            problems.add(spec_path, message)
+            problems.add_structure(spec_path, message)
         raise SpecError(problems.items) from None
+    settings = raw.settings
+    for setting in ("queue_batches", "source_batch_size"):
+        if getattr(settings, setting) < 1:
+            problems.add(f"$.settings.{setting}", "must be a positive integer")
+    if settings.max_error_rate is not None and not 0 <= settings.max_error_rate <= 1:
+        problems.add("$.settings.max_error_rate", "must be a fraction between 0 and 1")
 
     registries = {
         "connection": host.connections,
@@ -72,6 +89,7 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
     }
     connections: dict[str, ComponentSpec] = {}
     components: dict[str, ComponentSpec] = {}
+    declared: set[str] = set()
     for section, kind in _SECTIONS:
         for name, body in getattr(raw, section).items():
             where = f"$.{section}.{name}"
@@ -79,9 +97,10 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
                 problems.add(where, f"invalid component name {name!r} ('.' and {ERRORS_STREAM!r} are reserved)")
                 continue
             target = connections if kind == "connection" else components
-            if name in components or name in connections:
+            if name in declared:
                 problems.add(where, f"component name {name!r} is used twice")
                 continue
+            declared.add(name)
             spec = _component(name, kind, body, where, registries[kind], converter, problems)
             if spec is not None:
                 target[name] = spec
@@ -91,7 +110,8 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
         if isinstance(connection, str) and connection not in connections:
             known = ", ".join(sorted(connections)) or "none declared"
             problems.add(f"{spec.path}.connection", f"unknown connection {connection!r} (connections: {known})")
-    graph_problems, warnings = check_graph(components)
+    broken = frozenset(declared - set(components) - set(connections))
+    graph_problems, warnings = check_graph(components, broken)
     for spec_path, message in graph_problems:
         problems.add(spec_path, message)
     if not any(spec.kind == "source" for spec in components.values()) and not problems.items:
@@ -141,20 +161,20 @@ def _component(
         ok = False
     key = common.get("key", [])
     key = [key] if isinstance(key, str) else key
+    # A bad batch_size or concurrency is reported but the component is kept, so its inputs are still checked
+    # (the spec is rejected anyway).
     for field in ("batch_size", "concurrency"):
         value = common.get(field)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             problems.add(f"{where}.{field}", "must be a positive integer")
-            ok = False
     largest = getattr(registration.cls, "max_batch_size", None)
     if largest is not None and isinstance(common.get("batch_size"), int) and common["batch_size"] > largest:
         problems.add(f"{where}.batch_size", f"{type_name} accepts at most {largest} records per call")
-        ok = False
     try:
         structured = converter.structure(options, registration.cls.Options)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         for spec_path, message in structure_errors(exc, where):
-            problems.add(spec_path, message)
+            problems.add_structure(spec_path, message)
         return None
     if not ok:
         return None
