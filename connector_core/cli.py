@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         host = get_plugin_host()
         parser = build_parser(host)
         args = parser.parse_args(argv)
-        _configure_logging(args.verbose - args.quiet)
+        _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
         return args.handler(args, host)
     except CrmsyncError as exc:
         print(f"crmsync: error: {exc}", file=sys.stderr)
@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     """The argument parser, including sub-commands contributed by plugins."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
-    common.add_argument("-q", "--quiet", action="count", default=0, help="less log output (repeatable)")
+    # No defaults here: a sub-command's default would overwrite the count of `crmsync -v run ...`.
+    suppress = argparse.SUPPRESS
+    common.add_argument("-v", "--verbose", action="count", default=suppress, help="more log output (repeatable)")
+    common.add_argument("-q", "--quiet", action="count", default=suppress, help="less log output (repeatable)")
     parser = argparse.ArgumentParser(
         prog="crmsync",
         description="Run YAML-described CRM sync jobs: sources -> mappers -> sinks, extended by plugins.",

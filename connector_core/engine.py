@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable
 from itertools import islice
 from typing import Any
@@ -81,7 +82,7 @@ class Engine:
             failure = context.redactor.text(str(_first(errors)))
         except* Exception as errors:
             first = _first(errors)
-            log.debug("run aborted", exc_info=first)
+            log.debug("run aborted:\n%s", context.redactor.text("".join(traceback.format_exception(first))))
             failure = context.redactor.text(f"{type(first).__name__}: {first}")
         finally:
             self.progress.stop()
@@ -105,7 +106,7 @@ class Engine:
             try:
                 await connection.close()
             except Exception as exc:
-                log.warning("connection %s failed to close: %s", connection.name, exc)
+                log.warning("connection %s failed to close: %s", connection.name, self.context.redactor.text(str(exc)))
         return failure
 
     async def _run_component(self, name: str) -> None:
@@ -228,6 +229,8 @@ class Engine:
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
             failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"
+        if failure is not None:  # close errors and mark_failed reasons are plugin text: mask them too
+            failure = redactor.text(failure)
         extra = {name: build() for name, build in stats.sections.items()}
         return RunReport(
             status="failed" if failure else "success",

@@ -100,7 +100,9 @@ class PluginHost:
             try:
                 impl.function(*(kwargs[arg] for arg in impl.argnames))
             except Exception as exc:
-                log.warning("plugin %r failed in %s: %s: %s", impl.plugin_name, hook_name, type(exc).__name__, exc)
+                message = f"{type(exc).__name__}: {exc}"
+                redactor = getattr(kwargs.get("context"), "redactor", None)
+                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, redactor.text(message) if redactor else message)
 
     def has_observers(self, hook_name: str) -> bool:
         """Whether any plugin implements ``hook_name`` (lets the engine skip work nobody listens to)."""

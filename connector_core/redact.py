@@ -54,4 +54,11 @@ class RedactingFilter(logging.Filter):
         if self.redactor.secrets:
             record.msg = self.redactor.text(record.getMessage())
             record.args = None
+            # A traceback repeats the exception's message: format it now, masked (formatters reuse exc_text).
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self.redactor.text(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self.redactor.text(record.stack_info)
         return True

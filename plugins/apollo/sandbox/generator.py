@@ -10,14 +10,14 @@ import hashlib
 import random
 from typing import Any
 
-_FIRST_NAMES = (
+_FIRST_NAMES = (  # noqa: SIM905 - a long word list reads best as prose
     "Ava Liam Olivia Noah Emma Ethan Sophia Mason Isabella Lucas Mia Logan Amelia Elijah Harper James "
     "Evelyn Aiden Abigail Benjamin Emily Carter Ella Daniel Scarlett Henry Grace Owen Chloe Samuel Priya "
     "Arjun Mei Hiroshi Yuki Sofia Mateo Lucia Diego Fatima Omar Leila Jonas Greta Lars Ingrid Marta Pavel "
     "Anika Rafael Camila Tomas Nadia Kofi Amara Chen Wei Jin Hana Zoe"
 ).split()
 
-_LAST_NAMES = (
+_LAST_NAMES = (  # noqa: SIM905 - a long word list reads best as prose
     "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez "
     "Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark "
     "Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams "
@@ -25,65 +25,47 @@ _LAST_NAMES = (
     "Tanaka Okafor Haddad Lindqvist"
 ).split()
 
-# (name, domain, industry, employees, city, state, country, phone)
-_ORGANIZATIONS: tuple[tuple[str, str, str, int, str, str, str, str], ...] = (
-    ("Brightforge Labs", "brightforge.io", "computer software", 85, "Austin", "Texas", "United States",
-     "+1 512-555-0140"),
-    ("Northwind Analytics", "northwindanalytics.com", "information technology & services", 240, "Seattle",
-     "Washington", "United States", "+1 206-555-0111"),
-    ("Copperline Logistics", "copperline.co", "logistics & supply chain", 1300, "Chicago", "Illinois",
-     "United States", "+1 312-555-0173"),
-    ("Helio Health", "heliohealth.com", "hospital & health care", 560, "Boston", "Massachusetts",
-     "United States", "+1 617-555-0102"),
-    ("Quantrell Capital", "quantrell.com", "financial services", 120, "New York", "New York", "United States",
-     "+1 212-555-0190"),
-    ("Pinecrest Outdoor", "pinecrestoutdoor.com", "retail", 410, "Denver", "Colorado", "United States",
-     "+1 303-555-0155"),
-    ("Lumen Robotics", "lumenrobotics.ai", "machinery", 75, "Pittsburgh", "Pennsylvania", "United States",
-     "+1 412-555-0126"),
-    ("Saltmarsh Media", "saltmarsh.media", "marketing & advertising", 48, "Los Angeles", "California",
-     "United States", "+1 213-555-0188"),
-    ("Tidewater Energy", "tidewaterenergy.com", "oil & energy", 2200, "Houston", "Texas", "United States",
-     "+1 713-555-0164"),
-    ("Orchard Education", "orchardedu.org", "education management", 320, "Atlanta", "Georgia",
-     "United States", "+1 404-555-0137"),
-    ("Vantage Freight", "vantagefreight.com", "transportation/trucking/railroad", 900, "Memphis",
-     "Tennessee", "United States", "+1 901-555-0119"),
-    ("Kestrel Security", "kestrelsec.com", "computer & network security", 150, "Arlington", "Virginia",
-     "United States", "+1 703-555-0181"),
-    ("Bluefin Foods", "bluefinfoods.com", "food & beverages", 780, "Portland", "Oregon", "United States",
-     "+1 503-555-0147"),
-    ("Meridian Legal Group", "meridianlegal.com", "law practice", 95, "Philadelphia", "Pennsylvania",
-     "United States", "+1 215-555-0162"),
-    ("Granite Peak Construction", "granitepeak.build", "construction", 640, "Salt Lake City", "Utah",
-     "United States", "+1 801-555-0109"),
-    ("Nimbus Cloudworks", "nimbuscloudworks.com", "computer software", 330, "San Francisco", "California",
-     "United States", "+1 415-555-0133"),
-    ("Aurora Biotech", "aurorabio.com", "biotechnology", 210, "San Diego", "California", "United States",
-     "+1 619-555-0171"),
-    ("Fieldstone Insurance", "fieldstoneins.com", "insurance", 1500, "Hartford", "Connecticut",
-     "United States", "+1 860-555-0128"),
-    ("Redwood Hospitality", "redwoodhospitality.com", "hospitality", 2600, "Las Vegas", "Nevada",
-     "United States", "+1 702-555-0195"),
-    ("Cobalt Payments", "cobaltpay.io", "financial services", 260, "Miami", "Florida", "United States",
-     "+1 305-555-0116"),
-    ("Harbor & Finch", "harborfinch.co.uk", "management consulting", 180, "London", "England",
-     "United Kingdom", "+44 20 7946 0958"),
-    ("Wolkenwerk", "wolkenwerk.de", "information technology & services", 140, "Berlin", "Berlin",
-     "Germany", "+49 30 901820"),
-    ("Maple Ridge Software", "mapleridge.ca", "computer software", 90, "Toronto", "Ontario", "Canada",
-     "+1 416-555-0143"),
-    ("Solstice Renewables", "solsticerenew.com", "renewables & environment", 370, "Phoenix", "Arizona",
-     "United States", "+1 602-555-0159"),
-    ("Ironclad Manufacturing", "ironcladmfg.com", "mechanical or industrial engineering", 1100, "Detroit",
-     "Michigan", "United States", "+1 313-555-0124"),
-    ("Lattice Data", "latticedata.io", "computer software", 60, "Boulder", "Colorado", "United States",
-     "+1 720-555-0177"),
-    ("Verdant Agritech", "verdantagri.com", "farming", 230, "Des Moines", "Iowa", "United States",
-     "+1 515-555-0135"),
-    ("Crescent Realty", "crescentrealty.com", "real estate", 310, "Charlotte", "North Carolina",
-     "United States", "+1 704-555-0198"),
-)
+# name|domain|industry|employees|city|state|country code; phone numbers are derived from the position.
+_ORGANIZATION_TABLE = """
+Brightforge Labs|brightforge.io|computer software|85|Austin|Texas|US
+Northwind Analytics|northwindanalytics.com|information technology & services|240|Seattle|Washington|US
+Copperline Logistics|copperline.co|logistics & supply chain|1300|Chicago|Illinois|US
+Helio Health|heliohealth.com|hospital & health care|560|Boston|Massachusetts|US
+Quantrell Capital|quantrell.com|financial services|120|New York|New York|US
+Pinecrest Outdoor|pinecrestoutdoor.com|retail|410|Denver|Colorado|US
+Lumen Robotics|lumenrobotics.ai|machinery|75|Pittsburgh|Pennsylvania|US
+Saltmarsh Media|saltmarsh.media|marketing & advertising|48|Los Angeles|California|US
+Tidewater Energy|tidewaterenergy.com|oil & energy|2200|Houston|Texas|US
+Orchard Education|orchardedu.org|education management|320|Atlanta|Georgia|US
+Vantage Freight|vantagefreight.com|transportation/trucking/railroad|900|Memphis|Tennessee|US
+Kestrel Security|kestrelsec.com|computer & network security|150|Arlington|Virginia|US
+Bluefin Foods|bluefinfoods.com|food & beverages|780|Portland|Oregon|US
+Meridian Legal Group|meridianlegal.com|law practice|95|Philadelphia|Pennsylvania|US
+Granite Peak Construction|granitepeak.build|construction|640|Salt Lake City|Utah|US
+Nimbus Cloudworks|nimbuscloudworks.com|computer software|330|San Francisco|California|US
+Aurora Biotech|aurorabio.com|biotechnology|210|San Diego|California|US
+Fieldstone Insurance|fieldstoneins.com|insurance|1500|Hartford|Connecticut|US
+Redwood Hospitality|redwoodhospitality.com|hospitality|2600|Las Vegas|Nevada|US
+Cobalt Payments|cobaltpay.io|financial services|260|Miami|Florida|US
+Harbor & Finch|harborfinch.co.uk|management consulting|180|London|England|UK
+Wolkenwerk|wolkenwerk.de|information technology & services|140|Berlin|Berlin|DE
+Maple Ridge Software|mapleridge.ca|computer software|90|Toronto|Ontario|CA
+Solstice Renewables|solsticerenew.com|renewables & environment|370|Phoenix|Arizona|US
+Ironclad Manufacturing|ironcladmfg.com|mechanical or industrial engineering|1100|Detroit|Michigan|US
+Lattice Data|latticedata.io|computer software|60|Boulder|Colorado|US
+Verdant Agritech|verdantagri.com|farming|230|Des Moines|Iowa|US
+Crescent Realty|crescentrealty.com|real estate|310|Charlotte|North Carolina|US
+"""
+_COUNTRIES = {"US": "United States", "UK": "United Kingdom", "DE": "Germany", "CA": "Canada"}
+
+
+def _org_specs() -> list[tuple[str, str, str, int, str, str, str]]:
+    specs = []
+    for line in _ORGANIZATION_TABLE.strip().splitlines():
+        name, domain, industry, employees, city, state, country = line.split("|")
+        specs.append((name, domain, industry, int(employees), city, state, _COUNTRIES[country]))
+    return specs
+
 
 # (title, seniority, departments, subdepartments, functions)
 _ROLES: tuple[tuple[str, str, str, str, str], ...] = (
@@ -92,8 +74,13 @@ _ROLES: tuple[tuple[str, str, str, str, str], ...] = (
     ("VP of Sales", "vp", "master_sales", "sales", "sales"),
     ("Head of Marketing", "head", "master_marketing", "marketing", "marketing"),
     ("Director of Engineering", "director", "master_engineering_technical", "engineering", "engineering"),
-    ("Senior Software Engineer", "senior", "master_engineering_technical", "software_development",
-     "engineering"),
+    (
+        "Senior Software Engineer",
+        "senior",
+        "master_engineering_technical",
+        "software_development",
+        "engineering",
+    ),
     ("Account Executive", "senior", "master_sales", "account_management", "sales"),
     ("Sales Development Representative", "entry", "master_sales", "sales_development", "sales"),
     ("Marketing Manager", "manager", "master_marketing", "marketing", "marketing"),
@@ -123,8 +110,10 @@ def _digits(phone: str) -> str:
     return "+" + "".join(ch for ch in phone if ch.isdigit())
 
 
-def _organization(rng: random.Random, spec: tuple[str, str, str, int, str, str, str, str]) -> dict[str, Any]:
-    name, domain, industry, employees, city, state, country, phone = spec
+def _organization(rng: random.Random, index: int, spec: tuple[str, str, str, int, str, str, str]) -> dict[str, Any]:
+    name, domain, industry, employees, city, state, country = spec
+    # 555-01xx numbers are reserved for fiction.
+    phone = f"+1 202-555-{100 + index:04d}"
     return {
         "id": object_id(rng),
         "name": name,
@@ -161,7 +150,7 @@ def _organization(rng: random.Random, spec: tuple[str, str, str, int, str, str, 
 def generate_people(count: int, random_seed: int) -> list[dict[str, Any]]:
     """``count`` person objects shaped like Apollo's, identical for the same arguments."""
     rng = random.Random(random_seed)
-    organizations = [_organization(rng, spec) for spec in _ORGANIZATIONS]
+    organizations = [_organization(rng, index, spec) for index, spec in enumerate(_org_specs())]
     used_emails: set[str] = set()
     people: list[dict[str, Any]] = []
     for _ in range(count):
@@ -207,16 +196,18 @@ def generate_people(count: int, random_seed: int) -> list[dict[str, Any]]:
                     "dnc_other_info": None,
                 }
             )
-        personal = [f"{first.lower()}{last.lower()}{rng.randint(1, 99)}@gmail.com"] if rng.random() < 0.3 else []
+        has_personal = rng.random() < 0.3
+        personal = [f"{first.lower()}{last.lower()}{rng.randint(1, 99)}@gmail.com"] if has_personal else []
         start_year = rng.randint(2012, 2023)
         employment_id = object_id(rng)
+        linkedin = f"http://www.linkedin.com/in/{first.lower()}-{last.lower()}-{rng.getrandbits(32):08x}"
         people.append(
             {
                 "id": person_id,
                 "first_name": first,
                 "last_name": last,
                 "name": f"{first} {last}",
-                "linkedin_url": f"http://www.linkedin.com/in/{first.lower()}-{last.lower()}-{rng.getrandbits(32):08x}",
+                "linkedin_url": linkedin,
                 "title": title,
                 "email_status": email_status,
                 "photo_url": None,
@@ -266,4 +257,3 @@ def generate_people(count: int, random_seed: int) -> list[dict[str, Any]]:
             }
         )
     return people
-

@@ -10,7 +10,7 @@ JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 
 
-class SandboxConnectionReset(Exception):  # noqa: N818 - it is a signal, not an error of the sandbox
+class SandboxConnectionReset(Exception):
     """Raised by the handler when the connection must be dropped without any response.
 
     The HTTP server turns it into an abrupt socket close; the in-process transport into ``httpx.ReadError``.

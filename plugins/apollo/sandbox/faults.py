@@ -1,0 +1,104 @@
+"""Fault injection: a one-shot scripted queue for tests plus seeded random faults for soak runs."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .config import SandboxConfig
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to one API call instead of (or after) serving it normally."""
+
+    token: str
+    #: HTTP status to answer with; ``None`` for a reset or a pass-through.
+    status: int | None = None
+    #: Drop the connection without any response.
+    reset: bool = False
+    #: For resets: apply the request first, so the caller loses the response of a completed write.
+    after_apply: bool = False
+    #: For 429s: whether to send ``Retry-After``.
+    retry_after: bool = True
+
+    @property
+    def passthrough(self) -> bool:
+        """True for ``"ok"``: serve this call normally (keeps later scripted faults in position)."""
+        return self.status is None and not self.reset
+
+
+def parse_fault(token: str) -> Fault:
+    """Parse a scripted fault.
+
+    ``"ok"`` serves the call normally; ``"reset"``/``"reset:before"`` drops the connection before the call
+    is applied, ``"reset:after"`` after; ``"429"`` answers 429 with ``Retry-After: 1``, ``"429:nohdr"``
+    without it; any other 3-digit status (``"401"``, ``"402"``, ``"403"``, ``"422"``, ``"500"``...)
+    answers that status with Apollo's body for it.
+    """
+    text = token.strip().lower()
+    if text in ("ok", "pass", "none"):
+        return Fault(token=text)
+    if text in ("reset", "reset:before"):
+        return Fault(token=text, reset=True)
+    if text == "reset:after":
+        return Fault(token=text, reset=True, after_apply=True)
+    code, _, option = text.partition(":")
+    if len(code) == 3 and code.isdigit() and 400 <= int(code) <= 599 and option in ("", "nohdr"):
+        if option and code != "429":
+            raise ValueError(f"':nohdr' only applies to 429, got {token!r}")
+        return Fault(token=text, status=int(code), retry_after=not option)
+    raise ValueError(f"unknown fault {token!r}")
+
+
+class FaultInjector:
+    """Decides each call's fault; not thread-safe by itself (the sandbox holds its lock)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self._config = config
+        self._scripted: deque[Fault] = deque()
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop scripted faults and restart the random sequences, so a reset sandbox replays identically."""
+        self._rng = random.Random(self._config.random_seed)
+        # Latency is drawn outside the request lock, in arrival order; a separate generator keeps that
+        # ordering from shifting the fault decisions.
+        self._latency_rng = random.Random(self._config.random_seed + 1)
+        self._scripted.clear()
+
+    def script(self, tokens: Iterable[str]) -> None:
+        """Queue faults for the next API calls, in order (validated before anything is queued)."""
+        self._scripted.extend([parse_fault(token) for token in tokens])
+
+    @property
+    def pending(self) -> list[str]:
+        """Scripted faults not yet used."""
+        return [fault.token for fault in self._scripted]
+
+    def next_scripted(self) -> Fault | None:
+        """The next scripted fault, if any."""
+        return self._scripted.popleft() if self._scripted else None
+
+    def draw(self) -> Fault | None:
+        """A random fault per the configured rates, or ``None``."""
+        cfg = self._config
+        # Always draw twice so the sequence of decisions does not depend on earlier outcomes.
+        roll, position = self._rng.random(), self._rng.random()
+        if roll < cfg.fail_rate:
+            return Fault(token="random:500", status=500)
+        roll -= cfg.fail_rate
+        if roll < cfg.throttle_rate:
+            return Fault(token="random:429", status=429)
+        roll -= cfg.throttle_rate
+        if roll < cfg.reset_rate:
+            after = position < cfg.reset_after_apply_fraction
+            return Fault(token="random:reset", reset=True, after_apply=after)
+        return None
+
+    def latency_seconds(self) -> float:
+        """How long to stall the next response."""
+        jitter = self._latency_rng.uniform(0, self._config.latency_jitter_ms) if self._config.latency_jitter_ms else 0.0
+        return max(0.0, self._config.latency_ms + jitter) / 1000.0

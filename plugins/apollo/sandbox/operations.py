@@ -1,0 +1,273 @@
+"""The API operations proper, free of auth, routing, rate limits and faults."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import SandboxConfig
+from .contacts import ContactStore, ContactValidationError, validate_batch
+from .people import PeopleDirectory, norm_domain
+from .responses import SandboxResponse, error, failed, json_response, misconfigured
+
+#: Countries whose residents' personal emails Apollo never reveals.
+_GDPR_COUNTRIES = frozenset(
+    {
+        "austria",
+        "belgium",
+        "bulgaria",
+        "croatia",
+        "cyprus",
+        "czechia",
+        "denmark",
+        "estonia",
+        "finland",
+        "france",
+        "germany",
+        "greece",
+        "hungary",
+        "iceland",
+        "ireland",
+        "italy",
+        "latvia",
+        "liechtenstein",
+        "lithuania",
+        "luxembourg",
+        "malta",
+        "netherlands",
+        "norway",
+        "poland",
+        "portugal",
+        "romania",
+        "slovakia",
+        "slovenia",
+        "spain",
+        "sweden",
+        "switzerland",
+        "united kingdom",
+    }
+)
+
+_PHONE_CREDITS = 8
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An operation's response plus the credits it consumed."""
+
+    response: SandboxResponse
+    credits: float = 0
+
+
+def truthy(value: Any) -> bool:
+    """Query strings carry ``"true"``; JSON bodies carry ``true``."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class MatchFlags:
+    """The enrichment query parameters (they may also come in the JSON body)."""
+
+    reveal_personal_emails: bool = False
+    reveal_phone_number: bool = False
+    run_waterfall_email: bool = False
+    run_waterfall_phone: bool = False
+    webhook_url: str | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], body: Mapping[str, Any]) -> MatchFlags:
+        """Query-string values win over body values."""
+
+        def get(name: str) -> Any:
+            return query[name] if name in query else body.get(name)
+
+        webhook = get("webhook_url")
+        return cls(
+            reveal_personal_emails=truthy(get("reveal_personal_emails")),
+            reveal_phone_number=truthy(get("reveal_phone_number")),
+            run_waterfall_email=truthy(get("run_waterfall_email")),
+            run_waterfall_phone=truthy(get("run_waterfall_phone")),
+            webhook_url=(str(webhook).strip() or None) if webhook else None,
+        )
+
+    @property
+    def waterfall(self) -> bool:
+        """True when any waterfall flag is set."""
+        return self.run_waterfall_email or self.run_waterfall_phone
+
+    def missing_webhook(self) -> str | None:
+        """The error message when a flag that needs ``webhook_url`` came without it."""
+        if self.webhook_url:
+            return None
+        if self.reveal_phone_number:
+            return "Please add a valid 'webhook_url' parameter when using 'reveal_phone_number'"
+        if self.waterfall:
+            return "Please add a valid 'webhook_url' parameter when using waterfall enrichment"
+        return None
+
+
+def _has_mobile(person: Mapping[str, Any]) -> bool:
+    return any(phone.get("type") == "mobile" for phone in person.get("phone_numbers") or [])
+
+
+def person_credits(person: Mapping[str, Any], flags: MatchFlags) -> int:
+    """1 credit per enriched person, plus 8 when a mobile number will be revealed."""
+    return 1 + (_PHONE_CREDITS if flags.reveal_phone_number and _has_mobile(person) else 0)
+
+
+def public_person(person: Mapping[str, Any], flags: MatchFlags) -> dict[str, Any]:
+    """The person object as a match returns it for these flags."""
+    shown = copy.deepcopy(dict(person))
+    # Mobile numbers are only ever delivered asynchronously to the webhook.
+    shown["phone_numbers"] = [p for p in shown.get("phone_numbers") or [] if p.get("type") != "mobile"]
+    gdpr = str(shown.get("country") or "").lower() in _GDPR_COUNTRIES
+    if not flags.reveal_personal_emails or gdpr:
+        shown["personal_emails"] = []
+    if flags.waterfall:
+        # Waterfall mode delivers emails later, to the webhook.
+        shown.pop("email", None)
+        shown.pop("email_status", None)
+    return shown
+
+
+def _extras(flags: MatchFlags, matched: int, request_id: Callable[[], int]) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    if flags.reveal_phone_number:
+        extras["phone_enrichment"] = {
+            "request_id": request_id(),
+            "status": "pending" if matched else "skipped",
+            "message": "Phone numbers will be delivered asynchronously to the webhook_url"
+            if matched
+            else "No matched people to enrich with phone numbers",
+        }
+    if flags.waterfall:
+        extras["waterfall"] = {
+            "status": "accepted",
+            "message": "Waterfall enrichment request accepted; results will be delivered to the webhook_url",
+        }
+    return extras
+
+
+def bulk_match(
+    people: PeopleDirectory,
+    body: Mapping[str, Any],
+    flags: MatchFlags,
+    config: SandboxConfig,
+    request_id: Callable[[], int],
+) -> Outcome:
+    """``POST people/bulk_match``."""
+    details = body.get("details")
+    if details is None or not isinstance(details, list):
+        return Outcome(failed(400, "INVALID_REQUEST", "details is missing or is not an array"))
+    if len(details) > config.max_match_details:
+        message = f"cannot enrich more than {config.max_match_details} in a single request"
+        return Outcome(failed(400, "RECORD_LIMIT_EXCEEDED", message))
+    for index, detail in enumerate(details):
+        if not isinstance(detail, dict):
+            return Outcome(failed(400, "INVALID_REQUEST", f"details[{index}] must be an object"))
+    if message := flags.missing_webhook():
+        return Outcome(failed(400, "INVALID_REQUEST", message))
+
+    found = [people.match(detail) for detail in details]
+    unique = {person["id"]: person for person in found if person is not None}
+    # Billing is per distinct person: asking twice for someone in one call costs once.
+    credits = sum(person_credits(person, flags) for person in unique.values())
+    matches = [public_person(person, flags) if person is not None else None for person in found]
+    if config.omit_missing_matches:
+        matches = [match for match in matches if match is not None]
+    payload: dict[str, Any] = {
+        "status": "success",
+        "error_code": None,
+        "error_message": None,
+        "request_id": request_id(),
+        "total_requested_enrichments": len(details),
+    }
+    if not flags.waterfall:
+        payload["unique_enriched_records"] = len(unique)
+        payload["missing_records"] = sum(1 for person in found if person is None)
+        payload["credits_consumed"] = credits
+    payload["matches"] = matches
+    payload.update(_extras(flags, len(unique), request_id))
+    return Outcome(json_response(200, payload), credits)
+
+
+def people_match(
+    people: PeopleDirectory,
+    query: Mapping[str, str],
+    body: Mapping[str, Any],
+    flags: MatchFlags,
+    request_id: Callable[[], int],
+) -> Outcome:
+    """``POST people/match``: one person, identifiers in the query string or the body."""
+    if message := flags.missing_webhook():
+        return Outcome(failed(400, "INVALID_REQUEST", message))
+    detail = {**query, **body}
+    person = people.match(detail)
+    payload: dict[str, Any] = {"person": public_person(person, flags) if person else None}
+    payload.update(_extras(flags, 1 if person else 0, request_id))
+    return Outcome(json_response(200, payload), person_credits(person, flags) if person else 0)
+
+
+def bulk_enrich(people: PeopleDirectory, body: Mapping[str, Any], config: SandboxConfig) -> Outcome:
+    """``POST organizations/bulk_enrich``."""
+    domains = body.get("domains")
+    if not isinstance(domains, list) or not all(isinstance(domain, str) for domain in domains):
+        return Outcome(failed(400, "INVALID_REQUEST", "domains is missing or is not an array of strings"))
+    if len(domains) > config.max_enrich_domains:
+        message = f"cannot enrich more than {config.max_enrich_domains} in a single request"
+        return Outcome(failed(400, "RECORD_LIMIT_EXCEEDED", message))
+    unique = list(dict.fromkeys(norm_domain(domain) for domain in domains if norm_domain(domain)))
+    organizations = [org for domain in unique if (org := people.organization(domain)) is not None]
+    payload = {
+        "status": "success",
+        "error_code": None,
+        "error_message": None,
+        "total_requested_domains": len(domains),
+        "unique_domains": len(unique),
+        "unique_enriched_records": len(organizations),
+        "missing_records": len(unique) - len(organizations),
+        "organizations": copy.deepcopy(organizations),
+    }
+    return Outcome(json_response(200, payload))
+
+
+def organization_enrich(people: PeopleDirectory, query: Mapping[str, str]) -> Outcome:
+    """``GET organizations/enrich?domain=...``."""
+    domain = query.get("domain", "")
+    if not norm_domain(domain):
+        return Outcome(failed(400, "INVALID_REQUEST", "domain is required"))
+    org = people.organization(domain)
+    return Outcome(json_response(200, {"organization": copy.deepcopy(org) if org else None}))
+
+
+def bulk_create_contacts(
+    store: ContactStore, query: Mapping[str, str], body: Mapping[str, Any], config: SandboxConfig
+) -> Outcome:
+    """``POST contacts/bulk_create``."""
+    # Apollo's own n8n node sends the array as contacts_with_labels.
+    contacts = body.get("contacts", body.get("contacts_with_labels"))
+    if not isinstance(contacts, list):
+        return Outcome(misconfigured("contacts must be an array of contact objects"))
+    if len(contacts) > config.max_bulk_contacts:
+        return Outcome(error(422, f"Please limit your array to {config.max_bulk_contacts} contacts or fewer."))
+    labels = body.get("append_label_names") or []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        return Outcome(misconfigured("append_label_names must be an array of strings"))
+    owner_id = body.get("owner_id")
+    if owner_id is not None and (
+        not isinstance(owner_id, str) or (config.owner_ids is not None and owner_id not in config.owner_ids)
+    ):
+        return Outcome(misconfigured(f"owner_id {owner_id!r} is not a user of your team"))
+    try:
+        validate_batch(contacts)
+    except ContactValidationError as exc:
+        # One bad record fails the whole batch: callers have to split it to find the culprit.
+        return Outcome(misconfigured(str(exc)))
+    run_dedupe = truthy(query["run_dedupe"] if "run_dedupe" in query else body.get("run_dedupe", False))
+    result = store.bulk_create(contacts, label_names=labels, owner_id=owner_id, run_dedupe=run_dedupe)
+    payload = {"created_contacts": result.created, "existing_contacts": result.existing}
+    return Outcome(json_response(200, payload))
