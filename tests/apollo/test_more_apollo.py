@@ -1,0 +1,79 @@
+"""Organization enrichment, lost-response replays, waterfall responses and the demo command."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from connector_core.cli import main
+from connector_core.testing import read_jsonl, run_job, write_spec
+
+from .conftest import env, people, write_job, write_leads
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_lost_response_replay_routes_our_new_contacts_to_created(tmp_path: Path, sandbox) -> None:
+    write_leads(tmp_path, people(5))
+    # The bulk_match call goes through; bulk_create is applied but its response is lost (connection reset).
+    sandbox.sandbox.script_faults(["ok", "reset:after"])
+    report = run_job(write_job(tmp_path, contacts="run_dedupe: false"), env(sandbox))
+    assert report.status == "success", report.failure
+    created = read_jsonl(tmp_path / "out" / "created.jsonl")
+    assert len(created) == 5 and not (tmp_path / "out" / "existing.jsonl").read_text()
+    emails = [c["email"] for c in sandbox.sandbox.state()["contacts"]]
+    assert len(emails) == len(set(emails))  # the replay created no duplicate
+    assert sandbox.sandbox.state()["calls"]["/api/v1/contacts/bulk_create"] == 2
+
+
+def test_waterfall_response_without_credit_counts(tmp_path: Path, sandbox) -> None:
+    write_leads(tmp_path, people(4))
+    enrich = "run_waterfall_email: true\nwebhook_url: https://hooks.example/secret-token"
+    report = run_job(write_job(tmp_path, enrich=enrich), env(sandbox))
+    assert report.status == "success", report.failure
+    assert report.streams["enrich.matched"] == 4
+    assert report.extra["api"]["credits"] == 4  # counted at the worst case when Apollo leaves it out
+
+
+def test_organizations_bulk_enrich_merges_known_domains(tmp_path: Path, sandbox) -> None:
+    rows = [*people(12), {"domain": "unknown-company.invalid"}, {"domain": "APOLLO.IO"}]
+    write_leads(tmp_path, rows)
+    spec = write_spec(
+        tmp_path,
+        """
+        version: 1
+        job: orgs
+        public_env: [APOLLO_BASE_URL]
+        connections:
+          apollo: {type: apollo, base_url: "${APOLLO_BASE_URL}", api_key: "${APOLLO_API_KEY}"}
+        sources:
+          leads: {type: jsonl, path: leads.jsonl}
+        mappers:
+          orgs: {type: apollo.organizations_bulk_enrich, connection: apollo, inputs: [leads]}
+        sinks:
+          out: {type: jsonl, inputs: [orgs], path: out.jsonl}
+        """,
+    )
+    report = run_job(spec, env(sandbox))
+    assert report.status == "success", report.failure
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert len(out) == 14
+    by_domain = {r["domain"]: r for r in out}
+    assert by_domain["APOLLO.IO"]["organization_name"] == "Apollo.io"
+    assert "organization_name" not in by_domain["unknown-company.invalid"]  # unmatched is not an error
+    domains = {(r["domain"] or "").lower() for r in rows} - {""}
+    calls = sandbox.sandbox.state()["calls"]["/api/v1/organizations/bulk_enrich"]
+    assert calls == -(-len(domains) // 10)
+
+
+def test_demo_runs_the_example_job_against_an_in_process_sandbox(tmp_path: Path, capsys) -> None:
+    shutil.copy(REPO / "config.example.yaml", tmp_path)
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "leads.csv", tmp_path / "data")
+    code = main(["demo", "--spec", str(tmp_path / "config.example.yaml"), "--report", str(tmp_path / "r.json")])
+    assert code == 0
+    out = tmp_path / "out"
+    assert len(read_jsonl(out / "created.jsonl")) == 19
+    assert len(read_jsonl(out / "existing.jsonl")) == 3
+    assert len(read_jsonl(out / "missing.jsonl")) == 3
+    assert "created" in capsys.readouterr().out
