@@ -104,7 +104,8 @@ class ApolloClient:
         for attempt in range(1, self.settings.max_attempts + 1):
             if self.refused:
                 raise ApolloAuthError(self.refused)
-            self.stats.wait_s += await budget.acquire()
+            waited = await budget.acquire()  # awaited first: `x += await f()` would lose concurrent updates
+            self.stats.wait_s += waited
             uncertain = True
             try:
                 response = await self.http.post(url, json=body, params=params)

@@ -150,3 +150,23 @@ def test_uncertain_failure_rewrites_the_retry_body() -> None:
 
     asyncio.run(go())
     assert [body["run_dedupe"] for body in seen_bodies] == [False, True]
+
+
+def test_wait_time_adds_up_across_concurrent_calls() -> None:
+    from crmsync_plugins.apollo.budget import RateLimit
+
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        await asyncio.sleep(0)
+
+    async def go() -> float:
+        settings = ApolloSettings(api_key=KEY, rate_limits={"people/bulk_match": RateLimit(per_minute=3)})
+        client = ApolloClient(settings, transport=scripted([OK])[1], clock=lambda: clock[0], sleep=sleep)
+        await asyncio.gather(*(client.post("people/bulk_match", {}) for _ in range(7)))
+        await client.aclose()
+        return client.stats.wait_s
+
+    # 7 calls at 3 a minute: the 4th waits for the second window, the 7th for the third.
+    assert asyncio.run(go()) == pytest.approx(2 * 60.25)
