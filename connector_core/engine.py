@@ -133,6 +133,9 @@ class Engine:
             records = [item for item in chunk if item.__class__ is Record]
             if len(records) != len(chunk):
                 out.failed = [item for item in chunk if isinstance(item, Failed)]
+                if len(records) + len(out.failed) != len(chunk):  # a plugin bug: never drop records silently
+                    odd = next(item for item in chunk if item.__class__ is not Record and not isinstance(item, Failed))
+                    raise RunFailed(f"source {node.name} yielded a {type(odd).__name__}, not a Record or Failed")
             out.routed["default"] = records
             await self._deliver(node.name, out)
 

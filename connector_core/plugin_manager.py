@@ -45,6 +45,8 @@ class PluginHost:
     def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
         self.pm = pm
         self._infos = infos
+        # Hooks are called implementation by implementation, not through pm.hook: trace them by hand.
+        self._trace = pm.trace.root.get("hook")
 
     # Registries are filled on first use: `crmsync --help` should not import every component's dependencies.
     @functools.cached_property
@@ -75,7 +77,15 @@ class PluginHost:
         # Called implementation by implementation so a clash can name the plugin that caused it.
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             registry.current_plugin = impl.plugin_name
-            impl.function(registry)
+            self._trace(f"{hook_name} -> {impl.plugin_name}")
+            try:
+                impl.function(registry)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+                ) from exc
 
     def commands(self) -> CommandRegistry:
         """Sub-commands contributed by plugins."""
@@ -97,12 +107,14 @@ class PluginHost:
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook on every plugin; a failing observer is logged, never fatal."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            self._trace(f"{hook_name} -> {impl.plugin_name}")
             try:
                 impl.function(*(kwargs[arg] for arg in impl.argnames))
             except Exception as exc:
                 message = f"{type(exc).__name__}: {exc}"
                 redactor = getattr(kwargs.get("context"), "redactor", None)
-                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, redactor.text(message) if redactor else message)
+                message = redactor.text(message) if redactor else message
+                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, message)
 
     def has_observers(self, hook_name: str) -> bool:
         """Whether any plugin implements ``hook_name`` (lets the engine skip work nobody listens to)."""
@@ -112,6 +124,14 @@ class PluginHost:
 def _names_from_env(variable: str) -> set[str] | None:
     value = os.environ.get(variable, "").strip()
     return {name.strip() for name in value.split(",") if name.strip()} if value else None
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    # pluggy checks hook argument names at registration: a typo there is the plugin's error, not a crash.
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
 
 
 def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple[str, object]] = ()) -> PluginHost:
@@ -133,16 +153,16 @@ def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple
                 plugin = ep.load()
             except Exception as exc:
                 raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from None
-            pm.register(plugin, name=ep.name)
+            _register(pm, plugin, ep.name)
             dist = ep.dist
             infos[ep.name] = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
     for name, plugin in extra_plugins:
-        pm.register(plugin, name=name)
+        _register(pm, plugin, name)
         infos[name] = PluginInfo(name, "(registered in code)", "-")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from None
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
     if os.environ.get(TRACE_ENV) == "1":
         pm.trace.root.setwriter(lambda message: sys.stderr.write(message))
         pm.enable_tracing()

@@ -1,0 +1,383 @@
+"""The streaming engine: routing, batching, concurrency, failures, error budget, provenance, back-pressure."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector_core import hookimpl
+from connector_core.components import Emitter, Mapper, Source
+from connector_core.records import Record
+
+from . import kit
+from .conftest import Jobs
+
+
+def data(sink: str) -> list[int]:
+    return sorted(row["i"] for row in kit.STORE[sink])
+
+
+def test_fan_out_gives_every_sink_all_records(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: fan
+        sources:
+          nums: {type: t.numbers, count: 25}
+        sinks:
+          left: {type: t.collect, inputs: [nums], batch_size: 4}
+          right: {type: t.collect, inputs: [nums], batch_size: 7}
+    """)
+    assert report.status == "success", report.failure
+    assert data("left") == data("right") == list(range(25))
+    assert report.delivered == {"left": 25, "right": 25}
+    assert report.streams == {"nums": 25}
+
+
+def test_multi_output_routing(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: routes
+        sources:
+          nums: {type: t.numbers, count: 10}
+        mappers:
+          split: {type: t.split, inputs: [nums]}
+        sinks:
+          even: {type: t.collect, inputs: [split]}
+          odd: {type: t.collect, inputs: [split.odd]}
+    """)
+    assert report.status == "success", report.failure
+    assert data("even") == [0, 2, 4, 6, 8]
+    assert data("odd") == [1, 3, 5, 7, 9]
+    assert report.streams == {"nums": 10, "split": 5, "split.odd": 5}
+
+
+def test_consumer_reading_two_inputs_gets_both(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: merge
+        sources:
+          nums: {type: t.numbers, count: 6}
+          more: {type: t.anumbers, count: 3}
+        mappers:
+          split: {type: t.split, inputs: [nums]}
+        sinks:
+          both: {type: t.collect, inputs: [split, split.odd]}
+          all: {type: t.collect, inputs: [split.odd, more, split]}
+    """)
+    assert report.status == "success", report.failure
+    assert data("both") == list(range(6))
+    assert sorted((row["i"], "async" in row) for row in kit.STORE["all"]) == sorted(
+        [(i, False) for i in range(6)] + [(i, True) for i in range(3)]
+    )
+
+
+def test_batch_size_is_respected(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: batches
+        settings: {source_batch_size: 10}
+        sources:
+          nums: {type: t.numbers, count: 50}
+        mappers:
+          probe: {type: t.probe, inputs: [nums], batch_size: 7}
+          default_size: {type: t.probe, inputs: [nums]}
+        sinks:
+          out: {type: t.collect, inputs: [probe, default_size]}
+    """)
+    assert report.status == "success", report.failure
+    assert kit.STORE["probe"] == [7] * 7 + [1]
+    assert kit.STORE["default_size"] == [50], "Mapper.batch_size (500) applies when the spec gives none"
+    assert len(kit.STORE["out"]) == 100
+
+
+@pytest.mark.parametrize(("concurrency", "expected"), [(1, 1), (4, 4)])
+def test_concurrency_overlaps_async_calls(jobs: Jobs, concurrency: int, expected: int) -> None:
+    report = jobs.run(f"""
+        version: 1
+        job: concurrent
+        sources:
+          nums: {{type: t.numbers, count: 60}}
+        mappers:
+          probe: {{type: t.probe, sleep: 0.01, inputs: [nums], batch_size: 5, concurrency: {concurrency}}}
+        sinks:
+          out: {{type: t.collect, inputs: [probe]}}
+    """)
+    assert report.status == "success", report.failure
+    assert kit.COUNTERS["probe.max_in_flight"] == expected
+    assert data("out") == list(range(60))
+
+
+def test_mapper_exception_sends_its_batch_to_errors_and_fails_the_run(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: explode
+        sources:
+          nums: {type: t.numbers, count: 10}
+        mappers:
+          boom: {type: t.explode, inputs: [nums], batch_size: 2, fail_on: [3], message: "the API said no"}
+        sinks:
+          out: {type: t.collect, inputs: [boom]}
+          errs: {type: t.collect, inputs: [errors]}
+    """)
+    assert report.status == "failed"
+    assert "boom failed: RuntimeError: the API said no" in report.failure
+    assert data("out") == [0, 1, 4, 5, 6, 7, 8, 9]
+    assert data("errs") == [2, 3]
+    assert {row["_error"]["reason"] for row in kit.STORE["errs"]} == {"boom failed: RuntimeError: the API said no"}
+    assert {row["_error"]["component"] for row in kit.STORE["errs"]} == {"boom"}
+    assert report.errors["count"] == 2
+
+
+SPLIT_REJECTS = """
+    version: 1
+    job: budget
+    settings: {settings}
+    sources:
+      nums: {{type: t.numbers, count: 10}}
+    mappers:
+      split: {{type: t.split, inputs: [nums], reject: [2, 5], reason: invalid email}}
+    sinks:
+      even: {{type: t.collect, inputs: [split]}}
+      odd: {{type: t.collect, inputs: [split.odd]}}
+"""
+
+
+def test_record_errors_alone_do_not_fail_the_run(jobs: Jobs) -> None:
+    report = jobs.run(SPLIT_REJECTS.format(settings="{}"))
+    assert report.status == "success", report.failure
+    assert report.errors["count"] == 2 and report.errors["rate"] == 0.2
+
+
+def test_max_error_rate_exceeded_fails_the_run(jobs: Jobs) -> None:
+    report = jobs.run(SPLIT_REJECTS.format(settings="{max_error_rate: 0.1}"))
+    assert report.status == "failed"
+    assert report.failure == "error rate 20.00% exceeds max_error_rate 10.00%"
+    assert data("even") == [0, 4, 6, 8], "the run still delivers what it could"
+
+
+def test_max_error_rate_not_exceeded(jobs: Jobs) -> None:
+    report = jobs.run(SPLIT_REJECTS.format(settings="{max_error_rate: 0.2}"))
+    assert report.status == "success", report.failure
+
+
+@pytest.mark.parametrize(("in_spec", "override", "status"), [("0.5", 0.1, "failed"), ("0.0", 0.25, "success")])
+def test_max_error_rate_argument_overrides_the_spec(jobs: Jobs, in_spec: str, override: float, status: str) -> None:
+    report = jobs.run(SPLIT_REJECTS.format(settings=f"{{max_error_rate: {in_spec}}}"), max_error_rate=override)
+    assert report.status == status
+
+
+def test_stop_on_error_stops_at_the_first_rejected_record(jobs: Jobs) -> None:
+    text = SPLIT_REJECTS.format(settings="{stop_on_error: true, source_batch_size: 1}")
+    report = jobs.run(
+        text.replace("count: 10", "count: 500").replace("inputs: [nums],", "inputs: [nums], batch_size: 1,")
+    )
+    assert report.status == "failed"
+    assert report.failure == "stop_on_error: split rejected nums:3: invalid email"
+    assert report.input_records < 500
+    assert kit.STORE["even.closed"] == [False] and kit.STORE["odd.closed"] == [False]
+
+
+def test_every_record_ends_in_exactly_one_place(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: conservation
+        settings: {source_batch_size: 16}
+        sources:
+          nums: {type: t.numbers, count: 300, bad: [0, 17, 299]}
+          more: {type: t.anumbers, count: 50}
+        mappers:
+          boom: {type: t.explode, inputs: [nums, more], batch_size: 8, fail_on: [42]}
+          split: {type: t.split, inputs: [boom], reject: [7, 100, 101], batch_size: 13, concurrency: 3}
+        sinks:
+          even: {type: t.collect, inputs: [split], reject: [10, 12], batch_size: 9}
+          odd: {type: t.collect, inputs: [split.odd], batch_size: 50}
+          errs: {type: t.collect, inputs: [errors]}
+    """)
+    delivered = report.delivered["even"] + report.delivered["odd"]
+    assert report.input_records == 350
+    assert delivered + report.errors["count"] == 350
+    assert report.delivered["errs"] == report.errors["count"] == report.streams["errors"]
+    keys = [(row["i"], "async" in row) for row in kit.STORE["even"] + kit.STORE["odd"] + kit.STORE["errs"]]
+    assert len(keys) == len(set(keys)) == 350, "no record lost or duplicated"
+
+
+def test_error_records_carry_provenance(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: provenance
+        sources:
+          nums: {type: t.numbers, count: 5, bad: [1], message: "line 2 is garbled"}
+          ids: {type: t.numbers, count: 5, key: [i]}
+        mappers:
+          split: {type: t.split, inputs: [nums], reject: [3], reason: no email}
+        sinks:
+          out: {type: t.collect, inputs: [split, split.odd, ids], reject: [4], reason: duplicate}
+          errs: {type: t.collect, inputs: [errors]}
+    """)
+    assert report.status == "success", report.failure
+    errors = sorted((row["_error"]["source"], row["_error"]["position"], row) for row in kit.STORE["errs"])
+    details = [row["_error"] for _, _, row in errors]
+    assert details == [
+        {"component": "out", "reason": "duplicate", "source": "ids", "position": 5},
+        {"component": "nums", "reason": "line 2 is garbled", "source": "nums", "position": 2},
+        {"component": "split", "reason": "no email", "source": "nums", "position": 4},
+        {"component": "out", "reason": "duplicate", "source": "nums", "position": 5},
+    ]
+    assert [row["i"] for _, _, row in errors] == [4, 1, 3, 4], "the original data is kept beside _error"
+    first = {(entry["source"], entry["position"]): entry for entry in report.errors["first"]}
+    assert first[("ids", 5)]["key"] == "4", "the source's key option is the record key"
+    assert len(first[("nums", 2)]["key"]) == 24, "without key option, a content hash"
+
+
+def test_async_source(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: async
+        settings: {source_batch_size: 3}
+        sources:
+          nums: {type: t.anumbers, count: 10}
+        sinks:
+          out: {type: t.collect, inputs: [nums]}
+    """)
+    assert report.status == "success", report.failure
+    assert kit.STORE["out"] == [{"i": i, "async": True} for i in range(10)]
+
+
+@pytest.mark.parametrize("source_type", ["t.numbers", "t.anumbers"])
+def test_source_raising_midway_fails_the_run(jobs: Jobs, source_type: str) -> None:
+    report = jobs.run(f"""
+        version: 1
+        job: broken
+        settings: {{source_batch_size: 5}}
+        sources:
+          nums: {{type: {source_type}, count: 100, fail_at: 12, message: "socket closed at row 13"}}
+        sinks:
+          out: {{type: t.collect, inputs: [nums]}}
+    """)
+    assert report.status == "failed"
+    assert report.failure == "ValueError: socket closed at row 13"
+    assert kit.STORE["out.closed"] == [False], "sinks learn the run failed"
+    assert len(kit.STORE["out"]) <= 10
+
+
+def test_sink_close_error_fails_the_run(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: close
+        sources:
+          nums: {type: t.numbers, count: 3}
+        sinks:
+          out: {type: t.collect, inputs: [nums], close_error: disk full}
+    """)
+    assert report.status == "failed"
+    assert report.failure == "out failed to close: OSError: disk full"
+
+
+def test_successful_run_closes_everything_with_success(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: ok
+        connections:
+          crm: {type: t.token, token: abcd}
+        sources:
+          nums: {type: t.numbers, count: 0}
+        sinks:
+          out: {type: t.collect, inputs: [nums], connection: crm}
+    """)
+    assert report.status == "success", report.failure
+    assert report.input_records == 0
+    assert kit.STORE["out.closed"] == [True]
+    assert kit.STORE["out.token"] == ["abcd"]
+    assert kit.STORE["connections"] == [("open", "crm"), ("close", "crm")]
+
+
+def test_emitting_to_an_undeclared_output_is_a_record_error(jobs: Jobs) -> None:
+    class Misroute(Mapper):
+        def process(self, batch: list[Record], out: Emitter) -> None:
+            for record in batch:
+                out.emit(record, "elsewhere" if record.data["i"] == 1 else "default")
+
+    class Plugin:
+        @hookimpl
+        def register_mappers(registry):
+            registry.add("t.misroute", Misroute)
+
+    jobs.run(
+        """
+        version: 1
+        job: misroute
+        sources:
+          nums: {type: t.numbers, count: 3}
+        mappers:
+          route: {type: t.misroute, inputs: [nums]}
+        sinks:
+          out: {type: t.collect, inputs: [route]}
+          errs: {type: t.collect, inputs: [errors]}
+        """,
+        plugins=[("misroute", Plugin)],
+    )
+    assert data("out") == [0, 2]
+    assert [row["_error"]["reason"] for row in kit.STORE["errs"]] == ["route emitted to undeclared output 'elsewhere'"]
+
+
+def test_source_yielding_something_else_than_records_fails_clearly(jobs: Jobs) -> None:
+    class Dicts(Source):
+        def read(self):
+            yield self.record({"i": 0}, 1)
+            yield {"i": 1}
+
+    class Plugin:
+        @hookimpl
+        def register_sources(registry):
+            registry.add("t.dicts", Dicts)
+
+    report = jobs.run(
+        """
+        version: 1
+        job: dicts
+        sources:
+          rows: {type: t.dicts}
+        sinks:
+          out: {type: t.collect, inputs: [rows]}
+        """,
+        plugins=[("dicts", Plugin)],
+    )
+    assert report.status == "failed"
+    assert "rows" in report.failure and "dict" in report.failure
+
+
+def test_error_sink_failures_do_not_loop(jobs: Jobs, caplog: pytest.LogCaptureFixture) -> None:
+    report = jobs.run("""
+        version: 1
+        job: loop
+        sources:
+          nums: {type: t.numbers, count: 4}
+        mappers:
+          split: {type: t.split, inputs: [nums], reject: [1, 2]}
+        sinks:
+          even: {type: t.collect, inputs: [split]}
+          errs: {type: t.collect, inputs: [errors], reject: [2], reason: cannot store}
+    """)
+    assert report.errors["count"] == 3
+    assert report.streams["errors"] == 2
+    assert data("errs") == [1]
+    assert "error sink errs could not write nums:3" in caplog.text
+
+
+def test_back_pressure_bounds_records_in_flight(jobs: Jobs) -> None:
+    queue_batches, batch = 2, 1000
+    report = jobs.run(f"""
+        version: 1
+        job: pressure
+        settings: {{queue_batches: {queue_batches}, source_batch_size: {batch}}}
+        sources:
+          nums: {{type: t.numbers, count: 200000, track: true, key: [i]}}
+        sinks:
+          slow: {{type: t.collect, inputs: [nums], batch_size: {batch}, sleep: 0.001, track: true}}
+    """)
+    assert report.status == "success", report.failure
+    assert report.delivered["slow"] == 200000
+    assert kit.COUNTERS["in_flight"] == 0
+    # Read but not yet written: queue_batches queued, one the source is filling (blocked on the full queue), one
+    # the sink's input loop holds while it waits for a free call, and one handed to a write() call that the
+    # event loop has not started yet (the source is woken first). Without back-pressure this would be ~200k.
+    assert kit.COUNTERS["max_in_flight"] <= (queue_batches + 3) * batch
