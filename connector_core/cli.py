@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connector_core import __version__
+from connector_core.cli_state import add_commands as add_state_commands
 from connector_core.errors import CrmsyncError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
 from connector_core.redact import RedactingFilter, Redactor
@@ -17,6 +18,7 @@ from connector_core.redact import RedactingFilter, Redactor
 if TYPE_CHECKING:
     from connector_core.report import RunReport
     from connector_core.spec.model import SyncSpec
+    from connector_core.state.store import StateStore
 
 log = logging.getLogger("crmsync")
 
@@ -56,6 +58,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     run.add_argument("spec", type=Path, help="the job's YAML spec")
     run.add_argument("--report", type=Path, help="write the run report as JSON to this file")
     run.add_argument("--max-error-rate", type=float, help="fail the run when more than this fraction of records fail")
+    run.add_argument("--state", type=Path, help="keep durable state in this SQLite file (resume, skip delivered)")
+    run.add_argument("--full-refresh", action="store_true", help="process every record, even those already delivered")
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser(
@@ -63,6 +67,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     )
     validate.add_argument("spec", type=Path, help="the job's YAML spec")
     validate.set_defaults(handler=_validate)
+
+    add_state_commands(commands, common)
 
     plugins = commands.add_parser("plugins", help="list installed plugins", parents=[common])
     plugins.set_defaults(handler=_plugins)
@@ -94,26 +100,46 @@ def install_redaction(redactor: Redactor) -> None:
 
 
 def run_spec(
-    path: Path, host: PluginHost, report_path: Path | None = None, max_error_rate: float | None = None
+    path: Path,
+    host: PluginHost,
+    report_path: Path | None = None,
+    max_error_rate: float | None = None,
+    state_path: Path | None = None,
+    full_refresh: bool = False,
 ) -> tuple[SyncSpec, RunReport]:
-    """Load and run a spec the way ``crmsync run`` does: redacted logs, report file, summary on stderr."""
+    """Load and run a spec the way ``crmsync run`` does: redacted logs, report file, summary on stderr.
+
+    Durable state is used when the spec has a ``state:`` section or ``state_path`` is given.
+    """
     from connector_core.engine import Engine
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(path, host)
-    engine = Engine(spec, host, max_error_rate=max_error_rate)
-    install_redaction(engine.context.redactor)
-    for warning in spec.warnings:
-        log.warning("%s", warning)
-    report = asyncio.run(engine.run())
+    store = open_state(spec, state_path) if spec.state is not None or state_path else None
+    try:
+        engine = Engine(spec, host, max_error_rate, store, full_refresh)
+        install_redaction(engine.context.redactor)
+        for warning in spec.warnings:
+            log.warning("%s", warning)
+        report = asyncio.run(engine.run())
+    finally:
+        if store is not None:
+            store.close()
     if report_path:
         report.write(report_path)
     print(report.summary(), file=sys.stderr)
     return spec, report
 
 
+def open_state(spec: SyncSpec, override: Path | None = None) -> StateStore:
+    """The job's state store (SQLite at the spec's ``state.path``, ``override``, or ``.crmsync/state.db``)."""
+    from connector_core.state.sqlite import SqliteStateStore
+
+    return SqliteStateStore(spec.state_path(override))
+
+
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
-    _, report = run_spec(args.spec, host, args.report, args.max_error_rate)
+    _, report = run_spec(args.spec, host, args.report, args.max_error_rate, args.state, args.full_refresh)
     return 0 if report.status == "success" else 1
 
 

@@ -130,6 +130,15 @@ class Sink(Mapper):
         """Write one batch."""
         raise NotImplementedError
 
+    def checkpoint(self) -> Any:
+        """Make everything written so far durable and return a JSON-able token describing it, or None.
+
+        Called after each batch when the job keeps state; the token is committed in the same transaction as
+        the batch's deliveries and handed back by ``context.state.sink_checkpoint(name)`` after a crash. Sinks
+        whose writes are durable at once (an API) keep the default.
+        """
+        return None
+
 
 class Connection:
     """A shared, named resource such as an API client, declared under ``connections:`` in the spec.

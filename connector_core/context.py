@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from connector_core.components import Connection
     from connector_core.plugin_manager import PluginHost
     from connector_core.spec.model import SyncSpec
+    from connector_core.state.store import JobState
 
 
 class RunContext:
@@ -26,6 +27,8 @@ class RunContext:
         self.redactor = Redactor(spec.secrets)
         self.log = logging.getLogger(f"crmsync.job.{spec.job}")
         self.connections: dict[str, Connection] = {}
+        #: The job's durable state (``None`` unless the spec or ``--state`` enables it).
+        self.state: JobState | None = None
         #: Reasons the run is failing although it goes on (e.g. credits ran out: the rest is skipped).
         self.failures: list[str] = []
 

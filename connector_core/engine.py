@@ -14,12 +14,14 @@ from typing import Any
 from connector_core.components import Component, Emitter, Failed, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
+from connector_core.ledger import Ledger
 from connector_core.plugin_manager import PluginHost
 from connector_core.progress import Progress
 from connector_core.records import Record
 from connector_core.report import RunReport
 from connector_core.spec.graph import parse_stream, stream_name, topological_order
 from connector_core.spec.model import ERRORS_STREAM, ComponentSpec, SyncSpec
+from connector_core.state.store import StateStore
 
 log = logging.getLogger("crmsync.engine")
 
@@ -33,9 +35,19 @@ async def _maybe_await(value: Awaitable[Any] | Any) -> Any:
 class Engine:
     """Runs one job. Build it, then ``await engine.run()`` (or use :func:`run_sync`)."""
 
-    def __init__(self, spec: SyncSpec, host: PluginHost, max_error_rate: float | None = None) -> None:
+    def __init__(
+        self,
+        spec: SyncSpec,
+        host: PluginHost,
+        max_error_rate: float | None = None,
+        state: StateStore | None = None,
+        full_refresh: bool = False,
+    ) -> None:
         self.spec = spec
         self.context = RunContext(spec, host)
+        self.store = state
+        self.full_refresh = full_refresh
+        self.ledger: Ledger | None = None
         self.max_error_rate = spec.settings.max_error_rate if max_error_rate is None else max_error_rate
         components = spec.components
         self.subscribers: dict[tuple[str, str], list[asyncio.Queue[list[Record] | None]]] = {}
@@ -63,6 +75,9 @@ class Engine:
         context, host = self.context, self.context.host
         failure: str | None = None
         opened: list[Component] = []
+        if self.store is not None:  # before anything else: a second run of the job must not start at all
+            self.ledger = Ledger(self.store, self.spec.job, self.spec.state_settings.max_attempts, self.full_refresh)
+            context.state = self.ledger.state
         try:
             for name, spec in self.spec.connections.items():
                 connection = spec.cls(name, spec.options, context)
@@ -86,8 +101,11 @@ class Engine:
             failure = context.redactor.text(f"{type(first).__name__}: {first}")
         finally:
             self.progress.stop()
+            aborted = failure is not None
             failure = await self._close(opened, failure)
         report = self._report(failure)
+        if self.ledger is not None:
+            self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
         host.notify("after_sync", context=context, report=report)
         return report
 
@@ -129,6 +147,8 @@ class Engine:
         stats = self.context.stats
         async for chunk in _chunks(node.read(), self.spec.settings.source_batch_size):
             stats.input_records += len(chunk)
+            if self.ledger is not None:
+                chunk = self.ledger.stamp(chunk)
             out = Emitter()
             records = [item for item in chunk if item.__class__ is Record]
             if len(records) != len(chunk):
@@ -169,8 +189,15 @@ class Engine:
         self, spec: ComponentSpec, node: Component, batch: list[Record], limit: asyncio.Semaphore
     ) -> None:
         out = Emitter()
+        terminal = spec.kind == "sink" and not spec.outputs
+        if self.ledger is not None and terminal:
+            batch = self.ledger.unseen(spec.name, batch)
         try:
             await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
+            if self.ledger is not None and spec.kind == "sink":
+                failed = {id(item.record) for item in out.failed}
+                written = [record for record in batch if id(record) not in failed]
+                self.ledger.delivered(spec.name, written, await _maybe_await(node.checkpoint()))  # type: ignore[attr-defined]
         except RunFailed:
             raise
         except Exception as exc:
@@ -217,6 +244,8 @@ class Engine:
         if self.spec.settings.stop_on_error:
             first = error_records[0].data["_error"]
             raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")
+        if self.ledger is not None:
+            self.ledger.rejected(name, error_records)
         if name in self.error_side:
             for record in error_records:
                 log.error("error sink %s could not write %s: %s", name, record.provenance, record.data["_error"])
@@ -235,6 +264,8 @@ class Engine:
         if failure is not None:  # close errors and mark_failed reasons are plugin text: mask them too
             failure = redactor.text(failure)
         extra = {name: build() for name, build in stats.sections.items()}
+        if self.ledger is not None:
+            extra["state"] = {"run_id": self.ledger.run_id, "skipped_unchanged": self.ledger.skipped}
         return RunReport(
             status="failed" if failure else "success",
             job=self.spec.job,
@@ -285,6 +316,12 @@ def _downstream(components: dict[str, ComponentSpec], roots: set[str]) -> set[st
     return found
 
 
-def run_sync(spec: SyncSpec, host: PluginHost, max_error_rate: float | None = None) -> RunReport:
+def run_sync(
+    spec: SyncSpec,
+    host: PluginHost,
+    max_error_rate: float | None = None,
+    state: StateStore | None = None,
+    full_refresh: bool = False,
+) -> RunReport:
     """Run a job from synchronous code."""
-    return asyncio.run(Engine(spec, host, max_error_rate).run())
+    return asyncio.run(Engine(spec, host, max_error_rate, state, full_refresh).run())

@@ -16,17 +16,19 @@ class Record:
     ``data`` is the payload components read and reshape. ``key`` is stable across runs (taken from the
     source's ``key`` option, else a hash of the content) so state, errors and outputs can be traced back.
     ``source`` and ``position`` are the provenance: the source component's name and the line or row number
-    the record came from.
+    the record came from. ``fingerprint`` tells a changed record from one already delivered.
     """
 
     data: dict[str, Any]
     key: str
     source: str
     position: int
+    #: A hash of the record's content as the source read it; set when the job keeps state.
+    fingerprint: str = ""
 
     def with_data(self, data: dict[str, Any]) -> Record:
-        """Return the same record (key and provenance) carrying new data."""
-        return Record(data, self.key, self.source, self.position)
+        """Return the same record (key, provenance and fingerprint) carrying new data."""
+        return Record(data, self.key, self.source, self.position, self.fingerprint)
 
     @property
     def provenance(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
+from cattrs.v import format_exception
 
 
 def make_converter(base_dir: Path) -> cattrs.Converter:
@@ -58,7 +59,7 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
 def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
     """Flatten a cattrs error into ``(spec path, message)`` pairs, paths rooted at ``prefix``."""
     pairs = []
-    for line in cattrs.transform_error(exc, path=prefix):
+    for line in cattrs.transform_error(exc, path=prefix, format_exception=_explain):
         message, _, path = line.rpartition(" @ ")
         path = _KEY_STYLE.sub(r".\1", path or prefix)
         path = _KEYWORD_FIELD.sub("", path)
@@ -68,6 +69,13 @@ def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
         else:
             pairs.append((path, message or line))
     return pairs
+
+
+def _explain(exc: BaseException, type_: type | None) -> str:
+    # A plugin's validator explains itself in its ValueError; cattrs' default would say only "invalid value".
+    if type(exc) is ValueError and exc.args:
+        return str(exc)
+    return format_exception(exc, type_)
 
 
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}

@@ -125,6 +125,7 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
         connections=connections,
         components=components,
         secrets=frozenset(env.secrets),
+        state=raw.state,
         warnings=tuple(f"{path}: {warning}" for warning in warnings),
     )
 

@@ -26,12 +26,25 @@ class JobSettings:
 
 
 @attrs.frozen
+class StateSettings:
+    """Durable state, under ``state:`` in the spec (or enabled with ``--state``)."""
+
+    #: The SQLite database; default ``.crmsync/state.db`` beside the spec.
+    path: Path | None = None
+    #: A rejected record is retried by later runs until it has failed this many times.
+    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: How long an enrichment result is reused, in days.
+    cache_ttl_days: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen
 class RawSpec:
     """The top level of a spec file as written; components are checked against their plugins afterwards."""
 
     version: Literal[1]
     job: str
     settings: JobSettings = JobSettings()
+    state: StateSettings | None = None
     #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
     public_env: list[str] = attrs.Factory(list)
     connections: dict[str, dict[str, Any]] = attrs.Factory(dict)
@@ -74,8 +87,19 @@ class SyncSpec:
     #: Values interpolated from the environment, redacted from every log line, report and error.
     secrets: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
+    #: ``None`` when the spec does not ask for durable state.
+    state: StateSettings | None = None
 
     @property
     def base_dir(self) -> Path:
         """The spec file's folder; relative paths in the spec resolve against it."""
         return self.path.parent
+
+    @property
+    def state_settings(self) -> StateSettings:
+        """The state settings, defaults when the spec has none (state enabled from the command line)."""
+        return self.state or StateSettings()
+
+    def state_path(self, override: Path | None = None) -> Path:
+        """Where the state database lives: ``override``, the spec's ``state.path``, or ``.crmsync/state.db``."""
+        return override or self.state_settings.path or self.base_dir / ".crmsync" / "state.db"

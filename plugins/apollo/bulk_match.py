@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import attrs
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import ApolloError, OutOfCredits
-from crmsync_plugins.apollo.identity import join_answers
+from crmsync_plugins.apollo.identity import identity_keys, join_answers
 from crmsync_plugins.apollo.paths import get_path
 
 from connector_core.components import Emitter, Mapper
@@ -26,6 +27,9 @@ DETAIL_FIELDS = (
     "id",
     "linkedin_url",
 )
+#: What happened to one person: (``matched``, person) or (``missing``/``skipped``/``failed``, reason).
+Answer = tuple[str, Any]
+
 #: At most this many people per call (Apollo answers 400 RECORD_LIMIT_EXCEEDED beyond it).
 MAX_DETAILS = 10
 
@@ -122,6 +126,8 @@ class BulkMatch(Mapper):
         #: Credits promised to calls in flight, so concurrent calls cannot overrun max_credits together.
         self.reserved = Decimal(0)
         self.out_of_credits: str | None = None
+        #: Identity → the answer being fetched, so a person asked twice in one run is paid for once.
+        self.in_flight: dict[str, asyncio.Future[Answer]] = {}
 
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""
@@ -142,67 +148,121 @@ class BulkMatch(Mapper):
                 asked.append((record, detail))
             else:
                 stats.outcomes["missing"] += 1
-                out.emit(
-                    _missing(record, "no identifying field (email, hashed_email, id, linkedin_url or name)"), "missing"
-                )
-        if not asked:
-            return
-        cost = Decimal(len(asked) * self.options.credits_per_person)
+                reason = "no identifying field (email, hashed_email, id, linkedin_url or name)"
+                out.emit(_tagged(record, "_missing_reason", reason), "missing")
+        answers = self._cached(asked)
+        shared: dict[int, asyncio.Future[Answer]] = {}
+        mine: dict[int, asyncio.Future[Answer]] = {}
+        for position, (_, detail) in enumerate(asked):
+            if position in answers:
+                continue
+            keys = identity_keys(detail)
+            pending = next((self.in_flight[key] for key in keys if key in self.in_flight), None)
+            if pending is not None:  # the same person is already being asked about: pay once
+                shared[position] = pending
+            else:
+                mine[position] = future = asyncio.get_running_loop().create_future()
+                self.in_flight.update(dict.fromkeys(keys, future))
+        if mine:
+            results = await self._call([asked[position][1] for position in mine])
+            for (position, future), answer in zip(mine.items(), results, strict=True):
+                answers[position] = answer
+                future.set_result(answer)
+                for key in identity_keys(asked[position][1]):
+                    self.in_flight.pop(key, None)
+            self._remember([(asked[p][1], answers[p]) for p in mine])
+        for position, future in shared.items():
+            answers[position] = await future
+        for position, (record, _) in enumerate(asked):
+            kind, value = answers[position]
+            stats.outcomes[kind] += 1
+            if kind == "failed":
+                out.fail(record, value)
+            elif kind == "matched":
+                out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
+            else:
+                out.emit(_tagged(record, f"_{kind}_reason", value), kind)
+
+    async def _call(self, details: list[dict[str, Any]]) -> list[Answer]:
+        """One bulk_match call for ``details`` (at most 10); an answer per detail, in order."""
+        cost = Decimal(len(details) * self.options.credits_per_person)
         budget_left = self._credits_left()
         if self.out_of_credits or (budget_left is not None and cost > budget_left):
-            reason = self.out_of_credits or f"max_credits {self.options.max_credits} would be exceeded"
-            for record, _ in asked:
-                out.emit(_missing(record, reason, key="_skipped_reason"), "skipped")
-            stats.outcomes["skipped"] += len(asked)
-            return
+            return [
+                ("skipped", self.out_of_credits or f"max_credits {self.options.max_credits} would be exceeded")
+            ] * len(details)
         self.reserved += cost
         try:
             body = await self.connection.client.post(  # type: ignore[union-attr]
-                "people/bulk_match", {"details": [detail for _, detail in asked]}, self.params or None
+                "people/bulk_match", {"details": details}, self.params or None
             )
         except OutOfCredits as exc:
             self.out_of_credits = f"Apollo reports no credits left ({exc})"
             self.context.mark_failed(self.out_of_credits)
-            for record, _ in asked:
-                out.emit(_missing(record, self.out_of_credits, key="_skipped_reason"), "skipped")
-            stats.outcomes["skipped"] += len(asked)
-            return
+            return [("skipped", self.out_of_credits)] * len(details)
         except ApolloError as exc:
-            for record, _ in asked:
-                out.fail(record, f"people/bulk_match failed: {exc}")
-            return
+            return [("failed", f"people/bulk_match failed: {exc}")] * len(details)
         finally:
             self.reserved -= cost
-        self._route(asked, body, out)
-
-    def _credits_left(self) -> Decimal | None:
-        if self.options.max_credits is None:
-            return None
-        return Decimal(str(self.options.max_credits)) - self.connection.stats.credits - self.reserved
-
-    def _route(self, asked: list[tuple[Record, dict[str, Any]]], body: dict[str, Any], out: Emitter) -> None:
-        stats = self.connection.stats
+        joined = join_answers(details, body.get("matches") or [])
         consumed = body.get("credits_consumed")
-        matches = body.get("matches") or []
-        joined = join_answers([detail for _, detail in asked], matches)
+        stats = self.connection.stats
         if consumed is not None:
             stats.credits += Decimal(str(consumed))
         else:  # waterfall mode leaves the count out; assume the worst so max_credits stays a ceiling
             stats.credits += Decimal(sum(1 for key in joined if key >= 0) * self.options.credits_per_person)
-        for position, (record, _) in enumerate(asked):
-            person = joined.get(position)
-            if person is None:
-                stats.outcomes["missing"] += 1
-                out.emit(_missing(record, "Apollo found no match"), "missing")
-            else:
-                stats.outcomes["matched"] += 1
-                out.emit(record.with_data({**record.data, **self._selected(person)}), "matched")
         for key, person in joined.items():
             if key < 0:
                 stats.outcomes["unjoined_matches"] += 1
                 self.context.log.warning(
                     "%s: Apollo returned person %s that matches no record of the batch", self.name, person.get("id")
                 )
+        return [
+            ("matched", joined[position]) if position in joined else ("missing", "Apollo found no match")
+            for position in range(len(details))
+        ]
+
+    def _credits_left(self) -> Decimal | None:
+        if self.options.max_credits is None:
+            return None
+        return Decimal(str(self.options.max_credits)) - self.connection.stats.credits - self.reserved
+
+    def _cached(self, asked: list[tuple[Record, dict[str, Any]]]) -> dict[int, Answer]:
+        """Answers the enrichment cache already holds (the job keeps state): no call, no credits."""
+        state = self.context.state
+        if state is None or not asked:
+            return {}
+        keys = [identity_keys(detail) for _, detail in asked]
+        ttl = self.context.spec.state_settings.cache_ttl_days * 86400
+        hits = state.cache_get(self.cache_namespace, sorted({k for ks in keys for k in ks}), ttl)
+        answers: dict[int, Answer] = {}
+        for position, identities in enumerate(keys):
+            hit = next((hits[key] for key in identities if key in hits), None)
+            if hit is not None:
+                self.connection.stats.outcomes["cache_hits"] += 1
+                answers[position] = (
+                    ("matched", hit["person"]) if hit["person"] else ("missing", "Apollo found no match (cached)")
+                )
+        return answers
+
+    def _remember(self, results: list[tuple[dict[str, Any], Answer]]) -> None:
+        state = self.context.state
+        if state is None:
+            return
+        entries = {
+            key: {"person": value if kind == "matched" else None}
+            for detail, (kind, value) in results
+            if kind in ("matched", "missing")
+            for key in identity_keys(detail)
+        }
+        if entries:
+            state.cache_put(self.cache_namespace, entries)
+
+    @property
+    def cache_namespace(self) -> str:
+        """Cache entries are only reused for the same Apollo account endpoint and the same reveal flags."""
+        flags = ",".join(sorted(flag for flag in self.params if flag != "webhook_url"))
+        return f"apollo.bulk_match {self.connection.options.base_url.rstrip('/')} {flags}"
 
     def _selected(self, person: dict[str, Any]) -> dict[str, Any]:
         fields = {name: get_path(person, path) for name, path in self.options.select.items()}
@@ -217,5 +277,5 @@ def _identifies(detail: dict[str, Any]) -> bool:
     )
 
 
-def _missing(record: Record, reason: str, key: str = "_missing_reason") -> Record:
-    return record.with_data({**record.data, key: reason})
+def _tagged(record: Record, field: str, reason: str) -> Record:
+    return record.with_data({**record.data, field: reason})

@@ -98,45 +98,74 @@ class ContactsSink(Sink):
         return contact
 
     async def write(self, batch: list[Record], out: Emitter) -> None:
-        await self._create(batch, [self.contact(record) for record in batch], out)
+        state = self.context.state
+        replay_since: float | None = None
+        if state is not None:
+            # A resumed run meets records this job already sent: replay what is known, without a call.
+            known = state.objects(self.name, [record.key for record in batch])
+            for record in batch:
+                outcome = known.get(record.key)
+                if outcome is not None:
+                    self.connection.stats.outcomes["contacts_replayed_from_state"] += 1
+                    out.emit(_with_contact(record, outcome["contact"]), outcome["output"])
+            batch = [record for record in batch if record.key not in known]
+            # Writes whose response was never recorded: Apollo may have created these contacts already.
+            lost = state.open_intents(self.name)
+            started = [lost[record.key] for record in batch if record.key in lost]
+            replay_since = min(started) if started else None
+        if batch:
+            await self._create(batch, [self.contact(record) for record in batch], out, replay_since)
 
-    async def _create(self, records: list[Record], contacts: list[dict[str, Any]], out: Emitter) -> None:
-        body: dict[str, Any] = {self.options.array_key: contacts, "run_dedupe": self.options.run_dedupe}
-        if self.options.append_label_names:
-            body["append_label_names"] = self.options.append_label_names
-        if self.options.owner_id:
-            body["owner_id"] = self.options.owner_id
-        stats = self.connection.stats
-        replayed: list[bool] = []
+    async def _create(
+        self, records: list[Record], contacts: list[dict[str, Any]], out: Emitter, replay_since: float | None
+    ) -> None:
+        options, stats, state = self.options, self.connection.stats, self.context.state
+        body: dict[str, Any] = {
+            options.array_key: contacts,
+            "run_dedupe": options.run_dedupe or replay_since is not None,
+        }
+        if options.append_label_names:
+            body["append_label_names"] = options.append_label_names
+        if options.owner_id:
+            body["owner_id"] = options.owner_id
+        retried_uncertain: list[bool] = []
 
         def with_dedupe(sent: dict[str, Any]) -> dict[str, Any]:
             # The lost attempt may have created the contacts: with dedupe on, the replay finds them instead.
-            replayed.append(True)
+            retried_uncertain.append(True)
             return {**sent, "run_dedupe": True}
 
         first_sent = time.time()
+        intent = state.open_intent(self.name, [r.key for r in records], first_sent) if state is not None else None
         try:
             response = await self.connection.client.post(  # type: ignore[union-attr]
                 "contacts/bulk_create", body, on_uncertain_retry=with_dedupe
             )
-        except ApolloAuthError:
-            raise
-        except ApolloRejected as exc:
+        except (ApolloAuthError, ApolloRejected) as exc:
+            # Refused outright: nothing was created, so the intent is settled with no contacts.
+            if intent is not None:
+                state.close_intent(intent, self.name, {})  # type: ignore[union-attr]
+            if isinstance(exc, ApolloAuthError):
+                raise
             if len(records) == 1:
                 out.fail(records[0], f"Apollo rejected the contact: {exc}")
                 return
             # Apollo rejects the whole batch for one bad contact: halve until the bad ones stand alone.
             stats.outcomes["split_batches"] += 1
             middle = len(records) // 2
-            await self._create(records[:middle], contacts[:middle], out)
-            await self._create(records[middle:], contacts[middle:], out)
+            await self._create(records[:middle], contacts[:middle], out, replay_since)
+            await self._create(records[middle:], contacts[middle:], out, replay_since)
             return
         except ApolloError as exc:
+            # The intent stays open: the next run replays these contacts with dedupe on.
             for record in records:
                 out.fail(record, f"contacts/bulk_create failed: {exc}")
             return
-        created_since = first_sent - self.options.clock_skew_s if replayed else None
-        self._route(records, contacts, response, out, created_since)
+        starts = [t for t in (replay_since, first_sent if retried_uncertain else None) if t is not None]
+        created_since = min(starts) - options.clock_skew_s if starts else None
+        outcomes = self._route(records, contacts, response, out, created_since)
+        if intent is not None:
+            state.close_intent(intent, self.name, outcomes)  # type: ignore[union-attr]
 
     def _route(
         self,
@@ -145,14 +174,16 @@ class ContactsSink(Sink):
         response: Mapping[str, Any],
         out: Emitter,
         created_since: float | None,
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
+        """Emit each record to ``created`` or ``existing``; returns the outcome by record key."""
         stats = self.connection.stats
         index = _ContactIndex(contacts)
+        outcomes: dict[str, dict[str, Any]] = {}
         for listed, key in (("created", "created_contacts"), ("existing", "existing_contacts")):
             for answer in response.get(key) or []:
                 output = listed
                 if listed == "existing" and created_since is not None and _created_at(answer) >= created_since:
-                    output = "created"  # created by the attempt whose response was lost
+                    output = "created"  # created by an attempt whose response was lost
                 position = index.claim(answer)
                 if position is None:
                     orphan = Record(dict(answer), f"apollo:{answer.get('id') or content_key(answer)}", self.name, 0)
@@ -160,10 +191,11 @@ class ContactsSink(Sink):
                     continue
                 stats.outcomes[f"contacts_{output}"] += 1
                 record = records[position]
-                data = {**record.data, "apollo_contact_id": answer.get("id"), "apollo_contact": answer}
-                out.emit(record.with_data(data), output)
+                outcomes[record.key] = {"output": output, "contact": answer}
+                out.emit(_with_contact(record, answer), output)
         for position in index.unclaimed():
             out.fail(records[position], "Apollo's response does not mention this contact")
+        return outcomes
 
 
 class _ContactIndex:
@@ -203,6 +235,10 @@ def _join_keys(contact: Mapping[str, Any]) -> list[str]:
     if name and not email:
         keys.append(f"name:{name}")
     return keys
+
+
+def _with_contact(record: Record, contact: Mapping[str, Any]) -> Record:
+    return record.with_data({**record.data, "apollo_contact_id": contact.get("id"), "apollo_contact": contact})
 
 
 def _created_at(contact: Mapping[str, Any]) -> float:

@@ -59,6 +59,7 @@ JOB = """
 version: 1
 job: apollo-test
 public_env: [APOLLO_BASE_URL]
+{state}
 connections:
   apollo:
     type: apollo
@@ -89,12 +90,17 @@ sinks:
 """
 
 
-def write_job(folder: Path, enrich: str = "", contacts: str = "", attempts: int = 4) -> Path:
-    """The standard test job (leads.jsonl → bulk_match → contacts → one file per stream)."""
+def write_job(folder: Path, enrich: str = "", contacts: str = "", attempts: int = 4, state: bool = False) -> Path:
+    """The standard test job (leads.jsonl → bulk_match → contacts → one file per stream), optionally with
+    durable state in ``state.db``."""
     indent = lambda text: "\n".join("    " + line for line in text.strip().splitlines())  # noqa: E731
-    return write_spec(
-        folder, JOB.format(enrich_options=indent(enrich), contacts_options=indent(contacts), attempts=attempts)
+    text = JOB.format(
+        enrich_options=indent(enrich),
+        contacts_options=indent(contacts),
+        attempts=attempts,
+        state="state: {path: state.db}" if state else "",
     )
+    return write_spec(folder, text)
 
 
 def env(server: SandboxServer, path: str = "") -> dict[str, str]:

@@ -1,0 +1,162 @@
+"""``crmsync state`` and ``crmsync errors``: look into and manage a job's durable state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from connector_core.errors import CrmsyncError
+
+if TYPE_CHECKING:
+    from connector_core.plugin_manager import PluginHost
+    from connector_core.state.store import StateStore
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``state`` and ``errors`` to the CLI."""
+    state = commands.add_parser("state", help="show, reset, export or import a job's state", parents=[common])
+    actions = state.add_subparsers(title="actions", metavar="ACTION", required=True)
+    show = _action(actions, "show", "runs, counts, checkpoints, cache size", common, _show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    reset = _action(actions, "reset", "forget delivered records, errors and/or the cache", common, _reset)
+    for part in ("delivered", "errors", "cache"):
+        reset.add_argument(f"--{part}", action="store_true", help=f"reset only {part} (combinable)")
+    export = _action(
+        actions, "export", "write the job's state as JSON (to carry it between CI runners)", common, _export
+    )
+    export.add_argument("file", type=Path, nargs="?", help="output file (default: stdout)")
+    imported = _action(actions, "import", "replace the job's state with an export", common, _import)
+    imported.add_argument("file", type=Path, help="a file written by `crmsync state export`")
+    _action(actions, "unlock", "remove the job's run lock (after a run on another machine died)", common, _unlock)
+
+    errors = commands.add_parser("errors", help="list, retry or discard rejected records", parents=[common])
+    actions = errors.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = _action(actions, "list", "rejected records waiting for retry (and discarded ones)", common, _errors_list)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--all", action="store_true", help="include discarded records")
+    for name, help_text in (("retry", "retry on the next run (attempts reset)"), ("discard", "never retry")):
+        action = _action(actions, name, help_text, common, _errors_set)
+        action.add_argument("keys", nargs="*", help="record keys (default: all)")
+        action.set_defaults(status="pending" if name == "retry" else "discarded")
+
+
+def _action(actions: Any, name: str, help_text: str, common: argparse.ArgumentParser, handler: Any) -> Any:
+    parser = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+    parser.add_argument("spec", type=Path, help="the job's YAML spec")
+    parser.add_argument("--state", type=Path, help="the state database (default: from the spec)")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _open(args: argparse.Namespace, host: PluginHost) -> tuple[str, StateStore]:
+    from connector_core.cli import open_state
+    from connector_core.spec.loader import load_spec
+
+    spec = load_spec(args.spec, host)
+    return spec.job, open_state(spec, args.state)
+
+
+def _show(args: argparse.Namespace, host: PluginHost) -> int:
+    job, store = _open(args, host)
+    summary = store.summary(job)
+    store.close()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    print(f"job {job!r}, state in {summary['database']}")
+    lock = summary["lock"]
+    print(f"  lock: {'held by pid {pid} on {host} since {since}'.format(**lock) if lock else 'free'}")
+    print(f"  completed records: {summary['completed_records']}")
+    for sink, count in sorted(summary["deliveries"].items()):
+        print(f"  delivered to {sink}: {count}")
+    for sink, checkpoint in sorted(summary["checkpoints"].items()):
+        print(f"  last checkpoint of {sink}: {json.dumps(checkpoint)}")
+    rejects = summary["rejects"]
+    print(f"  rejects: {rejects.get('pending', 0)} pending, {rejects.get('discarded', 0)} discarded")
+    print(f"  open write intents: {summary['open_intents']}, remembered API objects: {summary['objects']}")
+    print(f"  enrichment cache entries: {summary['cache_entries']}")
+    print("  runs:")
+    for run in summary["runs"]:
+        report = run["report"] or {}
+        print(
+            f"    #{run['run_id']} {run['started_at']} {run['status']:<8} "
+            f"input {report.get('input_records', '-')}, errors {(report.get('errors') or {}).get('count', '-')}"
+        )
+    return 0
+
+
+def _reset(args: argparse.Namespace, host: PluginHost) -> int:
+    parts = {part for part in ("delivered", "errors", "cache") if getattr(args, part)} or {
+        "delivered",
+        "errors",
+        "cache",
+    }
+    job, store = _open(args, host)
+    store.reset(job, parts)
+    store.close()
+    print(f"job {job!r}: reset {', '.join(sorted(parts))}")
+    return 0
+
+
+def _export(args: argparse.Namespace, host: PluginHost) -> int:
+    job, store = _open(args, host)
+    text = json.dumps(store.export(job), indent=1, default=str)
+    store.close()
+    if args.file:
+        args.file.write_text(text + "\n", encoding="utf-8")
+        print(f"job {job!r}: state written to {args.file}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _import(args: argparse.Namespace, host: PluginHost) -> int:
+    try:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CrmsyncError(f"{args.file}: cannot read a state export: {exc}") from None
+    job, store = _open(args, host)
+    try:
+        store.import_(job, data)
+    except (ValueError, KeyError) as exc:
+        raise CrmsyncError(f"{args.file}: {exc}") from None
+    finally:
+        store.close()
+    print(f"job {job!r}: state imported from {args.file}")
+    return 0
+
+
+def _unlock(args: argparse.Namespace, host: PluginHost) -> int:
+    job, store = _open(args, host)
+    store.release_lock(job)
+    store.close()
+    print(f"job {job!r}: unlocked")
+    return 0
+
+
+def _errors_list(args: argparse.Namespace, host: PluginHost) -> int:
+    job, store = _open(args, host)
+    rejects = store.rejects(job, None if args.all else "pending")
+    store.close()
+    if args.json:
+        print(json.dumps(rejects, indent=2, default=str))
+        return 0
+    for reject in rejects:
+        print(
+            f"{reject['status']:<9} {reject['key']}  ({reject['source']}:{reject['position']}, "
+            f"{reject['component']}, attempt {reject['attempts']}): {reject['reason']}"
+        )
+    print(f"{len(rejects)} record(s)", file=sys.stderr)
+    return 0
+
+
+def _errors_set(args: argparse.Namespace, host: PluginHost) -> int:
+    status = args.status
+    job, store = _open(args, host)
+    changed = store.set_rejects(job, status, args.keys or None)
+    store.close()
+    print(f"job {job!r}: {changed} record(s) {'will be retried' if status == 'pending' else 'discarded'}")
+    return 0

@@ -1,0 +1,90 @@
+"""What the engine tells the state store during a run: skipped, delivered and rejected records."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from connector_core.components import Failed
+from connector_core.records import Record, content_key
+from connector_core.state.store import JobState, StateStore
+
+log = logging.getLogger("crmsync.state")
+
+
+class Ledger:
+    """One run's bookkeeping: takes the job's lock, skips records already delivered, records deliveries and
+    rejects batch by batch, and settles the run at the end."""
+
+    def __init__(self, store: StateStore, job: str, max_attempts: int, full_refresh: bool = False) -> None:
+        self.store = store
+        self.job = job
+        self.max_attempts = max_attempts
+        self.full_refresh = full_refresh
+        note = store.acquire_lock(job, {"pid": os.getpid(), "host": socket.gethostname()})
+        if note:
+            log.warning("%s", note)
+        self.run_id = store.start_run(job)
+        self.state = JobState(store, job, self.run_id)
+        self.skipped = 0
+
+    def stamp(self, items: list[Record | Failed]) -> list[Record | Failed]:
+        """Give each item its fingerprint and drop those a finished run already delivered unchanged."""
+        stamped: list[Record | Failed] = []
+        for item in items:
+            record = item.record if isinstance(item, Failed) else item
+            record = Record(record.data, record.key, record.source, record.position, content_key(record.data))
+            stamped.append(Failed(record, item.reason) if isinstance(item, Failed) else record)
+        if self.full_refresh:
+            return stamped
+        done = self.store.completed(self.job, [_record(item).key for item in stamped])
+        if not done:
+            return stamped
+        kept = [item for item in stamped if done.get(_record(item).key) != _record(item).fingerprint]
+        self.skipped += len(stamped) - len(kept)
+        return kept
+
+    def unseen(self, sink: str, batch: list[Record]) -> list[Record]:
+        """The records of ``batch`` that ``sink`` has not committed yet (a resumed run meets the others again)."""
+        seen = self.store.delivered(self.job, sink, [record.key for record in batch])
+        if not seen:
+            return batch
+        again = [record for record in batch if seen.get(record.key) == record.fingerprint]
+        # Reached again in this run: re-stamp them so settling the run counts them as delivered.
+        self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in again))
+        return [record for record in batch if seen.get(record.key) != record.fingerprint]
+
+    def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
+        """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
+        self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in records), checkpoint)
+
+    def rejected(self, component: str, records: list[Record]) -> None:
+        """Keep rejected records (with their ``_error``) to be retried by the next run."""
+        rejects = [
+            {
+                "key": record.key,
+                "fingerprint": record.fingerprint,
+                "component": component,
+                "reason": record.data["_error"]["reason"],
+                "data": record.data,
+                "source": record.source,
+                "position": record.position,
+            }
+            for record in records
+        ]
+        self.store.record_rejects(self.job, self.run_id, rejects, self.max_attempts)
+
+    def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
+        """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""
+        try:
+            if settled:
+                self.store.complete_run(self.job, self.run_id)
+            self.store.finish_run(self.run_id, status, report)
+        finally:
+            self.store.release_lock(self.job)
+
+
+def _record(item: Record | Failed) -> Record:
+    return item.record if isinstance(item, Failed) else item

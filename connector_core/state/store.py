@@ -1,0 +1,167 @@
+"""The state-store interface, and the per-run facade components use."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any
+
+from connector_core.errors import RunFailed
+
+
+class JobLocked(RunFailed):
+    """Another run of the same job holds the lock."""
+
+
+class StateStore(abc.ABC):
+    """Everything crmsync remembers between runs, per job. Each method is one transaction."""
+
+    # -- runs and the lock -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def acquire_lock(self, job: str, owner: dict[str, Any]) -> str | None:
+        """Take the job's lock. Returns a note when a stale lock (its process is gone) was taken over.
+
+        :raises JobLocked: a live run holds it.
+        """
+
+    @abc.abstractmethod
+    def release_lock(self, job: str) -> None:
+        """Release the job's lock."""
+
+    @abc.abstractmethod
+    def start_run(self, job: str) -> int:
+        """Record a new run and return its id."""
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
+        """Store the run's final status and report."""
+
+    @abc.abstractmethod
+    def runs(self, job: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs, newest first."""
+
+    # -- delivery ledger ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def completed(self, job: str, keys: list[str]) -> dict[str, str]:
+        """``{key: fingerprint}`` of the given records that a finished run delivered."""
+
+    @abc.abstractmethod
+    def delivered(self, job: str, sink: str, keys: list[str]) -> dict[str, str]:
+        """``{key: fingerprint}`` of the given records already committed by ``sink``."""
+
+    @abc.abstractmethod
+    def commit_batch(
+        self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
+    ) -> None:
+        """Record ``(key, fingerprint)`` pairs as delivered by ``sink`` in this run, with the sink's checkpoint,
+        in one transaction."""
+
+    @abc.abstractmethod
+    def sink_checkpoint(self, job: str, sink: str) -> Any:
+        """The last checkpoint ``sink`` committed, or None."""
+
+    @abc.abstractmethod
+    def complete_run(self, job: str, run_id: int) -> int:
+        """Mark every record this run delivered, and did not also reject, as completed; returns how many."""
+
+    # -- rejects -----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_rejects(self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int) -> None:
+        """Store rejected records (``key``, ``fingerprint``, ``component``, ``reason``, ``data``, ``source``,
+        ``position``); a record rejected ``max_attempts`` times is discarded (completed, not retried)."""
+
+    @abc.abstractmethod
+    def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
+        """Stored rejects (``pending`` or ``discarded``)."""
+
+    @abc.abstractmethod
+    def set_rejects(self, job: str, status: str, keys: list[str] | None = None) -> int:
+        """``pending`` (retry next run, attempts reset) or ``discarded`` (never retried) for ``keys`` or all."""
+
+    # -- API write intents and the objects a job created -------------------------------------------------
+    @abc.abstractmethod
+    def open_intent(self, job: str, component: str, keys: list[str], started_at: float) -> int:
+        """Record that a write for ``keys`` is about to be sent; returns the intent's id."""
+
+    @abc.abstractmethod
+    def close_intent(self, intent_id: int, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        """The write's response arrived: remember the outcome per key and drop the intent, atomically."""
+
+    @abc.abstractmethod
+    def open_intents(self, job: str, component: str) -> dict[str, float]:
+        """``{key: started_at}`` of writes whose response was never recorded."""
+
+    @abc.abstractmethod
+    def objects(self, job: str, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Recorded outcomes (e.g. ``{"output": "created", "id": ..., "object": {...}}``) by key."""
+
+    # -- cache -------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:
+        """Cached values younger than ``max_age_s`` by identity."""
+
+    @abc.abstractmethod
+    def cache_put(self, namespace: str, values: dict[str, Any]) -> None:
+        """Store values by identity."""
+
+    # -- administration ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def summary(self, job: str) -> dict[str, Any]:
+        """Counts for ``crmsync state show``."""
+
+    @abc.abstractmethod
+    def reset(self, job: str, parts: set[str]) -> None:
+        """Forget ``delivered``, ``errors`` and/or ``cache`` (or everything but run history)."""
+
+    @abc.abstractmethod
+    def export(self, job: str) -> dict[str, Any]:
+        """The job's whole state as JSON-able data."""
+
+    @abc.abstractmethod
+    def import_(self, job: str, data: dict[str, Any]) -> None:
+        """Replace the job's state with an export."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the store."""
+
+
+class JobState:
+    """The state of one run of one job, as components see it (``context.state``)."""
+
+    def __init__(self, store: StateStore, job: str, run_id: int) -> None:
+        self.store = store
+        self.job = job
+        self.run_id = run_id
+
+    def open_intent(self, component: str, keys: list[str], started_at: float) -> int:
+        """See :meth:`StateStore.open_intent`."""
+        return self.store.open_intent(self.job, component, keys, started_at)
+
+    def close_intent(self, intent_id: int, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        """See :meth:`StateStore.close_intent`."""
+        self.store.close_intent(intent_id, self.job, component, objects)
+
+    def open_intents(self, component: str) -> dict[str, float]:
+        """See :meth:`StateStore.open_intents`."""
+        return self.store.open_intents(self.job, component)
+
+    def objects(self, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """See :meth:`StateStore.objects`."""
+        return self.store.objects(self.job, component, keys)
+
+    def sink_checkpoint(self, sink: str) -> Any:
+        """See :meth:`StateStore.sink_checkpoint`."""
+        return self.store.sink_checkpoint(self.job, sink)
+
+    def save_checkpoint(self, sink: str, checkpoint: Any) -> None:
+        """Commit a sink's checkpoint on its own (e.g. after merging a part file)."""
+        self.store.commit_batch(self.job, self.run_id, sink, (), checkpoint)
+
+    def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:
+        """See :meth:`StateStore.cache_get`."""
+        return self.store.cache_get(namespace, identities, max_age_s)
+
+    def cache_put(self, namespace: str, values: dict[str, Any]) -> None:
+        """See :meth:`StateStore.cache_put`."""
+        self.store.cache_put(namespace, values)

@@ -1,0 +1,150 @@
+"""Atomic file output shared by the file sinks: readers see the previous file or the complete new one, never half.
+
+The sink writes into a hidden partial file beside the target (same folder, hence same filesystem, so the final
+rename is atomic) and :meth:`AtomicFile.commit` renames it onto the target. A process killed before the commit
+leaves the target untouched; only ``.<name>.<pid>.partial`` remains, which a later run does not reuse because
+the pid is part of its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import TextIO
+
+#: Large writes amortise syscalls; the sinks already hand over whole batches.
+_BUFFER = 1 << 20
+
+
+class AtomicFile:
+    """A text file that replaces ``target`` only when committed.
+
+    Usage: ``handle = AtomicFile(path).open()``, write to ``handle``, then :meth:`commit` (or :meth:`discard`).
+    """
+
+    def __init__(self, target: Path, encoding: str = "utf-8") -> None:
+        self.target = target
+        self.encoding = encoding
+        self.partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        self._file: TextIO | None = None
+
+    def open(self) -> TextIO:
+        """Create the partial file (and the target's folders) and return it for writing."""
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        # newline="" writes "\n" as is on every OS: JSONL and the csv module both expect to control line endings.
+        self._file = open(self.partial, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
+        return self._file
+
+    def commit(self) -> None:
+        """Flush to disk and rename onto the target; afterwards the target holds everything written."""
+        file = self._file
+        if file is None:
+            raise RuntimeError(f"{self.partial} is not open (open() was not called, or it was already committed)")
+        file.flush()
+        # fsync before the rename: otherwise a power loss can leave the *new* name pointing at empty blocks.
+        os.fsync(file.fileno())
+        file.close()
+        os.replace(self.partial, self.target)
+        _fsync_dir(self.target.parent)
+        self._file = None
+
+    def discard(self) -> None:
+        """Close and delete the partial file, leaving the target as it was."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable. Directories cannot be opened for fsync on Windows; skipping is harmless there.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class JournaledFile:
+    """Append-per-run output for jobs that keep state: each run writes a part file beside the target, reports
+    how far it is durable after every batch (the engine commits that with the batch's deliveries), and merges
+    the part into the target when the run ends — by writing ``target + part`` to a temporary file and renaming
+    it, so the target still only ever changes whole.
+
+    After a crash the next run calls :meth:`recover` with the last committed checkpoint: the part is cut back
+    to the committed length (dropping records whose delivery was never recorded, which the run redoes) and
+    merged, unless the merge had already happened (the target then already has ``base + offset`` bytes).
+    """
+
+    def __init__(self, target: Path, encoding: str, run_id: int) -> None:
+        self.target = target
+        self.encoding = encoding
+        self.part = target.with_name(f".{target.name}.run{run_id}.part")
+        self._file: TextIO | None = None
+        self.base = 0
+
+    def open(self) -> TextIO:
+        """Start this run's part file and return it for writing."""
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.base = self.target.stat().st_size if self.target.exists() else 0
+        self._file = open(self.part, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
+        return self._file
+
+    def checkpoint(self) -> dict[str, object]:
+        """Make the part durable and describe it: the token to commit with the batch."""
+        file = self._file
+        if file is None:
+            raise RuntimeError(f"{self.part} is not open")
+        file.flush()
+        os.fsync(file.fileno())
+        return {"part": str(self.part), "offset": os.fstat(file.fileno()).st_size, "base": self.base, "merged": False}
+
+    def commit(self) -> dict[str, object]:
+        """Merge the part into the target; returns the final checkpoint (``merged``)."""
+        token = self.checkpoint()
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        return merge(token)
+
+
+def merge(token: dict[str, object]) -> dict[str, object]:
+    """Append the committed length of a part file to its target, atomically and at most once."""
+    part = Path(str(token["part"]))
+    target = part.with_name(part.name[1:].rsplit(".run", 1)[0])
+    offset, base = int(token["offset"]), int(token["base"])  # type: ignore[call-overload]
+    size = target.stat().st_size if target.exists() else 0
+    if size == base and (offset or not target.exists()):
+        merged = target.with_name(f".{target.name}.merge")
+        with open(merged, "wb") as out:
+            if target.exists():
+                with open(target, "rb") as previous:
+                    shutil.copyfileobj(previous, out, _BUFFER)
+            with open(part, "rb") as new:
+                remaining = offset
+                while remaining:
+                    chunk = new.read(min(_BUFFER, remaining))
+                    if not chunk:
+                        raise RuntimeError(f"{part} is shorter than its committed length {offset}")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(merged, target)
+        _fsync_dir(target.parent)
+    elif size not in (base, base + offset):
+        raise RuntimeError(
+            f"{target} changed outside crmsync ({size} bytes; expected {base} or {base + offset}); "
+            "reset the job's delivered state to start over"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+    return {**token, "merged": True}

@@ -1,0 +1,29 @@
+"""The ``jsonl`` sink: one JSON object per line, written atomically per run."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from connector_core.components import Emitter
+from connector_core.records import Record
+
+from .base import FileSink, FileSinkOptions, encode_json, with_metadata
+
+
+class JsonlSink(FileSink):
+    """Writes each record's data as one line of JSON (UTF-8, non-ASCII kept as is, unknown types as strings).
+
+    The file appears (or is replaced) when the run ends; see :class:`~crmsync_plugins.files.base.FileSink`.
+    """
+
+    Options: ClassVar[type] = FileSinkOptions
+
+    def write(self, batch: list[Record], out: Emitter) -> None:
+        if self.options.metadata:
+            lines = [encode_json(with_metadata(record)) for record in batch]
+        else:
+            lines = [encode_json(record.data) for record in batch]
+        # One write per batch: far cheaper than a write call per line.
+        lines.append("")
+        self.handle.write("\n".join(lines))
+        self.written += len(batch)

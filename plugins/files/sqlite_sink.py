@@ -1,0 +1,157 @@
+"""The ``sqlite`` sink: upserts records into a table by record key, in one transaction per run."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from connector_core.components import Emitter, Sink
+from connector_core.errors import RunFailed
+from connector_core.records import Record
+
+from .base import encode_json
+
+if TYPE_CHECKING:
+    from connector_core.context import RunContext
+
+KEY_COLUMN = "_key"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _identifier(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError(f"{attribute.name} must be a plain identifier (letters, digits, _), got {value!r}")
+
+
+@attrs.frozen
+class SqliteSinkOptions:
+    """Options of the ``sqlite`` sink."""
+
+    path: Path
+    """The database file; created (with its folders) when missing."""
+    table: str = attrs.field(validator=_identifier)
+    """The table to upsert into; created when missing, with ``_key TEXT PRIMARY KEY`` and one column per field."""
+
+
+def quote(name: str) -> str:
+    """An SQL identifier for any field name (record fields are not restricted to identifiers)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_value(value: Any) -> Any:
+    """A value SQLite can store: nested data as JSON text, other unknown types as their string form."""
+    if value is None or isinstance(value, str | int | float | bytes):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return encode_json(value)
+    return str(value)
+
+
+class SqliteSink(Sink):
+    """Upserts each record into ``table`` under its record key: a record seen again updates its row.
+
+    The table gains a column for every new field (``ALTER TABLE ... ADD COLUMN``); fields a record lacks keep
+    their stored values. The whole run is one transaction, begun at open and committed at close, so a crash
+    leaves the database exactly as the previous run left it. A failed run still commits what it wrote, like
+    the file sinks: those records were delivered and counted as such in the run report. When the job keeps
+    state, each batch is committed on its own, together with its delivery record.
+    """
+
+    Options: ClassVar[type] = SqliteSinkOptions
+
+    def __init__(self, name: str, options: SqliteSinkOptions, context: RunContext | None) -> None:
+        super().__init__(name, options, context)  # type: ignore[arg-type]  # the sink never uses the context
+        self.options: SqliteSinkOptions = options
+        self._db: sqlite3.Connection | None = None
+        #: Existing columns by lowercase name: SQLite column names are case-insensitive.
+        self._columns: dict[str, str] = {}
+        #: The upsert statement for each set of fields seen so far.
+        self._statements: dict[tuple[str, ...], str] = {}
+
+    def open(self) -> None:
+        path = self.options.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None hands transaction control to us: the module would otherwise commit on DDL.
+        self._db = db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # IMMEDIATE takes the write lock now, so a concurrent writer fails at open rather than mid-run.
+        db.execute("BEGIN IMMEDIATE")
+        info = db.execute(f"PRAGMA table_info({quote(self.options.table)})").fetchall()
+        self._columns = {row[1].lower(): row[1] for row in info}
+        if info and not any(row[1] == KEY_COLUMN and row[5] == 1 for row in info):
+            raise RunFailed(
+                f"{self.name}: table {self.options.table} in {path} exists without a {KEY_COLUMN} primary key"
+            )
+
+    def write(self, batch: list[Record], out: Emitter) -> None:
+        db = self._db
+        assert db is not None, "open() runs before write()"
+        # Records with the same fields share one statement, so a uniform batch is one executemany call.
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for record in batch:
+            fields = tuple(record.data)
+            statement = self._statements.get(fields)
+            if statement is None:
+                clash = self._clash(fields)
+                if clash:
+                    out.fail(record, clash)
+                    continue
+                statement = self._statements[fields] = self._prepare(fields)
+            groups.setdefault(statement, []).append((record.key, *map(sql_value, record.data.values())))
+        for statement, rows in groups.items():
+            db.executemany(statement, rows)
+
+    @staticmethod
+    def _clash(fields: tuple[str, ...]) -> str | None:
+        lowered = [field.lower() for field in fields]
+        if KEY_COLUMN in lowered or len(set(lowered)) < len(lowered):
+            names = ", ".join(map(repr, fields))
+            return f"fields {names} clash with {KEY_COLUMN!r} or with each other (SQLite column names ignore case)"
+        return None
+
+    def _prepare(self, fields: tuple[str, ...]) -> str:
+        self._add_columns(fields)
+        names = [quote(self._columns[field.lower()]) for field in fields]
+        insert = f"INSERT INTO {quote(self.options.table)} ({', '.join([KEY_COLUMN, *names])}) "
+        insert += f"VALUES ({', '.join('?' * (len(names) + 1))}) ON CONFLICT({KEY_COLUMN}) "
+        if not names:
+            return insert + "DO NOTHING"
+        return insert + "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in names)
+
+    def _add_columns(self, fields: tuple[str, ...]) -> None:
+        db = self._db
+        assert db is not None
+        table = quote(self.options.table)
+        new = [field for field in fields if field.lower() not in self._columns]
+        if not self._columns:
+            # No declared types: SQLite then stores each value as given (integers stay integers).
+            columns = ", ".join([f"{KEY_COLUMN} TEXT PRIMARY KEY", *map(quote, new)])
+            db.execute(f"CREATE TABLE {table} ({columns})")
+            self._columns[KEY_COLUMN] = KEY_COLUMN
+        else:
+            for field in new:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {quote(field)}")
+        self._columns.update((field.lower(), field) for field in new)
+
+    def checkpoint(self) -> Any:
+        # Only called when the job keeps state: the batch must be durable before its delivery is recorded,
+        # so the run-long transaction becomes one per batch (upserts make a replayed batch harmless).
+        if self._db is None or self.context is None or self.context.state is None:
+            return None
+        self._db.execute("COMMIT")
+        self._db.execute("BEGIN IMMEDIATE")
+        return {"table": self.options.table}
+
+    def close(self, success: bool) -> None:
+        if self._db is None:
+            return
+        try:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+        finally:
+            self._db.close()
+            self._db = None

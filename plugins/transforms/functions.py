@@ -1,0 +1,134 @@
+"""The named transforms and type casts of the ``fields`` mapper.
+
+A transform takes a non-empty value and returns the new value (None or ``""`` when there is nothing left,
+e.g. the domain of a string without ``@``). A cast raises :class:`CastError` for values it cannot convert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .names import split_name
+from .values import as_text, normalized
+
+Transform = Callable[[Any], Any]
+
+_NON_DIGITS = re.compile(r"[^0-9]")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def email_domain(value: Any) -> str | None:
+    """``Ada <ada@Sub.Example.com>`` → ``sub.example.com``."""
+    _, at, domain = as_text(value).rpartition("@")
+    if not at:
+        return None
+    return domain.strip().rstrip(">").strip().rstrip(".").lower() or None
+
+
+def url_domain(value: Any) -> str | None:
+    """``https://user:pw@www.Example.com:8080/path?q=1`` → ``example.com``; also takes bare ``example.com/x``."""
+    text = _SCHEME.sub("", as_text(value).strip(), count=1).lstrip("/")
+    host = re.split(r"[/?#]", text, maxsplit=1)[0].rpartition("@")[2]
+    if host.startswith("["):  # an IPv6 literal keeps its colons
+        host = host[: host.find("]") + 1]
+    else:
+        host = host.partition(":")[0]
+    host = host.strip().rstrip(".").lower()
+    return host.removeprefix("www.") or None
+
+
+def first_name(value: Any) -> str | None:
+    """The first name of a full name (see :func:`~crmsync_plugins.transforms.names.split_name`)."""
+    return split_name(as_text(value))[0]
+
+
+def last_name(value: Any) -> str | None:
+    """The last name of a full name; None for a single word."""
+    return split_name(as_text(value))[1]
+
+
+def md5(value: Any) -> str:
+    """Hex MD5 of the normalised (stripped, lowercased) value, the form hashed-email matching expects."""
+    return hashlib.md5(normalized(value).encode(), usedforsecurity=False).hexdigest()
+
+
+def sha256(value: Any) -> str:
+    """Hex SHA-256 of the normalised (stripped, lowercased) value."""
+    return hashlib.sha256(normalized(value).encode()).hexdigest()
+
+
+def digits(value: Any) -> str:
+    """Only the ASCII digits (phone numbers): ``+1 (555) 010-9999`` → ``15550109999``."""
+    return _NON_DIGITS.sub("", as_text(value))
+
+
+def _text_method(method: Callable[[str], str]) -> Transform:
+    def apply(value: Any) -> str:
+        return method(value) if value.__class__ is str else method(as_text(value))
+
+    apply.__doc__ = f"``str.{method.__name__}`` of the value as text."
+    return apply
+
+
+#: Every transform by the name used in specs.
+TRANSFORMS: dict[str, Transform] = {
+    "strip": _text_method(str.strip),
+    "lower": _text_method(str.lower),
+    "upper": _text_method(str.upper),
+    "email_domain": email_domain,
+    "url_domain": url_domain,
+    "first_name": first_name,
+    "last_name": last_name,
+    "md5": md5,
+    "sha256": sha256,
+    "digits": digits,
+}
+
+
+class CastError(ValueError):
+    """A value does not convert to the requested type."""
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
+
+
+def to_int(value: Any) -> int:
+    """Integers, integral floats and their text forms (``"42"``, ``"42.0"``)."""
+    if isinstance(value, int):
+        return int(value)
+    number = to_float(value)
+    if not number.is_integer():
+        raise CastError
+    return int(number)
+
+
+def to_float(value: Any) -> float:
+    """Numbers and their text forms."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise CastError from None
+    raise CastError
+
+
+def to_bool(value: Any) -> bool:
+    """Booleans, 0/1 and the usual words (true/false, yes/no, y/n, on/off), any case."""
+    if isinstance(value, bool):
+        return value
+    text = as_text(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CastError
+
+
+#: Casts by the name used in the ``type`` option.
+CASTS: dict[str, Callable[[Any], Any]] = {"str": as_text, "int": to_int, "float": to_float, "bool": to_bool}

@@ -1,0 +1,150 @@
+"""The ``jsonl`` and ``csv`` sinks: content, metadata and atomic commits."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from crmsync_plugins.files.base import FileSink, FileSinkOptions
+from crmsync_plugins.files.csv_sink import CsvSink, CsvSinkOptions
+from crmsync_plugins.files.jsonl_sink import JsonlSink
+
+from connector_core.components import Emitter
+from connector_core.testing import read_jsonl
+
+from .kit import Pipeline, Write, make_records
+
+PEOPLE = '{"name": "Zoë", "tags": ["a", "b"], "address": {"city": "Paris"}, "vip": true, "age": null}\n'
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.reader(file))
+
+
+def test_jsonl_sink_writes_one_object_per_line_keeping_unicode(
+    pipeline: Pipeline, write: Write, tmp_path: Path
+) -> None:
+    write("in.jsonl", PEOPLE)
+    pipeline({"type": "jsonl", "path": "in.jsonl"}, out={"metadata": False})
+    text = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(PEOPLE), ensure_ascii=False) + "\n"
+
+
+def test_jsonl_sink_writes_unknown_types_as_strings(tmp_path: Path) -> None:
+    sink = JsonlSink("out", FileSinkOptions(path=tmp_path / "out.jsonl"), None)
+    sink.open()
+    sink.write(make_records({"when": dt.date(2024, 5, 1)}), Emitter())
+    sink.close(True)
+    assert read_jsonl(tmp_path / "out.jsonl") == [{"when": "2024-05-01"}]
+
+
+def test_metadata_traces_rows_back_to_their_input(pipeline: Pipeline, write: Write) -> None:
+    write("in.csv", "id,name\n1,Ada\n2,Grace\n")
+    records = pipeline({"type": "csv", "path": "in.csv", "key": "id"}).records
+    assert [(r["_key"], r["_source"], r["_position"]) for r in records] == [("1", "src", 2), ("2", "src", 3)]
+
+
+def test_csv_sink_columns_from_the_first_record_and_cell_encoding(
+    pipeline: Pipeline, write: Write, tmp_path: Path
+) -> None:
+    write("in.jsonl", PEOPLE + '{"name": "Ada", "extra": 1}\n')
+    pipeline({"type": "jsonl", "path": "in.jsonl"}, out={"type": "csv", "path": "out.csv", "metadata": False})
+    assert read_csv(tmp_path / "out.csv") == [
+        ["name", "tags", "address", "vip", "age"],
+        ["Zoë", '["a", "b"]', '{"city": "Paris"}', "true", ""],
+        ["Ada", "", "", "", ""],
+    ]
+
+
+def test_csv_sink_explicit_columns_delimiter_and_metadata(pipeline: Pipeline, write: Write, tmp_path: Path) -> None:
+    write("in.csv", "id,name,email\n7,Ada,ada@example.com\n")
+    sink = {"type": "csv", "path": "out.csv", "columns": ["email", "name"], "delimiter": ";", "metadata": True}
+    pipeline({"type": "csv", "path": "in.csv", "key": "id"}, out=sink)
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file, delimiter=";"))
+    assert rows == [["email", "name", "_key", "_source", "_position"], ["ada@example.com", "Ada", "7", "src", "2"]]
+
+
+def test_csv_sink_extra_error_rejects_records_with_unknown_fields(
+    pipeline: Pipeline, write: Write, tmp_path: Path
+) -> None:
+    write("in.jsonl", '{"name": "Ada"}\n{"name": "Grace", "email": "g@x.com"}\n')
+    sink = {"type": "csv", "path": "out.csv", "columns": ["name"], "extra": "error", "metadata": False}
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"}, out=sink)
+    assert read_csv(tmp_path / "out.csv") == [["name"], ["Ada"]]
+    assert result.reasons == ["fields not among the csv columns: 'email'"]
+    assert result.report.delivered["out"] == 1
+
+
+def test_csv_sink_without_records_writes_an_empty_file(tmp_path: Path) -> None:
+    sink = CsvSink("out", CsvSinkOptions(path=tmp_path / "out.csv"), None)
+    sink.open()
+    sink.close(True)
+    assert (tmp_path / "out.csv").read_text() == ""
+
+
+def test_parent_folders_are_created(pipeline: Pipeline, write: Write, tmp_path: Path) -> None:
+    write("in.jsonl", '{"a": 1}\n')
+    pipeline({"type": "jsonl", "path": "in.jsonl"}, out={"path": "deep/er/out.jsonl"})
+    assert read_jsonl(tmp_path / "deep" / "er" / "out.jsonl")[0]["a"] == 1
+
+
+def partials(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.endswith(".partial"))
+
+
+def file_sink(kind: str, target: Path) -> FileSink:
+    if kind == "csv":
+        return CsvSink("out", CsvSinkOptions(path=target), None)
+    return JsonlSink("out", FileSinkOptions(path=target), None)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_crash_before_close_leaves_the_target_untouched(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / f"out.{kind}"
+    sink = file_sink(kind, target)
+    sink.open()
+    sink.write(make_records({"n": 1}, {"n": 2}), Emitter())
+    # The process "dies" here: close() never runs.
+    assert not target.exists()
+    assert partials(tmp_path) == [f".out.{kind}.{os.getpid()}.partial"]
+    sink.close(True)
+    assert target.read_text().splitlines()[-2:] == (['{"n": 1}', '{"n": 2}'] if kind == "jsonl" else ["1", "2"])
+    assert partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_previous_output_stays_intact_until_commit(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / f"out.{kind}"
+    target.write_text("previous run\n")
+    sink = file_sink(kind, target)
+    sink.open()
+    sink.write(make_records({"n": 1}), Emitter())
+    assert target.read_text() == "previous run\n"
+    sink.close(True)
+    assert "previous run" not in target.read_text()
+
+
+def test_failed_run_commits_what_was_delivered(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    target.write_text('{"old": true}\n')
+    sink = file_sink("jsonl", target)
+    sink.open()
+    sink.write(make_records({"n": 1}), Emitter())
+    sink.close(False)
+    assert read_jsonl(target) == [{"n": 1}]
+
+
+def test_failed_run_that_wrote_nothing_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    target.write_text('{"old": true}\n')
+    sink = file_sink("jsonl", target)
+    sink.open()
+    sink.close(False)
+    assert read_jsonl(target) == [{"old": True}]
+    assert partials(tmp_path) == []

@@ -1,0 +1,36 @@
+"""The ``jsonl`` source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .kit import Pipeline, Write
+
+
+def test_reads_objects_with_line_positions(pipeline: Pipeline, write: Write) -> None:
+    write("in.jsonl", '{"name": "Ada", "tags": ["x"]}\n\n{"name": "Zoë"}\n')
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert [(r["name"], r["_position"]) for r in result.records] == [("Ada", 1), ("Zoë", 3)]
+    assert result.records[0]["tags"] == ["x"]
+
+
+def test_bad_lines_go_to_the_error_stream(pipeline: Pipeline, write: Write) -> None:
+    write("in.jsonl", '{"name": "Ada"}\n{"name": \n[1, 2]\n  \n{"name": "Charles"}\n')
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert result.report.status == "success"
+    assert [r["name"] for r in result.records] == ["Ada", "Charles"]
+    assert [reason.split(":")[0] for reason in result.reasons] == ["line 2", "line 3"]
+    assert result.reasons[0].startswith("line 2: invalid JSON: ")
+    assert result.reasons[1] == "line 3: invalid JSON: expected an object, got list"
+    assert result.errors[0]["_line"] == '{"name": '
+
+
+def test_key_option(pipeline: Pipeline, write: Write) -> None:
+    write("in.jsonl", '{"id": 7, "name": "Ada"}\n')
+    assert pipeline({"type": "jsonl", "path": "in.jsonl", "key": "id"}).records[0]["_key"] == "7"
+
+
+def test_missing_file_fails_the_run_naming_the_path(pipeline: Pipeline, tmp_path: Path) -> None:
+    report = pipeline({"type": "jsonl", "path": "missing.jsonl"}).report
+    assert report.status == "failed"
+    assert str(tmp_path / "missing.jsonl") in report.failure
