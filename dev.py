@@ -23,7 +23,7 @@ INSTALL = ["-e", f"{ROOT}[test]", "-e", str(ROOT / "tests" / "thirdparty" / "crm
 
 def ensure_venv() -> None:
     """Create the virtualenv and install the project, unless it is already up to date."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older python3
         sys.exit(f"crmsync needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     stamp = VENV / ".crmsync-installed"
     wanted = hashlib.sha256(

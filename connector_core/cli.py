@@ -68,6 +68,18 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     validate.add_argument("spec", type=Path, help="the job's YAML spec")
     validate.set_defaults(handler=_validate)
 
+    plan = commands.add_parser(
+        "plan",
+        help="show what a run would do, without writing or paying",
+        parents=[common],
+        description="Read the sources, run local mappers, consult state and cache; call no write or paid API.",
+    )
+    plan.add_argument("spec", type=Path, help="the job's YAML spec")
+    plan.add_argument("--state", type=Path, help="the state database (default: from the spec)")
+    plan.add_argument("--full-refresh", action="store_true", help="plan as if nothing had been delivered")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(handler=_plan)
+
     add_state_commands(commands, common)
 
     plugins = commands.add_parser("plugins", help="list installed plugins", parents=[common])
@@ -140,6 +152,29 @@ def open_state(spec: SyncSpec, override: Path | None = None) -> StateStore:
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
     _, report = run_spec(args.spec, host, args.report, args.max_error_rate, args.state, args.full_refresh)
+    return 0 if report.status == "success" else 1
+
+
+def _plan(args: argparse.Namespace, host: PluginHost) -> int:
+    import json
+
+    from connector_core.engine import Engine
+    from connector_core.spec.loader import load_spec
+
+    spec = load_spec(args.spec, host)
+    store = open_state(spec, args.state) if spec.state is not None or args.state else None
+    try:
+        engine = Engine(spec, host, state=store, full_refresh=args.full_refresh, plan=True)
+        install_redaction(engine.context.redactor)
+        report = asyncio.run(engine.run())
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(f"plan for {spec.path.name} (nothing was sent or written)")
+        print(report.summary())
     return 0 if report.status == "success" else 1
 
 

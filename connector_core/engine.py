@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 from itertools import islice
 from typing import Any
 
-from connector_core.components import Component, Emitter, Failed, Source
+from connector_core.components import Component, Emitter, Failed, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
 from connector_core.ledger import Ledger
@@ -42,8 +42,12 @@ class Engine:
         max_error_rate: float | None = None,
         state: StateStore | None = None,
         full_refresh: bool = False,
+        plan: bool = False,
     ) -> None:
         self.spec = spec
+        #: Plan mode: sources and local mappers run; remote components only estimate (their ``plan``
+        #: method), sinks without one write nothing, and the state is only read.
+        self.plan = plan
         self.context = RunContext(spec, host)
         self.store = state
         self.full_refresh = full_refresh
@@ -76,7 +80,9 @@ class Engine:
         failure: str | None = None
         opened: list[Component] = []
         if self.store is not None:  # before anything else: a second run of the job must not start at all
-            self.ledger = Ledger(self.store, self.spec.job, self.spec.state_settings.max_attempts, self.full_refresh)
+            self.ledger = Ledger(
+                self.store, self.spec.job, self.spec.state_settings.max_attempts, self.full_refresh, self.plan
+            )
             context.state = self.ledger.state
         try:
             for name, spec in self.spec.connections.items():
@@ -85,8 +91,9 @@ class Engine:
                 context.connections[name] = connection
             for name in topological_order(self.spec.components):
                 node = self._instantiate(self.spec.components[name])
-                await _maybe_await(node.open())
-                opened.append(node)
+                if self._acts(node):
+                    await _maybe_await(node.open())
+                    opened.append(node)
                 self.nodes[name] = node
             host.notify("before_sync", context=context)
             self.progress.start()
@@ -108,6 +115,10 @@ class Engine:
             self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
         host.notify("after_sync", context=context, report=report)
         return report
+
+    def _acts(self, node: Component) -> bool:
+        """Whether ``node`` really runs: always, except sinks with no ``plan`` method in plan mode."""
+        return not (self.plan and isinstance(node, Sink) and not hasattr(node, "plan"))
 
     def _instantiate(self, spec: ComponentSpec) -> Component:
         if spec.kind == "source":
@@ -193,8 +204,13 @@ class Engine:
         if self.ledger is not None and terminal:
             batch = self.ledger.unseen(spec.name, batch)
         try:
-            await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
-            if self.ledger is not None and spec.kind == "sink":
+            if not self.plan:
+                await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
+            elif hasattr(node, "plan"):
+                await _maybe_await(node.plan(batch, out))
+            elif not isinstance(node, Sink):
+                await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
+            if self.ledger is not None and spec.kind == "sink" and not self.plan:
                 failed = {id(item.record) for item in out.failed}
                 written = [record for record in batch if id(record) not in failed]
                 self.ledger.delivered(spec.name, written, await _maybe_await(node.checkpoint()))  # type: ignore[attr-defined]
@@ -322,6 +338,7 @@ def run_sync(
     max_error_rate: float | None = None,
     state: StateStore | None = None,
     full_refresh: bool = False,
+    plan: bool = False,
 ) -> RunReport:
-    """Run a job from synchronous code."""
-    return asyncio.run(Engine(spec, host, max_error_rate, state, full_refresh).run())
+    """Run (or, with ``plan``, estimate) a job from synchronous code."""
+    return asyncio.run(Engine(spec, host, max_error_rate, state, full_refresh, plan).run())

@@ -18,15 +18,21 @@ class Ledger:
     """One run's bookkeeping: takes the job's lock, skips records already delivered, records deliveries and
     rejects batch by batch, and settles the run at the end."""
 
-    def __init__(self, store: StateStore, job: str, max_attempts: int, full_refresh: bool = False) -> None:
+    def __init__(
+        self, store: StateStore, job: str, max_attempts: int, full_refresh: bool = False, read_only: bool = False
+    ) -> None:
         self.store = store
         self.job = job
         self.max_attempts = max_attempts
         self.full_refresh = full_refresh
-        note = store.acquire_lock(job, {"pid": os.getpid(), "host": socket.gethostname()})
-        if note:
-            log.warning("%s", note)
-        self.run_id = store.start_run(job)
+        #: A plan only looks: no lock, no run in the history, nothing recorded.
+        self.read_only = read_only
+        self.run_id = 0
+        if not read_only:
+            note = store.acquire_lock(job, {"pid": os.getpid(), "host": socket.gethostname()})
+            if note:
+                log.warning("%s", note)
+            self.run_id = store.start_run(job)
         self.state = JobState(store, job, self.run_id)
         self.skipped = 0
 
@@ -52,16 +58,20 @@ class Ledger:
         if not seen:
             return batch
         again = [record for record in batch if seen.get(record.key) == record.fingerprint]
-        # Reached again in this run: re-stamp them so settling the run counts them as delivered.
-        self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in again))
+        if not self.read_only:
+            # Reached again in this run: re-stamp them so settling the run counts them as delivered.
+            self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in again))
         return [record for record in batch if seen.get(record.key) != record.fingerprint]
 
     def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
         """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
-        self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in records), checkpoint)
+        if not self.read_only:
+            self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in records), checkpoint)
 
     def rejected(self, component: str, records: list[Record]) -> None:
         """Keep rejected records (with their ``_error``) to be retried by the next run."""
+        if self.read_only:
+            return
         rejects = [
             {
                 "key": record.key,
@@ -78,6 +88,8 @@ class Ledger:
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
         """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""
+        if self.read_only:
+            return
         try:
             if settled:
                 self.store.complete_run(self.job, self.run_id)

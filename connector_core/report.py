@@ -77,6 +77,9 @@ class RunReport:
         for key, section in self.extra.items():
             flat = ", ".join(f"{k}={v}" for k, v in section.items() if not isinstance(v, dict))
             lines.append(f"  {key}: {flat}")
+            for name, counts in section.items():
+                if isinstance(counts, dict) and counts:
+                    lines.append(f"  {key} {name}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
         if self.failure:
             lines.append(f"  failed: {self.failure}")
         return "\n".join(lines)

@@ -128,6 +128,8 @@ class BulkMatch(Mapper):
         self.out_of_credits: str | None = None
         #: Identity → the answer being fetched, so a person asked twice in one run is paid for once.
         self.in_flight: dict[str, asyncio.Future[Answer]] = {}
+        #: Identities a plan already counted.
+        self.planned: set[str] = set()
 
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""
@@ -140,16 +142,7 @@ class BulkMatch(Mapper):
         return detail
 
     async def process(self, batch: list[Record], out: Emitter) -> None:
-        stats = self.connection.stats
-        asked: list[tuple[Record, dict[str, Any]]] = []
-        for record in batch:
-            detail = self.detail(record)
-            if _identifies(detail):
-                asked.append((record, detail))
-            else:
-                stats.outcomes["missing"] += 1
-                reason = "no identifying field (email, hashed_email, id, linkedin_url or name)"
-                out.emit(_tagged(record, "_missing_reason", reason), "missing")
+        asked = self._identifiable(batch, out)
         answers = self._cached(asked)
         shared: dict[int, asyncio.Future[Answer]] = {}
         mine: dict[int, asyncio.Future[Answer]] = {}
@@ -173,6 +166,41 @@ class BulkMatch(Mapper):
             self._remember([(asked[p][1], answers[p]) for p in mine])
         for position, future in shared.items():
             answers[position] = await future
+        self._emit(asked, answers, out)
+
+    def plan(self, batch: list[Record], out: Emitter) -> None:
+        """What :meth:`process` would do, without calling Apollo: cached answers are used, every other person
+        is assumed matched and counted as a planned call and its worst-case credits."""
+        asked = self._identifiable(batch, out)
+        answers = self._cached(asked)
+        new = 0
+        for position, (_, detail) in enumerate(asked):
+            if position not in answers:
+                keys = identity_keys(detail)
+                new += self.planned.isdisjoint(keys)
+                self.planned.update(keys)
+                answers[position] = ("matched", {})
+        if new:
+            stats = self.connection.stats
+            stats.planned[self.connection.options.url("people/bulk_match")] += 1
+            stats.estimated_credits += new * self.options.credits_per_person
+        self._emit(asked, answers, out)
+
+    def _identifiable(self, batch: list[Record], out: Emitter) -> list[tuple[Record, dict[str, Any]]]:
+        """The records Apollo can be asked about, with their details; the others go to ``missing`` for free."""
+        asked: list[tuple[Record, dict[str, Any]]] = []
+        for record in batch:
+            detail = self.detail(record)
+            if _identifies(detail):
+                asked.append((record, detail))
+            else:
+                self.connection.stats.outcomes["missing"] += 1
+                reason = "no identifying field (email, hashed_email, id, linkedin_url or name)"
+                out.emit(_tagged(record, "_missing_reason", reason), "missing")
+        return asked
+
+    def _emit(self, asked: list[tuple[Record, dict[str, Any]]], answers: dict[int, Answer], out: Emitter) -> None:
+        stats = self.connection.stats
         for position, (record, _) in enumerate(asked):
             kind, value = answers[position]
             stats.outcomes[kind] += 1

@@ -33,6 +33,9 @@ class ApiStats:
     rate_limited: int = 0
     wait_s: float = 0.0
     outcomes: Counter[str] = attrs.field(factory=Counter)
+    #: ``crmsync plan``: calls that would be made (by URL) and the credits they could cost at most.
+    planned: Counter[str] = attrs.field(factory=Counter)
+    estimated_credits: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The report section."""
@@ -43,6 +46,11 @@ class ApiStats:
             "rate_limited": self.rate_limited,
             "wait_s": round(self.wait_s, 3),
             **dict(self.outcomes),
+            **(
+                {"planned_calls": dict(self.planned), "estimated_credits": self.estimated_credits}
+                if self.planned
+                else {}
+            ),
         }
 
 

@@ -101,20 +101,34 @@ class ContactsSink(Sink):
         state = self.context.state
         replay_since: float | None = None
         if state is not None:
-            # A resumed run meets records this job already sent: replay what is known, without a call.
-            known = state.objects(self.name, [record.key for record in batch])
-            for record in batch:
-                outcome = known.get(record.key)
-                if outcome is not None:
-                    self.connection.stats.outcomes["contacts_replayed_from_state"] += 1
-                    out.emit(_with_contact(record, outcome["contact"]), outcome["output"])
-            batch = [record for record in batch if record.key not in known]
+            batch = self._known(batch, out)
             # Writes whose response was never recorded: Apollo may have created these contacts already.
             lost = state.open_intents(self.name)
             started = [lost[record.key] for record in batch if record.key in lost]
             replay_since = min(started) if started else None
         if batch:
             await self._create(batch, [self.contact(record) for record in batch], out, replay_since)
+
+    def plan(self, batch: list[Record], out: Emitter) -> None:
+        """What :meth:`write` would do, without calling Apollo: contacts this job already sent are replayed from
+        state; the rest count as contacts to create (Apollo's dedupe may find some existing)."""
+        if self.context.state is not None:
+            batch = self._known(batch, out)
+        if batch:
+            stats = self.connection.stats
+            stats.planned[self.connection.options.url("contacts/bulk_create")] += 1
+            stats.outcomes["contacts_to_create"] += len(batch)
+            out.emit_many(batch, "created")
+
+    def _known(self, batch: list[Record], out: Emitter) -> list[Record]:
+        """Emit the records whose contact this job already created or matched; return the others."""
+        known = self.context.state.objects(self.name, [record.key for record in batch])  # type: ignore[union-attr]
+        for record in batch:
+            outcome = known.get(record.key)
+            if outcome is not None:
+                self.connection.stats.outcomes["contacts_replayed_from_state"] += 1
+                out.emit(_with_contact(record, outcome["contact"]), outcome["output"])
+        return [record for record in batch if record.key not in known]
 
     async def _create(
         self, records: list[Record], contacts: list[dict[str, Any]], out: Emitter, replay_since: float | None

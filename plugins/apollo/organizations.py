@@ -46,8 +46,19 @@ class OrganizationsBulkEnrich(Mapper):
     def open(self) -> None:
         self.connection: ApolloConnection = self.context.connection(self.options.connection)
 
+    def domains(self, batch: list[Record]) -> list[str]:
+        """The distinct normalised domains of a batch."""
+        return sorted({norm(r.data.get(self.options.domain_field)) for r in batch} - {""})
+
+    def plan(self, batch: list[Record], out: Emitter) -> None:
+        """Count the calls :meth:`process` would make; records pass through unchanged."""
+        calls = -(-len(self.domains(batch)) // MAX_DOMAINS)
+        if calls:
+            self.connection.stats.planned[self.connection.options.url("organizations/bulk_enrich")] += calls
+        out.emit_many(batch)
+
     async def process(self, batch: list[Record], out: Emitter) -> None:
-        domains = sorted({norm(r.data.get(self.options.domain_field)) for r in batch} - {""})
+        domains = self.domains(batch)
         found: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
         for start in range(0, len(domains), MAX_DOMAINS):

@@ -96,12 +96,18 @@ def _reject_drop_without_keep(instance: FieldsOptions, _: attrs.Attribute[Any], 
 class FieldsOptions:
     """Options of the ``fields`` mapper."""
 
-    fields: dict[str, FieldRule] = attrs.Factory(dict)
-    """Output field name → rule, computed in this order (a template can use fields listed before it)."""
+    # `| None` so that `email:` with nothing after it is accepted; the mapper reads it as an empty rule.
+    fields: dict[str, FieldRule | None] = attrs.Factory(dict)
+    """Output field name → rule, computed in this order (a template can use fields listed before it). An empty
+    rule (``email:`` or ``email: {}``) copies the input field of the same name."""
     keep: bool = False
     """Keep the input's other fields too; by default the output has only the listed fields."""
     drop: list[str] = attrs.field(factory=list, validator=_reject_drop_without_keep)
     """With ``keep``: input fields to leave out."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.fields and not self.keep:
+            raise ValueError("list some fields, or set keep: true (otherwise every record would come out empty)")
 
 
 class RecordRejected(Exception):
@@ -203,7 +209,7 @@ class FieldsMapper(Mapper):
 
     def __init__(self, name: str, options: FieldsOptions, context: RunContext) -> None:
         super().__init__(name, options, context)
-        self._rules = [compile_rule(field, rule) for field, rule in options.fields.items()]
+        self._rules = [compile_rule(field, rule or FieldRule()) for field, rule in options.fields.items()]
         self._keep = options.keep
         self._drop = frozenset(options.drop)
 

@@ -170,6 +170,11 @@ def test_template_sees_fields_computed_before_it(mapper: MapperFactory) -> None:
     assert routed["default"] == [{"first": "Ada", "last": "Lovelace", "label": "Lovelace, Ada <a@x.com>"}]
 
 
+def test_an_empty_rule_copies_the_field(mapper: MapperFactory) -> None:
+    routed, _ = mapper(FieldsMapper, {"fields": {"Age": None, "Email": {}}})(ADA)
+    assert routed["default"] == [{"Age": "36", "Email": " Ada@Example.COM "}]
+
+
 def test_only_listed_fields_by_default(mapper: MapperFactory) -> None:
     routed, _ = mapper(FieldsMapper, {"fields": {"email": {"from": "Email"}}})(ADA)
     assert routed["default"] == [{"email": " Ada@Example.COM "}]
@@ -219,9 +224,16 @@ def test_rule_validation_messages(rule: dict[str, Any], message: str) -> None:
         FieldRule(**rule)
 
 
-def test_drop_without_keep_is_rejected() -> None:
-    with pytest.raises(ValueError, match="drop only applies with keep: true"):
-        FieldsOptions(drop=["x"])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fields": {"a": None}, "drop": ["x"]}, "drop only applies with keep: true"),
+        ({}, "list some fields, or set keep: true"),
+    ],
+)
+def test_options_validation(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        FieldsOptions(**options)
 
 
 SPEC = """\
