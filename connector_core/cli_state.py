@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connector_core.errors import CrmsyncError
+from connector_core.errors import UsageError
 
 if TYPE_CHECKING:
     from connector_core.plugin_manager import PluginHost
@@ -117,12 +117,12 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CrmsyncError(f"{args.file}: cannot read a state export: {exc}") from None
+        raise UsageError(f"{args.file}: cannot read a state export: {exc}") from None
     job, store = _open(args, host)
     try:
         store.import_(job, data)
     except (ValueError, KeyError) as exc:
-        raise CrmsyncError(f"{args.file}: {exc}") from None
+        raise UsageError(f"{args.file}: {exc}") from None
     finally:
         store.close()
     print(f"job {job!r}: state imported from {args.file}")

@@ -25,3 +25,9 @@ class PluginError(CrmsyncError):
 
 class RunFailed(CrmsyncError):
     """The run could not complete (a sink failed, the error budget was exceeded, the API refused the key)."""
+
+
+class UsageError(CrmsyncError):
+    """The command was given something it cannot use (a missing file, a file of the wrong kind)."""
+
+    exit_code = 2

@@ -122,7 +122,9 @@ class ApolloClient:
                 uncertain = not isinstance(exc, httpx.ConnectError)  # a refused connection sent nothing
             else:
                 self.stats.calls[path] += 1
-                budget.observe(response.headers)
+                if response.status_code != 429 or "retry-after" not in response.headers:
+                    # A 429's Retry-After is the precise wait; its window headers would only hold us back longer.
+                    budget.observe(response.headers)
                 if response.is_success:
                     return self._json(response)
                 reason, delay = self._classify(response, attempt)

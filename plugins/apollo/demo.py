@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
 
     from connector_core.cli import run_spec
-    from connector_core.errors import CrmsyncError
+    from connector_core.errors import UsageError
 
     if not args.spec.is_file():
-        raise CrmsyncError(f"{args.spec}: not found; run the demo from the repository folder or pass --spec")
+        raise UsageError(f"{args.spec}: not found; run the demo from the repository folder or pass --spec")
     with SandboxServer(ApolloSandbox()) as server:
         saved = {name: os.environ.get(name) for name in ("APOLLO_BASE_URL", "APOLLO_API_KEY")}
         os.environ.update(APOLLO_BASE_URL=server.base_url, APOLLO_API_KEY=DEMO_KEY)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_sources(registry: ComponentRegistry) -> None:
+    """The ``csv``, ``jsonl`` and ``sqlite`` sources."""
     registry.add("csv", CsvSource)
     registry.add("jsonl", JsonlSource)
     registry.add("sqlite", SqliteSource)
@@ -26,6 +27,7 @@ def register_sources(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def register_sinks(registry: ComponentRegistry) -> None:
+    """The ``csv``, ``jsonl`` and ``sqlite`` sinks."""
     registry.add("csv", CsvSink)
     registry.add("jsonl", JsonlSink)
     registry.add("sqlite", SqliteSink)

@@ -1,8 +1,7 @@
-"""Pieces the file sources and sinks share: input checks, metadata columns, cell encoding, the atomic sink base."""
+"""Pieces the file sources and sinks share: input checks, metadata columns and the atomic sink base."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -10,6 +9,7 @@ import attrs
 
 from connector_core.components import Sink
 from connector_core.errors import RunFailed
+from connector_core.spec.model import ERRORS_STREAM
 
 from .atomic import AtomicFile, JournaledFile, merge
 
@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
 #: Columns the ``metadata`` option adds, so every output row traces back to its input.
 METADATA_FIELDS: tuple[str, ...] = ("_key", "_source", "_position")
-
-#: One encoder for the whole process: ``json.dumps`` with non-default arguments builds a new encoder per call.
-encode_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def require_file(path: Path, component: str) -> None:
@@ -76,7 +73,9 @@ class FileSink(Sink):
     def open(self) -> None:
         state = self.context.state if self.context is not None else None
         self.journal: JournaledFile | None = None
-        if state is None:
+        # The error stream's file lists this run's rejects (the state keeps their history): a record fixed by a
+        # later run must not stay in it.
+        if state is None or ERRORS_STREAM in self.context.spec.components[self.name].inputs:
             self.handle = self.target.open()
             return
         # The job keeps state: the file accumulates every run's records, each exactly once (see JournaledFile).

@@ -10,7 +10,8 @@ import attrs
 from connector_core.components import Emitter
 from connector_core.records import Record
 
-from .base import METADATA_FIELDS, FileSink, FileSinkOptions, encode_json, with_metadata
+from .base import METADATA_FIELDS, FileSink, FileSinkOptions, with_metadata
+from .encoding import encode_json
 
 
 def _one_char(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:

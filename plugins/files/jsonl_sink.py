@@ -7,7 +7,8 @@ from typing import ClassVar
 from connector_core.components import Emitter
 from connector_core.records import Record
 
-from .base import FileSink, FileSinkOptions, encode_json, with_metadata
+from .base import FileSink, FileSinkOptions, with_metadata
+from .encoding import encode_json
 
 
 class JsonlSink(FileSink):

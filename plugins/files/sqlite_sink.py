@@ -13,7 +13,7 @@ from connector_core.components import Emitter, Sink
 from connector_core.errors import RunFailed
 from connector_core.records import Record
 
-from .base import encode_json
+from .encoding import encode_json
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_mappers(registry: ComponentRegistry) -> None:
+    """The ``fields``, ``filter`` and ``dedupe`` mappers."""
     registry.add("fields", FieldsMapper)
     registry.add("filter", FilterMapper)
     registry.add("dedupe", DedupeMapper)

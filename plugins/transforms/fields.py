@@ -87,11 +87,6 @@ class FieldRule:
         return tuple(name for name, on in flags if on) + self.transform
 
 
-def _reject_drop_without_keep(instance: FieldsOptions, _: attrs.Attribute[Any], drop: list[str]) -> None:
-    if drop and not instance.keep:
-        raise ValueError("drop only applies with keep: true (without keep, only the listed fields are output)")
-
-
 @attrs.frozen
 class FieldsOptions:
     """Options of the ``fields`` mapper."""
@@ -102,10 +97,12 @@ class FieldsOptions:
     rule (``email:`` or ``email: {}``) copies the input field of the same name."""
     keep: bool = False
     """Keep the input's other fields too; by default the output has only the listed fields."""
-    drop: list[str] = attrs.field(factory=list, validator=_reject_drop_without_keep)
+    drop: list[str] = attrs.Factory(list)
     """With ``keep``: input fields to leave out."""
 
     def __attrs_post_init__(self) -> None:
+        if self.drop and not self.keep:
+            raise ValueError("drop only applies with keep: true (without keep, only the listed fields are output)")
         if not self.fields and not self.keep:
             raise ValueError("list some fields, or set keep: true (otherwise every record would come out empty)")
 

@@ -85,6 +85,10 @@ class FilterOptions:
     match: Literal["all", "any"] = "all"
     """Pass records meeting ``all`` conditions, or ``any`` of them."""
 
+    def __attrs_post_init__(self) -> None:
+        if not self.where:
+            raise ValueError("where needs at least one condition")
+
 
 class _Value:
     """A value from the spec, pre-parsed once for the comparisons."""

@@ -18,6 +18,7 @@ Transform = Callable[[Any], Any]
 
 _NON_DIGITS = re.compile(r"[^0-9]")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_PATH_START = re.compile(r"[/?#]")
 
 
 def email_domain(value: Any) -> str | None:
@@ -31,7 +32,7 @@ def email_domain(value: Any) -> str | None:
 def url_domain(value: Any) -> str | None:
     """``https://user:pw@www.Example.com:8080/path?q=1`` → ``example.com``; also takes bare ``example.com/x``."""
     text = _SCHEME.sub("", as_text(value).strip(), count=1).lstrip("/")
-    host = re.split(r"[/?#]", text, maxsplit=1)[0].rpartition("@")[2]
+    host = _PATH_START.split(text, maxsplit=1)[0].rpartition("@")[2]
     if host.startswith("["):  # an IPv6 literal keeps its colons
         host = host[: host.find("]") + 1]
     else:

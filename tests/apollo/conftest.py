@@ -67,6 +67,9 @@ connections:
     api_key: ${{APOLLO_API_KEY}}
     backoff_s: 0.01
     max_attempts: {attempts}
+    rate_limits:  # the sandbox announces no limits unless asked to; keep the budget out of the way
+      people/bulk_match: {{per_minute: 1000, per_hour: null, per_day: null}}
+      contacts/bulk_create: {{per_minute: 1000, per_hour: null, per_day: null}}
 sources:
   leads: {{type: jsonl, path: leads.jsonl, key: email}}
 mappers:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from crmsync_plugins.transforms.filter import Condition, FilterMapper
+from crmsync_plugins.transforms.filter import Condition, FilterMapper, FilterOptions
 
 from .kit import MapperFactory, Pipeline, Write
 
@@ -86,3 +86,8 @@ def test_rejected_output_in_a_job(pipeline: Pipeline, write: Write, tmp_path: An
 def test_condition_validation(condition: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Condition(**condition)
+
+
+def test_where_needs_a_condition() -> None:
+    with pytest.raises(ValueError, match="where needs at least one condition"):
+        FilterOptions(where=[])
