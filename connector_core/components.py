@@ -66,6 +66,9 @@ class Component:
     outputs: ClassVar[tuple[str, ...]] = (DEFAULT,)
     #: Outputs that may go unread without a warning (e.g. records a filter drops on purpose).
     quiet_outputs: ClassVar[tuple[str, ...]] = ()
+    #: Outputs of records this run did not get to (e.g. a credit budget ran out): a job that keeps state
+    #: retries them on its next run instead of counting them as done.
+    deferred_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, options: Any, context: RunContext) -> None:
         self.name = name

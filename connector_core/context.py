@@ -29,6 +29,8 @@ class RunContext:
         self.connections: dict[str, Connection] = {}
         #: The job's durable state (``None`` unless the spec or ``--state`` enables it).
         self.state: JobState | None = None
+        #: Why new remote work stopped (see :meth:`halt`), or None.
+        self.halted: str | None = None
         #: Reasons the run is failing although it goes on (e.g. credits ran out: the rest is skipped).
         self.failures: list[str] = []
 
@@ -43,6 +45,14 @@ class RunContext:
         """Let the run finish its flow but end as failed (exit 1) with ``reason``."""
         if reason not in self.failures:
             self.failures.append(reason)
+
+    def halt(self, reason: str) -> None:
+        """Stop new remote work: components check :attr:`halted` and set records aside instead of sending
+        them. The run still drains what is in flight, then ends as failed."""
+        if self.halted is None:
+            self.halted = reason
+            self.log.error("stopping new API work: %s", reason)
+        self.mark_failed(reason)
 
     def add_report_section(self, name: str, build: Any) -> None:
         """Add a section to the run report; ``build()`` is called once when the run ends."""

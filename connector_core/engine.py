@@ -26,6 +26,8 @@ from connector_core.state.store import StateStore
 log = logging.getLogger("crmsync.engine")
 
 _END = None  # queued after a producer's last batch
+#: The error rate is judged mid-run only once this many records were read (a first bad row is not a trend).
+MIN_RECORDS_FOR_RATE = 100
 
 
 async def _maybe_await(value: Awaitable[Any] | Any) -> Any:
@@ -240,6 +242,8 @@ class Engine:
             if not records:
                 continue
             stats.streams[stream_name(name, output)] += len(records)
+            if self.ledger is not None and output in self.spec.components[name].cls.deferred_outputs:
+                self.ledger.deferred(name, records, f"set aside by {stream_name(name, output)}; retried next run")
             if host.has_observers("after_batch"):
                 host.notify("after_batch", context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
@@ -257,6 +261,11 @@ class Engine:
             stats.record_error({**detail, "key": record.key})
             host.notify("on_record_error", context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
+        limit = self.max_error_rate
+        if limit is not None and stats.input_records >= MIN_RECORDS_FOR_RATE and not context.halted:
+            rate = stats.error_count / stats.input_records
+            if rate > limit:
+                context.halt(f"error rate {rate:.2%} exceeds max_error_rate {limit:.2%}")
         if self.spec.settings.stop_on_error:
             first = error_records[0].data["_error"]
             raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from connector_core.components import Failed
@@ -85,6 +86,24 @@ class Ledger:
             for record in records
         ]
         self.store.record_rejects(self.job, self.run_id, rejects, self.max_attempts)
+
+    def deferred(self, component: str, records: list[Record], reason: str) -> None:
+        """Records set aside this run (not failed): pending for the next run, without using up an attempt."""
+        if self.read_only:
+            return
+        rejects = [
+            {
+                "key": record.key,
+                "fingerprint": record.fingerprint,
+                "component": component,
+                "reason": reason,
+                "data": record.data,
+                "source": record.source,
+                "position": record.position,
+            }
+            for record in records
+        ]
+        self.store.record_rejects(self.job, self.run_id, rejects, sys.maxsize)
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
         """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""

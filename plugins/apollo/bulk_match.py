@@ -115,6 +115,7 @@ class BulkMatch(Mapper):
     Options = BulkMatchOptions
     outputs: ClassVar[tuple[str, ...]] = ("matched", "missing", "skipped")
     quiet_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
+    deferred_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
     batch_size: ClassVar[int] = MAX_DETAILS
     concurrency: ClassVar[int] = 4
 
@@ -215,10 +216,12 @@ class BulkMatch(Mapper):
         """One bulk_match call for ``details`` (at most 10); an answer per detail, in order."""
         cost = Decimal(len(details) * self.options.credits_per_person)
         budget_left = self._credits_left()
-        if self.out_of_credits or (budget_left is not None and cost > budget_left):
-            return [
-                ("skipped", self.out_of_credits or f"max_credits {self.options.max_credits} would be exceeded")
-            ] * len(details)
+        stop = self.out_of_credits or self.context.halted
+        if stop is None and budget_left is not None and cost > budget_left:
+            stop = f"max_credits {self.options.max_credits} would be exceeded"
+            self.context.mark_failed(f"{self.name}: {stop}; the rest is skipped and retried next run")
+        if stop:
+            return [("skipped", stop)] * len(details)
         self.reserved += cost
         try:
             body = await self.connection.client.post(  # type: ignore[union-attr]

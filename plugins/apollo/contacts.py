@@ -65,12 +65,15 @@ class ContactsSink(Sink):
     """Create Apollo contacts in batches of up to 100.
 
     Every record ends in exactly one place: ``created`` (Apollo created it), ``existing`` (dedupe matched a
-    contact Apollo already had; returned unchanged), or the error stream (rejected, with Apollo's message).
+    contact Apollo already had; returned unchanged), ``skipped`` (not sent because the run was stopping), or
+    the error stream (rejected, with Apollo's message).
     A batch Apollo rejects (400/422) is split in halves until the bad contacts are isolated.
     """
 
     Options = ContactsOptions
-    outputs: ClassVar[tuple[str, ...]] = ("created", "existing")
+    outputs: ClassVar[tuple[str, ...]] = ("created", "existing", "skipped")
+    quiet_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
+    deferred_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
     batch_size: ClassVar[int] = MAX_CONTACTS
     max_batch_size: ClassVar[int] = MAX_CONTACTS
     concurrency: ClassVar[int] = 2
@@ -98,6 +101,10 @@ class ContactsSink(Sink):
         return contact
 
     async def write(self, batch: list[Record], out: Emitter) -> None:
+        if self.context.halted:  # the run is stopping: set the records aside for the next run
+            reason = f"not sent: {self.context.halted}"
+            out.emit_many((r.with_data({**r.data, "_skipped_reason": reason}) for r in batch), "skipped")
+            return
         state = self.context.state
         replay_since: float | None = None
         if state is not None:

@@ -73,9 +73,9 @@ class FileSink(Sink):
     def open(self) -> None:
         state = self.context.state if self.context is not None else None
         self.journal: JournaledFile | None = None
-        # The error stream's file lists this run's rejects (the state keeps their history): a record fixed by a
-        # later run must not stay in it.
-        if state is None or ERRORS_STREAM in self.context.spec.components[self.name].inputs:
+        # Files of the error stream and of set-aside records list this run's (the state keeps their history):
+        # a record a later run settles must not stay in them.
+        if state is None or self._lists_this_run_only():
             self.handle = self.target.open()
             return
         # The job keeps state: the file accumulates every run's records, each exactly once (see JournaledFile).
@@ -84,6 +84,14 @@ class FileSink(Sink):
             state.save_checkpoint(self.name, merge(previous))
         self.journal = JournaledFile(self.options.path, self.output_encoding(), state.run_id)
         self.handle = self.journal.open()
+
+    def _lists_this_run_only(self) -> bool:
+        spec = self.context.spec
+        for ref in spec.components[self.name].inputs:
+            producer, _, output = ref.partition(".")
+            if ref == ERRORS_STREAM or output in spec.components[producer].cls.deferred_outputs:
+                return True
+        return False
 
     @property
     def appending(self) -> bool:

@@ -89,3 +89,30 @@ def test_cache_expires_after_its_ttl(tmp_path: Path, sandbox, monkeypatch) -> No
     run(spec, sandbox, monkeypatch=monkeypatch)
     report = run(spec, sandbox, "--full-refresh", monkeypatch=monkeypatch)
     assert report["api"]["calls"]["/api/v1/people/bulk_match"] == 1
+
+
+def test_max_credits_stops_the_run_and_the_rest_is_retried_next_run(tmp_path: Path, sandbox, monkeypatch) -> None:
+    rows = people(35)
+    write_leads(tmp_path, rows)
+    spec = write_job(tmp_path, state=True, enrich="max_credits: 20\nconcurrency: 1")
+    first = run(spec, sandbox, monkeypatch=monkeypatch)
+    assert first["exit_code"] == 1 and "max_credits" in first["failure"]
+    assert first["streams"]["enrich.skipped"] == 15 and first["api"]["credits"] <= 20
+    second = run(spec, sandbox, monkeypatch=monkeypatch)
+    assert second["exit_code"] == 0, second["failure"]
+    assert second["streams"]["enrich.matched"] == 15 and second["state"]["skipped_unchanged"] == 20
+    assert sorted(terminal_keys(tmp_path)) == sorted(r["email"] for r in rows)  # each once, none left skipped
+
+
+def test_error_rate_exceeded_mid_run_stops_new_api_work(tmp_path: Path, sandbox, monkeypatch) -> None:
+    rows = people(150)
+    for row in rows[::2]:
+        row["first_name"] = "__reject__"  # the sandbox refuses these contacts
+    write_leads(tmp_path, rows)
+    spec = write_job(tmp_path, state=True, enrich="concurrency: 1", contacts="batch_size: 10\nconcurrency: 1")
+    monkeypatch.setenv("APOLLO_BASE_URL", "x")
+    report = run(spec, sandbox, "--max-error-rate", "0.05", monkeypatch=monkeypatch)
+    assert report["exit_code"] == 1 and "max_error_rate" in report["failure"]
+    streams = report["streams"]
+    assert streams.get("contacts.skipped", 0) + streams.get("enrich.skipped", 0) > 0  # set aside, not sent
+    assert report["errors"]["count"] < 75  # half the contacts are bad: most were never tried
