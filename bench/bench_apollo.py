@@ -82,7 +82,7 @@ class Sandbox:
 
 
 def prepare(folder: Path, people: int) -> tuple[Path, Path]:
-    """A seed with enough generated people, and a lead file of all of them."""
+    """A seed with ``people`` generated people, and a lead file of those with an email."""
     from crmsync_plugins.apollo.sandbox import load_seed
 
     seed = folder / "seed.json"
@@ -90,6 +90,8 @@ def prepare(folder: Path, people: int) -> tuple[Path, Path]:
     leads = folder / "leads.jsonl"
     with leads.open("w") as handle:
         for person in load_seed(seed).people:
+            if not person.get("email"):
+                continue  # the lead list is keyed by email
             lead = {k: person.get(k) for k in ("first_name", "last_name", "email")}
             lead["domain"] = (person.get("organization") or {}).get("primary_domain")
             handle.write(json.dumps(lead) + "\n")
