@@ -284,6 +284,18 @@ class SqliteStateStore(StateStore):
                 ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
             )
             db.execute("DELETE FROM intents WHERE intent_id = ?", (intent_id,))
+            # Intents of a run that died are settled once every one of their records has an outcome.
+            for older_id, keys in db.execute(
+                "SELECT intent_id, keys FROM intents WHERE job = ? AND component = ?", (job, component)
+            ).fetchall():
+                keys = json.loads(keys)
+                known = self._lookup(
+                    "SELECT key, 1 FROM objects WHERE job = ? AND component = ? AND key IN ({marks})",
+                    (job, component),
+                    keys,
+                )
+                if len(known) == len(set(keys)):
+                    db.execute("DELETE FROM intents WHERE intent_id = ?", (older_id,))
 
     def open_intents(self, job: str, component: str) -> dict[str, float]:
         pending: dict[str, float] = {}

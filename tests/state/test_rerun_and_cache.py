@@ -116,3 +116,23 @@ def test_error_rate_exceeded_mid_run_stops_new_api_work(tmp_path: Path, sandbox,
     streams = report["streams"]
     assert streams.get("contacts.skipped", 0) + streams.get("enrich.skipped", 0) > 0  # set aside, not sent
     assert report["errors"]["count"] < 75  # half the contacts are bad: most were never tried
+
+
+def test_lost_create_response_is_replayed_by_the_next_run(tmp_path: Path, sandbox, monkeypatch) -> None:
+    from connector_core.state.sqlite import SqliteStateStore
+
+    write_leads(tmp_path, people(6))
+    spec = write_job(tmp_path, state=True, contacts="run_dedupe: false", attempts=2)
+    # bulk_match answers; bulk_create is applied but its response is lost, twice: retries run out.
+    sandbox.sandbox.script_faults(["ok", "reset:after", "reset:before"])
+    first = run(spec, sandbox, monkeypatch=monkeypatch)
+    assert first["errors"]["count"] == 6
+    store = SqliteStateStore(tmp_path / "state.db")
+    assert len(store.open_intents("apollo-test", "contacts")) == 6
+    second = run(spec, sandbox, monkeypatch=monkeypatch)
+    assert second["exit_code"] == 0 and second["api"]["calls"] == {"/api/v1/contacts/bulk_create": 1}
+    assert second["streams"]["contacts.created"] == 6  # ours, although Apollo now calls them existing
+    emails = [c["email"] for c in sandbox.sandbox.state()["contacts"]]
+    assert len(emails) == len(set(emails))
+    assert store.open_intents("apollo-test", "contacts") == {}
+    store.close()
