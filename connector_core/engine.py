@@ -341,13 +341,6 @@ def _downstream(components: dict[str, ComponentSpec], roots: set[str]) -> set[st
     return found
 
 
-def run_sync(
-    spec: SyncSpec,
-    host: PluginHost,
-    max_error_rate: float | None = None,
-    state: StateStore | None = None,
-    full_refresh: bool = False,
-    plan: bool = False,
-) -> RunReport:
-    """Run (or, with ``plan``, estimate) a job from synchronous code."""
-    return asyncio.run(Engine(spec, host, max_error_rate, state, full_refresh, plan).run())
+def run_sync(spec: SyncSpec, host: PluginHost, **options: Any) -> RunReport:
+    """Run (or, with ``plan=True``, estimate) a job from synchronous code; ``options`` as for :class:`Engine`."""
+    return asyncio.run(Engine(spec, host, **options).run())

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from connector_core.components import Failed
@@ -71,39 +72,15 @@ class Ledger:
 
     def rejected(self, component: str, records: list[Record]) -> None:
         """Keep rejected records (with their ``_error``) to be retried by the next run."""
-        if self.read_only:
-            return
-        rejects = [
-            {
-                "key": record.key,
-                "fingerprint": record.fingerprint,
-                "component": component,
-                "reason": record.data["_error"]["reason"],
-                "data": record.data,
-                "source": record.source,
-                "position": record.position,
-            }
-            for record in records
-        ]
-        self.store.record_rejects(self.job, self.run_id, rejects, self.max_attempts)
+        if not self.read_only:
+            rows = _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
+            self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts)
 
     def deferred(self, component: str, records: list[Record], reason: str) -> None:
         """Records set aside this run (not failed): pending for the next run, without using up an attempt."""
-        if self.read_only:
-            return
-        rejects = [
-            {
-                "key": record.key,
-                "fingerprint": record.fingerprint,
-                "component": component,
-                "reason": reason,
-                "data": record.data,
-                "source": record.source,
-                "position": record.position,
-            }
-            for record in records
-        ]
-        self.store.record_rejects(self.job, self.run_id, rejects, sys.maxsize)
+        if not self.read_only:
+            rows = _reject_rows(component, records, lambda _: reason)
+            self.store.record_rejects(self.job, self.run_id, rows, sys.maxsize)
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
         """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""
@@ -115,6 +92,21 @@ class Ledger:
             self.store.finish_run(self.run_id, status, report)
         finally:
             self.store.release_lock(self.job)
+
+
+def _reject_rows(component: str, records: list[Record], reason: Callable[[Record], str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": record.key,
+            "fingerprint": record.fingerprint,
+            "component": component,
+            "reason": reason(record),
+            "data": record.data,
+            "source": record.source,
+            "position": record.position,
+        }
+        for record in records
+    ]
 
 
 def _record(item: Record | Failed) -> Record:

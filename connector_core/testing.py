@@ -37,7 +37,7 @@ def run_job(
 ) -> RunReport:
     """Load and run the spec at ``path``; returns the report (the run's failures are in it, not raised)."""
     host = get_plugin_host(extra_plugins=plugins)
-    return run_sync(load_spec(path, host, environ or {}), host, max_error_rate)
+    return run_sync(load_spec(path, host, environ or {}), host, max_error_rate=max_error_rate)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
