@@ -122,6 +122,12 @@ class Engine:
         """Whether ``node`` really runs: always, except sinks with no ``plan`` method in plan mode."""
         return not (self.plan and isinstance(node, Sink) and not hasattr(node, "plan"))
 
+    def _work(self, node: Component) -> Any:
+        """The method that handles a batch: ``process``, or in plan mode ``plan`` (None for a sink without)."""
+        if self.plan and hasattr(node, "plan"):
+            return node.plan
+        return node.process if self._acts(node) else None  # type: ignore[attr-defined]
+
     def _instantiate(self, spec: ComponentSpec) -> Component:
         if spec.kind == "source":
             return spec.cls(spec.name, spec.options, self.context, key=spec.key)
@@ -206,12 +212,9 @@ class Engine:
         if self.ledger is not None and terminal:
             batch = self.ledger.unseen(spec.name, batch)
         try:
-            if not self.plan:
-                await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
-            elif hasattr(node, "plan"):
-                await _maybe_await(node.plan(batch, out))
-            elif not isinstance(node, Sink):
-                await _maybe_await(node.process(batch, out))  # type: ignore[attr-defined]
+            work = self._work(node)
+            if work is not None:
+                await _maybe_await(work(batch, out))
             if self.ledger is not None and spec.kind == "sink" and not self.plan:
                 failed = {id(item.record) for item in out.failed}
                 written = [record for record in batch if id(record) not in failed]
