@@ -243,6 +243,8 @@ class _ContactIndex:
 
 
 def _join_keys(contact: Mapping[str, Any]) -> list[str]:
+    """Keys in the order Apollo's dedupe matches: email, CRM ids, then name + company, where the company is
+    the organization name or, as Apollo also does, the email's domain."""
     keys = []
     email = norm(contact.get("email"))
     if email:
@@ -253,6 +255,8 @@ def _join_keys(contact: Mapping[str, Any]) -> list[str]:
     name, company = full_name(contact), norm(contact.get("organization_name"))
     if name and company:
         keys.append(f"name+org:{name}|{company}")
+    if name and "@" in email:
+        keys.append(f"name+org:{name}|@{email.rpartition('@')[2]}")
     if name and not email:
         keys.append(f"name:{name}")
     return keys

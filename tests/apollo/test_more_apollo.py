@@ -77,3 +77,18 @@ def test_demo_runs_the_example_job_against_an_in_process_sandbox(tmp_path: Path,
     assert len(read_jsonl(out / "existing.jsonl")) == 3
     assert len(read_jsonl(out / "missing.jsonl")) == 3
     assert "created" in capsys.readouterr().out
+
+
+def test_dedupe_by_name_and_email_domain_joins_the_existing_contact(tmp_path: Path, sandbox) -> None:
+    first, second = people(2)
+    # Same person under a second address at the same company, and no organization name to go by:
+    # Apollo's dedupe matches name + company (by email domain) and answers with the first address.
+    twin = {**first, "organization_name": None, "email": "other." + first["email"]}
+    write_leads(tmp_path, [{**first, "organization_name": None}, second])
+    assert run_job(write_job(tmp_path), env(sandbox)).status == "success"
+    write_leads(tmp_path, [twin])
+    report = run_job(write_job(tmp_path), env(sandbox))
+    assert report.status == "success" and report.errors["count"] == 0
+    existing = read_jsonl(tmp_path / "out" / "existing.jsonl")
+    assert [r["email"] for r in existing] == [twin["email"]]
+    assert existing[0]["apollo_contact"]["email"] == first["email"].lower()
