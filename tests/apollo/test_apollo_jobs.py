@@ -177,3 +177,13 @@ def test_secret_canary_never_leaks(tmp_path: Path, sandbox, capsys, caplog) -> N
     written = [p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")]
     for text in [captured.out, captured.err, caplog.text, *written]:
         assert CANARY_KEY not in text
+
+
+def test_out_of_credits_stops_enrichment_and_skips_the_rest(tmp_path: Path, sandbox) -> None:
+    write_leads(tmp_path, people(25))
+    sandbox.sandbox.script_faults(["402"])
+    report = run_job(write_job(tmp_path, enrich="concurrency: 1"), env(sandbox))
+    assert report.status == "failed" and "no credits left" in report.failure
+    assert sandbox.sandbox.state()["calls"] == {"/api/v1/people/bulk_match": 1}  # nothing sent after the 402
+    skipped = outputs(tmp_path)["skipped"]
+    assert len(skipped) == 25 and all("no credits left" in r["_skipped_reason"] for r in skipped)
