@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import attrs
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import ApolloError, OutOfCredits
-from crmsync_plugins.apollo.identity import identity_keys, join_answers
+from crmsync_plugins.apollo.identity import join_answers, person_key
 from crmsync_plugins.apollo.paths import get_path
 
 from connector_core.components import Emitter, Mapper
@@ -150,20 +150,18 @@ class BulkMatch(Mapper):
         for position, (_, detail) in enumerate(asked):
             if position in answers:
                 continue
-            keys = identity_keys(detail)
-            pending = next((self.in_flight[key] for key in keys if key in self.in_flight), None)
+            key = person_key(detail)
+            pending = self.in_flight.get(key)
             if pending is not None:  # the same person is already being asked about: pay once
                 shared[position] = pending
             else:
-                mine[position] = future = asyncio.get_running_loop().create_future()
-                self.in_flight.update(dict.fromkeys(keys, future))
+                mine[position] = self.in_flight[key] = asyncio.get_running_loop().create_future()
         if mine:
             results = await self._call([asked[position][1] for position in mine])
             for (position, future), answer in zip(mine.items(), results, strict=True):
                 answers[position] = answer
                 future.set_result(answer)
-                for key in identity_keys(asked[position][1]):
-                    self.in_flight.pop(key, None)
+                self.in_flight.pop(person_key(asked[position][1]), None)
             self._remember([(asked[p][1], answers[p]) for p in mine])
         for position, future in shared.items():
             answers[position] = await future
@@ -177,9 +175,9 @@ class BulkMatch(Mapper):
         new = 0
         for position, (_, detail) in enumerate(asked):
             if position not in answers:
-                keys = identity_keys(detail)
-                new += self.planned.isdisjoint(keys)
-                self.planned.update(keys)
+                key = person_key(detail)
+                new += key not in self.planned
+                self.planned.add(key)
                 answers[position] = ("matched", {})
         if new:
             stats = self.connection.stats
@@ -263,12 +261,12 @@ class BulkMatch(Mapper):
         state = self.context.state
         if state is None or not asked:
             return {}
-        keys = [identity_keys(detail) for _, detail in asked]
+        keys = [person_key(detail) for _, detail in asked]
         ttl = self.context.spec.state_settings.cache_ttl_days * 86400
-        hits = state.cache_get(self.cache_namespace, sorted({k for ks in keys for k in ks}), ttl)
+        hits = state.cache_get(self.cache_namespace, sorted(set(keys)), ttl)
         answers: dict[int, Answer] = {}
-        for position, identities in enumerate(keys):
-            hit = next((hits[key] for key in identities if key in hits), None)
+        for position, key in enumerate(keys):
+            hit = hits.get(key)
             if hit is not None:
                 self.connection.stats.outcomes["cache_hits"] += 1
                 answers[position] = (
@@ -281,10 +279,9 @@ class BulkMatch(Mapper):
         if state is None:
             return
         entries = {
-            key: {"person": value if kind == "matched" else None}
+            person_key(detail): {"person": value if kind == "matched" else None}
             for detail, (kind, value) in results
             if kind in ("matched", "missing")
-            for key in identity_keys(detail)
         }
         if entries:
             state.cache_put(self.cache_namespace, entries)

@@ -62,6 +62,16 @@ def identity_keys(person: Mapping[str, Any]) -> list[str]:
     return keys
 
 
+def person_key(person: Mapping[str, Any]) -> str:
+    """The strongest identity of a request detail: the one key two different people can never share.
+
+    Used to pay once per person (the cache, duplicate people in a run). Weaker keys such as name + company
+    are good enough to pair an answer with its question, but two colleagues may share them.
+    """
+    keys = identity_keys(person)
+    return keys[0] if keys else ""
+
+
 def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[str, Any] | None]) -> dict[int, Any]:
     """Pair Apollo's answers with the questions (request items) they answer: ``{question index: answer}``.
 

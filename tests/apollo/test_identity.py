@@ -54,3 +54,12 @@ def test_duplicate_people_each_get_one_answer() -> None:
 
 def test_linkedin_normalisation() -> None:
     assert norm_linkedin("HTTPS://WWW.LinkedIn.com/in/Cy/") == norm_linkedin("linkedin.com/in/cy")
+
+
+def test_colleagues_with_the_same_name_are_different_people() -> None:
+    from crmsync_plugins.apollo.identity import person_key
+
+    one = {"first_name": "Ava", "last_name": "Muller", "email": "ava@orchard.edu", "domain": "orchard.edu"}
+    two = {**one, "email": "ava.muller@orchard.edu"}
+    assert person_key(one) != person_key(two)
+    assert person_key({"first_name": "Ava", "last_name": "Muller", "domain": "orchard.edu"}).startswith("name+")

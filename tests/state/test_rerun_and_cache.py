@@ -136,3 +136,13 @@ def test_lost_create_response_is_replayed_by_the_next_run(tmp_path: Path, sandbo
     assert len(emails) == len(set(emails))
     assert store.open_intents("apollo-test", "contacts") == {}
     store.close()
+
+
+def test_namesakes_at_one_company_are_enriched_separately(tmp_path: Path, sandbox, monkeypatch) -> None:
+    person = people(1)[0]
+    namesake = {**person, "email": "namesake." + person["email"]}
+    write_leads(tmp_path, [person, namesake])
+    spec = write_job(tmp_path, state=True, enrich="batch_size: 1")
+    report = run(spec, sandbox, monkeypatch=monkeypatch)
+    assert report["api"]["calls"]["/api/v1/people/bulk_match"] == 2  # one answer must not serve both
+    assert report["streams"]["enrich.matched"] + report["streams"].get("enrich.missing", 0) == 2
