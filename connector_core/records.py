@@ -36,7 +36,10 @@ class Record:
         return f"{self.source}:{self.position}"
 
 
+#: Built once: ``json.dumps`` with non-default arguments builds a new encoder on every call.
+_canonical_json = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":")).encode
+
+
 def content_key(data: dict[str, Any]) -> str:
     """A stable key for a record without a natural key: a short hash of its canonical JSON."""
-    canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(_canonical_json(data).encode(), digest_size=12).hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import attrs
 import cattrs
@@ -72,6 +72,8 @@ def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
 
 
 def _explain(exc: BaseException, type_: type | None) -> str:
+    if get_origin(type_) is Literal:
+        return "expected one of " + ", ".join(repr(choice) for choice in get_args(type_))
     # A plugin's validator explains itself in its ValueError; cattrs' default would say only "invalid value".
     if type(exc) is ValueError and exc.args:
         return str(exc)

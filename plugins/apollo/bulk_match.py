@@ -7,13 +7,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import attrs
+
+from connector_core.components import Emitter, Mapper
+from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import ApolloError, OutOfCredits
 from crmsync_plugins.apollo.identity import join_answers, person_key
 from crmsync_plugins.apollo.paths import get_path
-
-from connector_core.components import Emitter, Mapper
-from connector_core.records import Record
 
 #: The identifying fields Apollo accepts in a ``details[]`` entry.
 DETAIL_FIELDS = (

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 import httpx
+
 from crmsync_plugins.apollo.budget import RateBudget
 from crmsync_plugins.apollo.errors import (
     ApolloAuthError,

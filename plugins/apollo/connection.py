@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector_core.components import Connection
 from crmsync_plugins.apollo.client import ApiStats, ApolloClient
 from crmsync_plugins.apollo.settings import ApolloSettings
-
-from connector_core.components import Connection
 
 
 class ApolloConnection(Connection):

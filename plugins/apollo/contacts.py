@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import attrs
-from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloAuthError, ApolloError, ApolloRejected
-from crmsync_plugins.apollo.identity import full_name, norm
 
 from connector_core.components import Emitter, Sink
 from connector_core.records import Record, content_key
+from crmsync_plugins.apollo.connection import ApolloConnection
+from crmsync_plugins.apollo.errors import ApolloAuthError, ApolloError, ApolloRejected
+from crmsync_plugins.apollo.identity import full_name, norm
 
 #: Apollo refuses more than this many contacts per call (422 "Please limit your array to 100 contacts").
 MAX_CONTACTS = 100

@@ -37,10 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start an in-process sandbox, point the spec at it through the environment, run it, show the outputs."""
-    from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
-
     from connector_core.cli import run_spec
     from connector_core.errors import UsageError
+    from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
 
     if not args.spec.is_file():
         raise UsageError(f"{args.spec}: not found; run the demo from the repository folder or pass --spec")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import attrs
+
+from connector_core.components import Emitter, Mapper
+from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import ApolloError
 from crmsync_plugins.apollo.identity import norm
 from crmsync_plugins.apollo.paths import get_path
-
-from connector_core.components import Emitter, Mapper
-from connector_core.records import Record
 
 MAX_DOMAINS = 10
 

@@ -6,6 +6,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import attrs
+
 from crmsync_plugins.apollo.budget import RateLimit
 
 #: Operation → path under the base URL, for each deployment layout.

@@ -64,7 +64,8 @@ class SqliteSink(Sink):
     Options: ClassVar[type] = SqliteSinkOptions
 
     def __init__(self, name: str, options: SqliteSinkOptions, context: RunContext | None) -> None:
-        super().__init__(name, options, context)  # type: ignore[arg-type]  # the sink never uses the context
+        # A None context is fine for a stateless sink (tests drive it without an engine); checkpoints use it.
+        super().__init__(name, options, context)  # type: ignore[arg-type]
         self.options: SqliteSinkOptions = options
         self._db: sqlite3.Connection | None = None
         #: Existing columns by lowercase name: SQLite column names are case-insensitive.

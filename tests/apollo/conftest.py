@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from connector_core.testing import write_spec
+from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 #: A recognisable key: tests assert it never shows up anywhere.
 CANARY_KEY = "sk-canary-4f9e1b2c7d"

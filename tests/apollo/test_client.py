@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.client import ApolloClient
 from crmsync_plugins.apollo.errors import ApolloAuthError, ApolloRejected, ApolloUnavailable, OutOfCredits
 from crmsync_plugins.apollo.settings import ApolloSettings

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from crmsync_plugins.files.csv_source import snake_case
 
 from connector_core.records import content_key
+from crmsync_plugins.files.csv_source import snake_case
 
 from .kit import Pipeline, Write
 

@@ -7,11 +7,11 @@ import re
 from typing import Any
 
 import pytest
-from crmsync_plugins.transforms.fields import FieldRule, FieldsMapper, FieldsOptions
-from crmsync_plugins.transforms.functions import TRANSFORMS
 
 from connector_core.errors import SpecError
 from connector_core.testing import load
+from crmsync_plugins.transforms.fields import FieldRule, FieldsMapper, FieldsOptions
+from crmsync_plugins.transforms.functions import TRANSFORMS
 
 from .kit import MapperFactory, Pipeline, Write
 

@@ -9,12 +9,12 @@ import os
 from pathlib import Path
 
 import pytest
-from crmsync_plugins.files.base import FileSink, FileSinkOptions
-from crmsync_plugins.files.csv_sink import CsvSink, CsvSinkOptions
-from crmsync_plugins.files.jsonl_sink import JsonlSink
 
 from connector_core.components import Emitter
 from connector_core.testing import read_jsonl
+from crmsync_plugins.files.base import FileSink, FileSinkOptions
+from crmsync_plugins.files.csv_sink import CsvSink, CsvSinkOptions
+from crmsync_plugins.files.jsonl_sink import JsonlSink
 
 from .kit import Pipeline, Write, make_records
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+
 from crmsync_plugins.transforms.filter import Condition, FilterMapper, FilterOptions
 
 from .kit import MapperFactory, Pipeline, Write
@@ -91,3 +92,21 @@ def test_condition_validation(condition: dict[str, Any], message: str) -> None:
 def test_where_needs_a_condition() -> None:
     with pytest.raises(ValueError, match="where needs at least one condition"):
         FilterOptions(where=[])
+
+
+def test_a_choice_outside_the_allowed_ones_names_them(tmp_path) -> None:
+    from connector_core.errors import SpecError
+    from connector_core.testing import load, write_spec
+
+    spec = write_spec(
+        tmp_path,
+        """
+        version: 1
+        job: x
+        sources: {a: {type: jsonl, path: a.jsonl}}
+        mappers: {f: {type: filter, inputs: [a], match: some, where: [{field: x, eq: 1}]}}
+        sinks: {o: {type: jsonl, inputs: [f], path: o.jsonl}}
+        """,
+    )
+    with pytest.raises(SpecError, match=r"job.yaml:5: \$\.mappers\.f\.match: expected one of 'all', 'any'"):
+        load(spec)

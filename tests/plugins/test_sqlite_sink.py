@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crmsync_plugins.files.sqlite_sink import SqliteSink, SqliteSinkOptions
-
 from connector_core.components import Emitter
+from crmsync_plugins.files.sqlite_sink import SqliteSink, SqliteSinkOptions
 
 from .kit import Pipeline, Write, make_records
 

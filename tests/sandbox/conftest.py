@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, sandbox_transport
 
 DIRECT_BASE = "https://api.apollo.io"

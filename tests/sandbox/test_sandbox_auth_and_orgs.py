@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import ApolloSandbox
 
 RATE_HEADERS = ("x-rate-limit-minute", "x-minute-usage", "x-hourly-usage", "x-24-hour-usage")

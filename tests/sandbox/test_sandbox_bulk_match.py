@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import ApolloSandbox
 
 TIM_ID = "6453e9bd8f50d40001f1e348"

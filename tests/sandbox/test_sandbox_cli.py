@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from crmsync_plugins.apollo.sandbox import main
 from crmsync_plugins.apollo.sandbox.cli import add_arguments, config_from_args
 

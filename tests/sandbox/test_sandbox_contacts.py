@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import ApolloSandbox
 
 CREATE = "/api/v1/contacts/bulk_create"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import (
     DEFAULT_SEED,
     ApolloSandbox,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import (
     ApolloSandbox,
     SandboxConfig,

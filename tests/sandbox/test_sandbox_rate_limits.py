@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, RateLimits
 
 BULK = "/api/v1/people/bulk_match"

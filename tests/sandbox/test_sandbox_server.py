@@ -6,6 +6,7 @@ import socket
 
 import httpx
 import pytest
+
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 BULK = "/api/v1/people/bulk_match"

@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from connector_core.testing import read_jsonl
+from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from ..apollo.conftest import env, people, write_job, write_leads
 

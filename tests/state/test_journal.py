@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from crmsync_plugins.files.atomic import JournaledFile, merge
 
 from connector_core.cli import main
 from connector_core.testing import write_spec
+from crmsync_plugins.files.atomic import JournaledFile, merge
 
 
 def test_recovery_keeps_exactly_the_committed_records(tmp_path: Path) -> None:
