@@ -7,7 +7,7 @@ plain functions directly, so file plugins stay simple while network plugins run 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -88,18 +88,30 @@ class Source(Component):
     def __init__(self, name: str, options: Any, context: RunContext, key: tuple[str, ...] = ()) -> None:
         super().__init__(name, options, context)
         self.key_fields = key
+        self._key = _key_function(key)
 
     def record(self, data: dict[str, Any], position: int) -> Record:
         """Build a record with this source's provenance and its key (the ``key`` fields, else a hash)."""
-        if self.key_fields:
-            key = "|".join(str(data.get(field, "")) for field in self.key_fields)
-        else:
-            key = content_key(data)
-        return Record(data, key, self.name, position)
+        return Record(data, self._key(data), self.name, position)
 
     def read(self) -> Iterable[Record | Failed] | AsyncIterable[Record | Failed]:
         """Yield records (or :class:`Failed` for unreadable input) in input order."""
         raise NotImplementedError
+
+
+def _key_function(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], str]:
+    """How a source computes record keys; chosen once, since it runs for every record read."""
+    if not fields:
+        return content_key
+    if len(fields) == 1:
+        (field,) = fields
+
+        def one_field(data: dict[str, Any]) -> str:
+            value = data.get(field, "")
+            return value if value.__class__ is str else str(value)
+
+        return one_field
+    return lambda data: "|".join(str(data.get(field, "")) for field in fields)
 
 
 class Mapper(Component):
