@@ -72,8 +72,8 @@ def _show(args: argparse.Namespace, host: PluginHost) -> int:
     print(f"  completed records: {summary['completed_records']}")
     for sink, count in sorted(summary["deliveries"].items()):
         print(f"  delivered to {sink}: {count}")
-    for sink, checkpoint in sorted(summary["checkpoints"].items()):
-        print(f"  last checkpoint of {sink}: {json.dumps(checkpoint)}")
+    for component, checkpoint in sorted(summary["checkpoints"].items()):
+        print(f"  last checkpoint of {component}: {json.dumps(checkpoint)}")
     rejects = summary["rejects"]
     print(f"  rejects: {rejects.get('pending', 0)} pending, {rejects.get('discarded', 0)} discarded")
     print(f"  open write intents: {summary['open_intents']}, remembered API objects: {summary['objects']}")

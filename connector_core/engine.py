@@ -163,10 +163,13 @@ class Engine:
                     await queue.put(_END)
 
     async def _run_source(self, node: Source) -> None:
-        stats = self.context.stats
+        stats, read = self.context.stats, 0
         async for chunk in _chunks(node.read(), self.spec.settings.source_batch_size):
             stats.input_records += len(chunk)
             if self.ledger is not None:
+                read += len(chunk)
+                last = chunk[-1]
+                self.ledger.source_read(node.name, (last.record if isinstance(last, Failed) else last).position, read)
                 chunk = self.ledger.stamp(chunk)
             out = Emitter()
             records = [item for item in chunk if item.__class__ is Record]

@@ -54,6 +54,14 @@ class Ledger:
         self.skipped += len(stamped) - len(kept)
         return kept
 
+    def source_read(self, source: str, position: int, count: int) -> None:
+        """Remember how far a source has read (shown by ``crmsync state show``). A resumed run still reads
+        from the start and skips what was delivered: a source file may have changed since."""
+        if not self.read_only:
+            self.store.commit_batch(
+                self.job, self.run_id, f"source:{source}", (), {"position": position, "records": count}
+            )
+
     def unseen(self, sink: str, batch: list[Record]) -> list[Record]:
         """The records of ``batch`` that ``sink`` has not committed yet (a resumed run meets the others again)."""
         seen = self.store.delivered(self.job, sink, [record.key for record in batch])
