@@ -162,10 +162,11 @@ def _finisher(name: str, rule: FieldRule) -> Callable[[Any], Any] | None:
             raise RecordRejected(f"field {name!r}: cannot convert {value!r} to {rule.type}") from None
 
     def finish(value: Any) -> Any:
-        if not is_empty(value):
+        # A non-blank string, the common case, is recognised inline: this runs for every field of every record.
+        if (value.__class__ is str and value and not value.isspace()) or not is_empty(value):
             for step in steps:
                 value = step(value)
-            if not (steps and is_empty(value)):
+            if not steps or (value.__class__ is str and value and not value.isspace()) or not is_empty(value):
                 return value if cast is None else convert(value)
         if default is not None:
             return default if cast is None else convert(default)
