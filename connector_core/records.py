@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 
-@attrs.frozen(slots=True)
-class Record:
-    """One record flowing through the graph.
+class Record(NamedTuple):
+    """One record flowing through the graph; immutable.
 
     ``data`` is the payload components read and reshape. ``key`` is stable across runs (taken from the
     source's ``key`` option, else a hash of the content) so state, errors and outputs can be traced back.
     ``source`` and ``position`` are the provenance: the source component's name and the line or row number
     the record came from. ``fingerprint`` tells a changed record from one already delivered.
+
+    A named tuple rather than a frozen attrs class: every record is built at least twice (source, mapper),
+    and a tuple is built in half the time, which is measurable at a million records.
     """
 
     data: dict[str, Any]
