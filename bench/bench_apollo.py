@@ -144,7 +144,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         seed, leads = prepare(folder, args.people)
-        match_calls, create_calls = math.ceil(args.people / 10), math.ceil(args.people / 100)
+        lead_count = sum(1 for _ in leads.open())
+        match_calls, create_calls = math.ceil(lead_count / 10), math.ceil(lead_count / 100)
 
         sandbox = Sandbox(seed, "--latency-ms", str(args.latency_ms))
         try:
@@ -154,7 +155,7 @@ def main() -> int:
         finally:
             sandbox.stop()
         results["latency_bound"] = {
-            "people": args.people,
+            "people": lead_count,
             "latency_ms": args.latency_ms,
             "calls": report["api"]["calls"],
             "crmsync_s": round(ours_s, 2),
@@ -177,7 +178,7 @@ def main() -> int:
             even_floor = max(match_calls, create_calls) / args.rate_limit * 60
             strict_floor = (math.ceil(match_calls / args.rate_limit) - 1) * 60
             results["rate_bound"] = {
-                "people": args.people,
+                "people": lead_count,
                 "rate_limit_per_minute": args.rate_limit,
                 "latency_ms": args.rate_latency_ms,
                 "calls": report["api"]["calls"],
