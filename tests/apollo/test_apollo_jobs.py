@@ -168,15 +168,17 @@ def test_records_with_nothing_to_match_on_cost_no_call(tmp_path: Path, sandbox) 
 def test_secret_canary_never_leaks(tmp_path: Path, sandbox, capsys, caplog) -> None:
     write_leads(tmp_path, [*people(5), stranger(9)])
     sandbox.sandbox.script_faults(["500", "reset", "429"])
-    spec = write_job(tmp_path)
+    spec = write_job(tmp_path, state=True)
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env(sandbox).items():
             mp.setenv(name, value)
         assert main(["-v", "run", str(spec), "--report", str(tmp_path / "report.json")]) == 0
+        assert main(["state", "export", str(spec), str(tmp_path / "export.json")]) == 0
     captured = capsys.readouterr()
-    written = [p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")]
-    for text in [captured.out, captured.err, caplog.text, *written]:
-        assert CANARY_KEY not in text
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "state.db" for p in tmp_path.rglob("*"))
+    for text in [captured.out.encode(), captured.err.encode(), caplog.text.encode(), *written]:
+        assert CANARY_KEY.encode() not in text  # logs, report, outputs, state database and its export
 
 
 def test_out_of_credits_stops_enrichment_and_skips_the_rest(tmp_path: Path, sandbox) -> None:
