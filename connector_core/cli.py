@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector_core import __version__
 from connector_core.cli_state import add_commands as add_state_commands
@@ -123,24 +123,30 @@ def run_spec(
 
     Durable state is used when the spec has a ``state:`` section or ``state_path`` is given.
     """
-    from connector_core.engine import Engine
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(path, host)
-    store = open_state(spec, state_path) if spec.state is not None or state_path else None
-    try:
-        engine = Engine(spec, host, max_error_rate, store, full_refresh)
-        install_redaction(engine.context.redactor)
-        for warning in spec.warnings:
-            log.warning("%s", warning)
-        report = asyncio.run(engine.run())
-    finally:
-        if store is not None:
-            store.close()
+    for warning in spec.warnings:
+        log.warning("%s", warning)
+    report = _execute(spec, host, state_path, max_error_rate=max_error_rate, full_refresh=full_refresh)
     if report_path:
         report.write(report_path)
     print(report.summary(), file=sys.stderr)
     return spec, report
+
+
+def _execute(spec: SyncSpec, host: PluginHost, state_path: Path | None, **options: Any) -> RunReport:
+    """Run (or plan) ``spec`` with its state store open and secrets masked in the logs."""
+    from connector_core.engine import Engine
+
+    store = open_state(spec, state_path) if spec.state is not None or state_path else None
+    try:
+        engine = Engine(spec, host, state=store, **options)
+        install_redaction(engine.context.redactor)
+        return asyncio.run(engine.run())
+    finally:
+        if store is not None:
+            store.close()
 
 
 def open_state(spec: SyncSpec, override: Path | None = None) -> StateStore:
@@ -158,18 +164,10 @@ def _run(args: argparse.Namespace, host: PluginHost) -> int:
 def _plan(args: argparse.Namespace, host: PluginHost) -> int:
     import json
 
-    from connector_core.engine import Engine
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(args.spec, host)
-    store = open_state(spec, args.state) if spec.state is not None or args.state else None
-    try:
-        engine = Engine(spec, host, state=store, full_refresh=args.full_refresh, plan=True)
-        install_redaction(engine.context.redactor)
-        report = asyncio.run(engine.run())
-    finally:
-        if store is not None:
-            store.close()
+    report = _execute(spec, host, args.state, full_refresh=args.full_refresh, plan=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:

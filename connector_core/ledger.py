@@ -43,7 +43,7 @@ class Ledger:
         stamped: list[Record | Failed] = []
         for item in items:
             record = item.record if isinstance(item, Failed) else item
-            record = Record(record.data, record.key, record.source, record.position, content_key(record.data))
+            record = record._replace(fingerprint=content_key(record.data))
             stamped.append(Failed(record, item.reason) if isinstance(item, Failed) else record)
         if self.full_refresh:
             return stamped
