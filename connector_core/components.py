@@ -34,13 +34,15 @@ class Failed:
 
 
 class Emitter:
-    """Collects what a mapper or sink did with one batch: records routed to outputs, and failures."""
+    """Collects what a mapper or sink did with one batch: records routed to outputs, failures, and records
+    set aside after a transient failure."""
 
-    __slots__ = ("failed", "routed")
+    __slots__ = ("deferred", "failed", "routed")
 
     def __init__(self) -> None:
         self.routed: dict[str, list[Record]] = {}
         self.failed: list[Failed] = []
+        self.deferred: list[Failed] = []
 
     def emit(self, record: Record, output: str = DEFAULT) -> None:
         """Send ``record`` to the named output (the default output unless told otherwise)."""
@@ -56,6 +58,14 @@ class Emitter:
     def fail(self, record: Record, reason: str) -> None:
         """Send ``record`` to the job's error stream with a human-readable reason."""
         self.failed.append(Failed(record, reason))
+
+    def defer(self, record: Record, reason: str) -> None:
+        """Set ``record`` aside after a transient failure (a 5xx storm, a timeout, a long ``Retry-After``).
+
+        It is not a reject: it shows in the error stream marked ``transient`` (so nothing is lost in a run
+        without state), and a job that keeps state retries it on its next run without using up an attempt.
+        """
+        self.deferred.append(Failed(record, reason))
 
 
 class Component:

@@ -219,7 +219,7 @@ class Engine:
             if work is not None:
                 await _maybe_await(work(batch, out))
             if self.ledger is not None and spec.kind == "sink" and not self.plan:
-                failed = {id(item.record) for item in out.failed}
+                failed = {id(item.record) for item in (*out.failed, *out.deferred)}
                 written = [record for record in batch if id(record) not in failed]
                 self.ledger.delivered(spec.name, written, await _maybe_await(node.checkpoint()))  # type: ignore[attr-defined]
         except RunFailed:
@@ -234,7 +234,7 @@ class Engine:
         finally:
             limit.release()
         if spec.kind == "sink":
-            self.context.stats.delivered[spec.name] += len(batch) - len(out.failed)
+            self.context.stats.delivered[spec.name] += len(batch) - len(out.failed) - len(out.deferred)
         await self._deliver(spec.name, out)
 
     async def _deliver(self, name: str, out: Emitter) -> None:
@@ -256,17 +256,30 @@ class Engine:
                 await queue.put(records)
         if out.failed:
             await self._route_errors(name, out.failed)
+        if out.deferred:
+            await self._route_errors(name, out.deferred, transient=True)
 
-    async def _route_errors(self, name: str, failed: list[Failed]) -> None:
+    async def _route_errors(self, name: str, failed: list[Failed], transient: bool = False) -> None:
+        """Send rejected records to the error stream; ``transient`` ones are set aside for the next run instead
+        (marked so in ``_error``, kept out of the error rate, and retried without using up an attempt)."""
         context = self.context
         stats, host, redactor = context.stats, context.host, context.redactor
         error_records = []
         for item in failed:
             record, reason = item.record, redactor.text(item.reason)
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
-            stats.record_error({**detail, "key": record.key})
-            host.notify("on_record_error", context=context, component=name, record=record, reason=reason)
+            if transient:
+                detail["transient"] = True
+                stats.set_aside += 1
+            else:
+                stats.record_error({**detail, "key": record.key})
+                host.notify("on_record_error", context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
+        if transient:
+            if self.ledger is not None:
+                self.ledger.deferred(name, error_records)
+            await self._to_error_stream(name, error_records)
+            return
         limit = self.max_error_rate
         if limit is not None and stats.input_records >= MIN_RECORDS_FOR_RATE and not context.halted:
             rate = stats.error_count / stats.input_records
@@ -277,11 +290,14 @@ class Engine:
             raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")
         if self.ledger is not None:
             self.ledger.rejected(name, error_records)
+        await self._to_error_stream(name, error_records)
+
+    async def _to_error_stream(self, name: str, error_records: list[Record]) -> None:
         if name in self.error_side:
             for record in error_records:
                 log.error("error sink %s could not write %s: %s", name, record.provenance, record.data["_error"])
             return
-        stats.streams[ERRORS_STREAM] += len(error_records)
+        self.context.stats.streams[ERRORS_STREAM] += len(error_records)
         for queue in self.error_queues:
             await queue.put(error_records)
 
@@ -305,7 +321,12 @@ class Engine:
             input_records=stats.input_records,
             streams=dict(stats.streams),
             delivered=dict(stats.delivered),
-            errors={"count": stats.error_count, "rate": round(rate, 4), "first": redactor.data(stats.first_errors)},
+            errors={
+                "count": stats.error_count,
+                "rate": round(rate, 4),
+                "set_aside": stats.set_aside,
+                "first": redactor.data(stats.first_errors),
+            },
             failure=failure,
             extra=redactor.data(extra),
         )

@@ -84,10 +84,11 @@ class Ledger:
             rows = _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts)
 
-    def deferred(self, component: str, records: list[Record], reason: str) -> None:
-        """Records set aside this run (not failed): pending for the next run, without using up an attempt."""
+    def deferred(self, component: str, records: list[Record], reason: str | None = None) -> None:
+        """Records set aside this run (not failed): pending for the next run, without using up an attempt.
+        The reason is ``reason``, else each record's own ``_error`` reason."""
         if not self.read_only:
-            rows = _reject_rows(component, records, lambda _: reason)
+            rows = _reject_rows(component, records, lambda record: reason or record.data["_error"]["reason"])
             self.store.record_rejects(self.job, self.run_id, rows, sys.maxsize)
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:

@@ -27,6 +27,8 @@ class RunStats:
     delivered: Counter[str] = attrs.field(factory=Counter)
     error_count: int = 0
     first_errors: list[dict[str, Any]] = attrs.field(factory=list)
+    #: Records set aside after a transient failure (in the error stream, marked ``transient``; not rejects).
+    set_aside: int = 0
     #: Extra report sections contributed by plugins (``api`` for the Apollo connection), computed at the end.
     sections: dict[str, Callable[[], dict[str, Any]]] = attrs.field(factory=dict)
 

@@ -78,6 +78,8 @@ class SplitOptions:
     #: Values of ``i`` rejected with ``reason``.
     reject: list[int] = attrs.Factory(list)
     reason: str = "rejected"
+    #: Values of ``i`` set aside as after a transient failure.
+    defer: list[int] = attrs.Factory(list)
 
 
 class Split(Mapper):
@@ -91,6 +93,8 @@ class Split(Mapper):
             i = record.data["i"]
             if i in self.options.reject:
                 out.fail(record, self.options.reason)
+            elif i in self.options.defer:
+                out.defer(record, "service unavailable (503)")
             else:
                 out.emit(record, "odd" if i % 2 else "default")
 

@@ -381,3 +381,50 @@ def test_back_pressure_bounds_records_in_flight(jobs: Jobs) -> None:
     # the sink's input loop holds while it waits for a free call, and one handed to a write() call that the
     # event loop has not started yet (the source is woken first). Without back-pressure this would be ~200k.
     assert kit.COUNTERS["max_in_flight"] <= (queue_batches + 3) * batch
+
+
+DEFER_JOB = """
+    version: 1
+    job: storm
+    sources:
+      nums: {type: t.numbers, count: 10}
+    mappers:
+      split: {type: t.split, inputs: [nums], reject: [1], defer: [2, 4, 6]}
+    sinks:
+      even: {type: t.collect, inputs: [split]}
+      odd: {type: t.collect, inputs: [split.odd]}
+      rejected: {type: t.collect, inputs: [errors]}
+"""
+
+
+def test_deferred_records_reach_the_error_stream_marked_transient(jobs: Jobs) -> None:
+    report = jobs.run(DEFER_JOB)
+    errors = {row["i"]: row["_error"] for row in kit.STORE["rejected"]}
+    assert sorted(errors) == [1, 2, 4, 6]
+    assert "transient" not in errors[1]
+    assert all(errors[i]["transient"] is True and "503" in errors[i]["reason"] for i in (2, 4, 6))
+    # Rows in = delivered + error stream; set-aside records are not rejects and do not count in the error rate.
+    assert len(kit.STORE["even"]) + len(kit.STORE["odd"]) + len(kit.STORE["rejected"]) == 10
+    assert report.errors["count"] == 1
+    assert report.errors["set_aside"] == 3
+
+
+def test_deferred_records_are_retried_by_the_next_run_without_using_attempts(jobs: Jobs, tmp_path) -> None:
+    from connector_core.engine import run_sync
+    from connector_core.plugin_manager import get_plugin_host
+    from connector_core.state.sqlite import SqliteStateStore
+
+    host = get_plugin_host(extra_plugins=[kit.KIT])
+    store = SqliteStateStore(tmp_path / "state.db")
+    for _storm in range(3):  # more storms than max_attempts: a transient failure never uses one up
+        spec = jobs.load(DEFER_JOB.replace("job: storm", "job: storm\n    state: {max_attempts: 2}"))
+        run_sync(spec, host, state=store)
+    pending = {row["key"]: row for row in store.rejects("storm", "pending")}
+    assert len(pending) == 3
+    assert [row["reason"] for row in store.rejects("storm", "discarded")] == ["rejected"]  # the real reject
+    kit.reset()
+    calm = DEFER_JOB.replace("defer: [2, 4, 6]", "defer: []").replace("job: storm", "job: storm\n    state: {}")
+    report = run_sync(jobs.load(calm), host, state=store)
+    assert report.status == "success", report.failure
+    assert sorted(row["i"] for row in kit.STORE["even"]) == [2, 4, 6]  # the rest was delivered by earlier runs
+    assert not store.rejects("storm", "pending")
