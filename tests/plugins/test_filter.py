@@ -108,5 +108,5 @@ def test_a_choice_outside_the_allowed_ones_names_them(tmp_path) -> None:
         sinks: {o: {type: jsonl, inputs: [f], path: o.jsonl}}
         """,
     )
-    with pytest.raises(SpecError, match=r"job.yaml:5: \$\.mappers\.f\.match: expected one of 'all', 'any'"):
+    with pytest.raises(SpecError, match=r"job.yaml:5: \$\.mappers\.f\.match: expected one of: all, any; got 'some'"):
         load(spec)
