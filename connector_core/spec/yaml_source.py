@@ -134,15 +134,17 @@ class _SpecLoader(yaml.SafeLoader):
 
 _HINTS = (
     ("mapping values are not allowed", "a value containing ': ' must be in quotes, or this line is indented wrongly"),
-    ("could not find expected ':'", "a key needs ':' after it; check the indentation of this and the line above"),
+    ("could not find expected ':'", "a key needs ':' after it, or the line is indented wrongly"),
     ("expected <block end>", "check the indentation: keys of one mapping line up, list items start with '- '"),
     ("did not find expected key", "check the indentation: keys of one mapping line up, list items start with '- '"),
     ("did not find expected '-'", "check the indentation: every item of a list starts with '- '"),
     ("that cannot start any token", "indent with spaces, not tabs, and quote values starting with @ or `"),
     ("found undefined alias", "an alias *name needs an anchor &name earlier in the file"),
     ("expected a single document", "a spec is one YAML document: remove the second '---'"),
-    ("found unexpected end of stream", "a quote or bracket is not closed"),
+    ("expected ',' or", "separate the items of [...] and {...} with commas"),
 )
+#: Problems found after the place that caused them: the line where the construct started is the useful one.
+_STARTED_EARLIER = ("could not find expected ':'", "<stream end>", "end of stream")
 
 
 def explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
@@ -150,16 +152,19 @@ def explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
     if isinstance(exc, yaml.reader.ReaderError):
         line = text[: exc.position].count("\n") + 1
         return line, f"control character #x{exc.character:04x} is not allowed in YAML; remove it"
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = mark.line + 1 if mark is not None else 1
     problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
     context = getattr(exc, "context", None)
     message = f"{context}, {problem}" if context else problem
-    source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
-    if "${" in source_line and ("flow" in message or "{" in problem):
-        return line, f'{message}; a ${{VAR}} inside {{...}} or [...] must be in quotes: key: "${{VAR}}"'
+    mark, started = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 1
     hint = next((hint for needle, hint in _HINTS if needle in message), None)
-    context_mark = getattr(exc, "context_mark", None)
-    if context_mark is not None and context_mark.line + 1 != line and "quoted" in message:
-        hint = f"the quote opened at line {context_mark.line + 1} is not closed"
+    if started is not None and any(needle in problem for needle in _STARTED_EARLIER):
+        line = started.line + 1
+        if "end of stream" in problem or "<stream end>" in problem:
+            hint = "a quote or bracket opened here is not closed"
+    source_lines = text.splitlines()
+    line = min(line, max(len(source_lines), 1))
+    source_line = source_lines[line - 1] if source_lines else ""
+    if "${" in source_line and ("flow" in message or "{" in problem):
+        hint = 'a ${VAR} inside {...} or [...] must be in quotes: key: "${VAR}"'
     return line, f"{message}; {hint}" if hint else message
