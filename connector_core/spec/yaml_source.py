@@ -45,7 +45,7 @@ def parse_yaml(path: Path) -> tuple[Any, dict[str, int]]:
         if root is None:
             raise SpecError([f"{path}:1: $: the spec is empty: it must be a mapping with version, job and components"])
         builder = TreeBuilder(loader)
-        data = builder.build(root)
+        data = builder.build(root, loader.alias_lines)
     except yaml.YAMLError as exc:
         line, message = explain_yaml_error(exc, text)
         raise SpecError([f"{path}:{line}: invalid YAML: {message}"]) from None
@@ -117,6 +117,8 @@ class _SpecLoader(yaml.SafeLoader):
         super().__init__(text)
         self._depth = 0
         self._nodes = 0
+        #: The line of each alias, by ``(id(parent), index or id(key node))``; see :meth:`TreeBuilder.build`.
+        self.alias_lines: dict[tuple[int, int], int] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         self._depth += 1
@@ -127,6 +129,9 @@ class _SpecLoader(yaml.SafeLoader):
                 what = "nested too deeply" if self._depth > MAX_DEPTH else "too large"
                 limit = f"at most {MAX_DEPTH} levels" if self._depth > MAX_DEPTH else f"at most {MAX_VALUES:,} values"
                 raise Refused(mark.line + 1, None, f"the spec is {what} ({limit})")
+            if parent is not None and self.check_event(yaml.AliasEvent):
+                position = index if isinstance(index, int) else id(index)
+                self.alias_lines[(id(parent), position)] = self.peek_event().start_mark.line + 1
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1

@@ -8,6 +8,7 @@ dicts, lists and scalars while recording the line of every spec path and every d
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -21,6 +22,7 @@ _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _KEY_KINDS = {f"{_TAG}int": "a number", f"{_TAG}float": "a number", f"{_TAG}timestamp": "a date"}
 _MERGE = f"{_TAG}merge"
+_INDEX_RUN = re.compile(r"(\[\d+\])(?:\[\d+\]){2,}(\[\d+\])")
 
 
 class Refused(Exception):
@@ -41,45 +43,68 @@ class TreeBuilder:
         self.lines: dict[str, int] = {}
         self.problems: list[tuple[int, str, str]] = []
         self._measured: dict[yaml.Node, tuple[int, int]] = {}
+        self._alias_lines: dict[tuple[int, int], int] = {}
 
-    def build(self, root: yaml.Node) -> Any:
+    def build(self, root: yaml.Node, alias_lines: dict[tuple[int, int], int]) -> Any:
         """Check the expanded size of ``root``, then build its data.
 
+        :param alias_lines: where each alias is written, by ``(id(parent node), index or id(key node))``: an
+            alias is the very node it refers to, whose own line is the anchor's.
         :raises Refused: before any expansion happens.
         """
-        self._measure(root, "$", set())
+        self._alias_lines = alias_lines
+        self._measure(root, "$", 1, _line(root), set())
         return self._build(root, "$")
 
-    def _measure(self, node: yaml.Node, path: str, open_nodes: set[yaml.Node]) -> tuple[int, int]:
-        """``(values, depth)`` of ``node`` with aliases expanded, each distinct node measured once.
+    def _measure(
+        self, node: yaml.Node, path: str, level: int, line: int, open_nodes: set[yaml.Node]
+    ) -> tuple[int, int]:
+        """``(values, depth)`` of ``node`` with aliases expanded, each distinct node measured once; ``level`` is
+        how deep it sits, ``line`` where it is written.
 
         An alias always follows its anchor in the document, so it refers to a node already measured: the
-        recursion goes no deeper than the file's own nesting (which the composer bounds).
+        recursion goes no deeper than the file's own nesting (which the composer bounds), and only an alias can
+        take the expanded depth past :data:`MAX_DEPTH`.
         """
         known = self._measured.get(node)
         if known is not None:
+            if level + known[1] - 1 > MAX_DEPTH:
+                raise Refused(line, _short(path), f"this alias nests the spec deeper than {MAX_DEPTH} levels")
             return known
         if node in open_nodes:
-            raise Refused(_line(node), path, "this collection contains itself through an alias (&name ... *name)")
+            raise Refused(line, _short(path), "this alias is inside the collection it names (&name ... *name)")
         size, depth = 1, 0
         if isinstance(node, yaml.CollectionNode):
             open_nodes.add(node)
-            for child, child_path in _children(node, path):
-                child_size, child_depth = self._measure(child, child_path, open_nodes)
+            for child, child_path, child_line in self._children(node, path):
+                child_size, child_depth = self._measure(child, child_path, level + 1, child_line, open_nodes)
                 size, depth = size + child_size, max(depth, child_depth)
             open_nodes.discard(node)
-        depth += 1
         if size > MAX_VALUES:
             raise Refused(
-                _line(node),
-                path,
+                line,
+                _short(path),
                 f"aliases (*name) expand this to more than {MAX_VALUES:,} values, an alias bomb; "
                 "write the values out or use fewer aliases",
             )
-        if depth > MAX_DEPTH:
-            raise Refused(_line(node), path, f"aliases (*name) nest this deeper than {MAX_DEPTH} levels")
-        self._measured[node] = (size, depth)
-        return size, depth
+        self._measured[node] = (size, depth + 1)
+        return size, depth + 1
+
+    def _children(self, node: yaml.CollectionNode, path: str) -> list[tuple[yaml.Node, str, int]]:
+        """``(child, its path, the line it is written on)`` for keys, values and items."""
+        lines = self._alias_lines
+        if isinstance(node, yaml.SequenceNode):
+            return [
+                (item, f"{path}[{index}]", lines.get((id(node), index)) or _line(item))
+                for index, item in enumerate(node.value)
+            ]
+        children: list[tuple[yaml.Node, str, int]] = []
+        for key, value in node.value:
+            label = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            value_path = path if key.tag == _MERGE else f"{path}.{label}"
+            children.append((key, path, _line(key)))
+            children.append((value, value_path, lines.get((id(node), id(key))) or _line(value)))
+        return children
 
     def _build(self, node: yaml.Node, path: str) -> Any:
         self.lines.setdefault(path, _line(node))
@@ -169,14 +194,9 @@ class TreeBuilder:
         return None
 
 
-def _children(node: yaml.CollectionNode, path: str) -> list[tuple[yaml.Node, str]]:
-    if isinstance(node, yaml.SequenceNode):
-        return [(item, f"{path}[{index}]") for index, item in enumerate(node.value)]
-    pairs: list[tuple[yaml.Node, str]] = []
-    for key, value in node.value:
-        label = key.value if isinstance(key, yaml.ScalarNode) else "?"
-        pairs.extend([(key, path), (value, path if key.tag == _MERGE else f"{path}.{label}")])
-    return pairs
+def _short(path: str) -> str:
+    """``$.a[0][0][0][0][0]`` → ``$.a[0]...[0]``: a path deep in nested lists says nothing more."""
+    return _INDEX_RUN.sub(lambda run: run.group(1) + "..." + run.group(2), path)
 
 
 def _line(node: yaml.Node) -> int:
