@@ -52,14 +52,13 @@ class _Problems:
         return f"{self.path}:{line}: {spec_path}" if line else f"{self.path}: {spec_path}"
 
     def add(self, spec_path: str, message: str) -> None:
+        if spec_path in self.unset:
+            return  # its value is missing, already said: an unknown type '' or input '' follows from that
         self.items.append(self.redactor.text(f"{self.where(spec_path)}: {message}"))
 
     def add_structure(self, pairs: list[tuple[str, str]]) -> None:
         for spec_path, message in pairs:
-            if spec_path in self.deferred:
-                self.add(spec_path, self.deferred.pop(spec_path))
-            elif spec_path not in self.unset:
-                self.add(spec_path, message)
+            self.add(spec_path, self.deferred.pop(spec_path, message))
 
 
 def load_spec(
@@ -85,7 +84,7 @@ def load_spec(
     problems.redactor = Redactor(env.secrets)
     for spec_path, message in env.problems:
         problems.add(spec_path, message)
-        problems.unset.add(spec_path)
+    problems.unset.update(spec_path for spec_path, _ in env.problems)
     problems.deferred = dict(env.deferred)
 
     converter = make_converter(path.parent)
