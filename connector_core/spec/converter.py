@@ -14,7 +14,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 import attrs
 import cattrs
 from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping_structure_factory
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
 from cattrs.gen import make_dict_structure_fn, override
 
 from connector_core.spec.envsubst import Unresolved
@@ -68,7 +73,12 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
             for field in attrs.fields(cls)
             if yaml_name(field.name) != field.name
         }
-        structure = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **renames)
+        structure: Callable[[Any, Any], Any] = make_dict_structure_fn(
+            cls,
+            converter,
+            _cattrs_forbid_extra_keys=True,
+            **renames,  # type: ignore[arg-type]
+        )
         return strict(structure, dict, "a mapping")
 
     converter.register_structure_hook(Path, structure_path)
@@ -124,7 +134,7 @@ def _flatten(exc: BaseException, path: str, type_: Any, pairs: list[tuple[str, s
     if isinstance(exc, ClassValidationError | IterableValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            if isinstance(exc, ClassValidationError):
+            if isinstance(note, AttributeValidationNote):
                 child = f"{path}.{yaml_name(note.name)}"
             else:
                 child = f"{path}[{note.index}]" if isinstance(note.index, int) else f"{path}.{note.index}"

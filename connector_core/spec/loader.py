@@ -39,7 +39,8 @@ class _Problems:
     """Collects ``file:line: path: message`` lines."""
 
     def __init__(self, path: Path, lines: dict[str, int]) -> None:
-        self.path, self.lines, self.items = path, lines, []
+        self.path, self.lines = path, lines
+        self.items: list[str] = []
         #: Values interpolated from the environment: never shown in a message.
         self.redactor = Redactor()
         #: Paths whose env variable is missing: a type error there is a consequence, not another problem.
@@ -77,7 +78,8 @@ def load_spec(
     problems = _Problems(path, lines)
     if not isinstance(data, dict):
         raise SpecError([f"{path}:1: $: a spec must be a mapping with version, job and components"])
-    public = data.get("public_env") if isinstance(data.get("public_env"), list) else []
+    public = data.get("public_env")
+    public = public if isinstance(public, list) else []
     environ = os.environ if environ is None else environ
     env = EnvSubstitution(environ, frozenset(map(str, public)), _is_plugin_option if offline else None)
     data = env.apply(data)
@@ -209,13 +211,14 @@ def _component(
     largest = getattr(registration.cls, "max_batch_size", None)
     if largest is not None and isinstance(common.get("batch_size"), int) and common["batch_size"] > largest:
         problems.add(f"{where}.batch_size", f"{type_name} accepts at most {largest} records per call")
-    option_names = {yaml_name(field.name) for field in attrs.fields(registration.cls.Options)}
+    options_class: type = registration.cls.Options  # type: ignore[attr-defined]  # checked at registration
+    option_names = {yaml_name(field.name) for field in attrs.fields(options_class)}
     for key in sorted(set(options) & _ALL_COMMON_KEYS - option_names):
         owners = " and ".join(f"{other}s" for other, keys in _COMMON_KEYS.items() if key in keys)
         problems.add(f"{where}.{key}", f"unknown key: {key!r} is only for {owners}")
         del options[key]
     try:
-        structured = converter.structure(options, registration.cls.Options)
+        structured: Any = converter.structure(options, options_class)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         problems.add_structure(structure_errors(exc, where, _COMMON_KEYS[kind]))
         return None

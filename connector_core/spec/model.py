@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,7 +66,7 @@ class ComponentSpec:
     name: str
     kind: Literal["source", "mapper", "sink", "connection"]
     type: str
-    cls: type
+    cls: builtins.type
     options: Any
     inputs: tuple[str, ...] = ()
     key: tuple[str, ...] = ()

@@ -120,7 +120,7 @@ class _SpecLoader(yaml.SafeLoader):
         #: The line of each alias, by ``(id(parent), index or id(key node))``; see :meth:`TreeBuilder.build`.
         self.alias_lines: dict[tuple[int, int], int] = {}
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
         self._nodes += 1
         try:
@@ -132,7 +132,7 @@ class _SpecLoader(yaml.SafeLoader):
             if parent is not None and self.check_event(yaml.AliasEvent):
                 position = index if isinstance(index, int) else id(index)
                 self.alias_lines[(id(parent), position)] = self.peek_event().start_mark.line + 1
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 

@@ -114,7 +114,7 @@ class TreeBuilder:
             if node.tag != f"{_TAG}seq":
                 return self._unsupported_tag(node, path)
             return [self._build(item, f"{path}[{index}]") for index, item in enumerate(node.value)]
-        if node.tag != f"{_TAG}map":
+        if not isinstance(node, yaml.MappingNode) or node.tag != f"{_TAG}map":
             return self._unsupported_tag(node, path)
         return self._mapping(node, path)
 

@@ -185,7 +185,8 @@ class FilterMapper(Mapper):
 
     def process(self, batch: list[Record], out: Emitter) -> None:
         matches = self._matches
-        passed, rejected = [], []
+        passed: list[Record] = []
+        rejected: list[Record] = []
         for record in batch:
             (passed if matches(record.data) else rejected).append(record)
         out.emit_many(passed)
