@@ -18,7 +18,7 @@ from connector_core.errors import SpecError
 from connector_core.spec.yaml_tree import MAX_DEPTH, MAX_VALUES, Refused, TreeBuilder
 
 #: Larger files are refused before parsing; a spec is a few kilobytes.
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = 1024 * 1024
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
@@ -111,7 +111,8 @@ def _nul_problem(path: Path, raw: bytes) -> str:
 
 class _SpecLoader(yaml.SafeLoader):
     """The safe loader, refusing documents nested deeper than :data:`MAX_DEPTH` or with over
-    :data:`MAX_VALUES` nodes while composing (PyYAML's composer recurses once per level)."""
+    :data:`MAX_VALUES` nodes while composing (PyYAML's composer recurses once per level), and flow
+    collections (``[[[...``) nested deeper while scanning (the scanner's work grows with the square of it)."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -120,15 +121,18 @@ class _SpecLoader(yaml.SafeLoader):
         #: The line of each alias, by ``(id(parent), index or id(key node))``; see :meth:`TreeBuilder.build`.
         self.alias_lines: dict[tuple[int, int], int] = {}
 
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            raise Refused(self.get_mark().line + 1, None, _TOO_DEEP)
+        super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
         self._nodes += 1
         try:
             if self._depth > MAX_DEPTH or self._nodes > MAX_VALUES:
-                mark = self.peek_event().start_mark
-                what = "nested too deeply" if self._depth > MAX_DEPTH else "too large"
-                limit = f"at most {MAX_DEPTH} levels" if self._depth > MAX_DEPTH else f"at most {MAX_VALUES:,} values"
-                raise Refused(mark.line + 1, None, f"the spec is {what} ({limit})")
+                line = self.peek_event().start_mark.line + 1
+                raise Refused(line, None, _TOO_DEEP if self._depth > MAX_DEPTH else _TOO_LARGE)
             if parent is not None and self.check_event(yaml.AliasEvent):
                 position = index if isinstance(index, int) else id(index)
                 self.alias_lines[(id(parent), position)] = self.peek_event().start_mark.line + 1
@@ -137,6 +141,8 @@ class _SpecLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+_TOO_DEEP = f"the spec is nested too deeply (at most {MAX_DEPTH} levels)"
+_TOO_LARGE = f"the spec is too large (at most {MAX_VALUES:,} values)"
 _HINTS = (
     ("mapping values are not allowed", "a value containing ': ' must be in quotes, or this line is indented wrongly"),
     ("could not find expected ':'", "a key needs ':' after it, or the line is indented wrongly"),

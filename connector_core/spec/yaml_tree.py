@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-#: Values (scalars and collections) a spec may have once aliases are expanded; real specs have a few hundred.
-MAX_VALUES = 100_000
+#: Values (scalars and collections) a spec may have once aliases are expanded. Real specs have a few hundred;
+#: PyYAML needs about a second for 10,000.
+MAX_VALUES = 10_000
 #: Nesting levels a spec may have, aliases expanded; real specs need fewer than ten.
 MAX_DEPTH = 100
 

@@ -80,7 +80,7 @@ CASES: list[tuple[str, bytes, int, str | None, tuple[str, ...]]] = [
     ("key-empty", VALID + b": nothing\n", 9, None, ("invalid YAML", "indentation")),
     ("key-date", VALID + b"2024-01-01: new year\n", 9, "$.2024-01-01", ("a date",)),
     ("key-list", VALID + b"? [a, b]\n: pair\n", 9, "$", ("a key must be text, not a list",)),
-    ("alias-bomb", BILLION_LAUGHS, 8, "$.f", ("alias bomb",)),
+    ("alias-bomb", BILLION_LAUGHS, 7, "$.e", ("alias bomb",)),
     ("alias-recursive", VALID + b"loop: &loop [1, *loop]\n", 9, "$.loop[1]", ("inside the collection it names",)),
     ("alias-deep", DEEP_ALIASES, 5, "$.a3[0]...[0]", ("deeper than 100",)),
     (
@@ -188,6 +188,23 @@ def test_aliases_and_merge_keys_within_limits_work(tmp_path: Path) -> None:
     assert spec.components["copy"].type == "t.collect"
     assert spec.components["copy"].inputs == ("nums",)
     assert spec.components["copy"].batch_size == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "words"),
+    [
+        (b"version: 1\njob: [" + b",".join([b"1"] * 20_000) + b"]\n", 2, "too large (at most 10,000 values)"),
+        (VALID + b"# " + b"x" * 2**20 + b"\n", None, "larger than 1 MiB"),
+    ],
+    ids=["too-many-values", "too-many-bytes"],
+)
+def test_a_huge_spec_is_refused_quickly(tmp_path: Path, content: bytes, line: int | None, words: str) -> None:
+    path = write(tmp_path, content)
+    started = time.perf_counter()
+    (problem,) = load_problems(path)
+    assert time.perf_counter() - started < 5
+    assert problem.startswith(f"{path.resolve()}:{line}: " if line else f"{path.resolve()}: "), problem
+    assert words in problem
 
 
 def test_a_utf8_byte_order_mark_is_fine(tmp_path: Path) -> None:
