@@ -106,7 +106,9 @@ def load_spec(
         problems.add("$.sources", "a job needs at least one source")
     if problems.items or raw is None:
         raise SpecError(problems.items)
-    unset = [f"{problems.where(spec_path)}: {why}; `crmsync run` needs it" for spec_path, why in env.deferred.items()]
+    unset = [
+        f"{problems.where(spec_path)}: {why}; `crmsync run` needs it" for spec_path, why in problems.deferred.items()
+    ]
     return SyncSpec(
         job=raw.job,
         path=path,
