@@ -150,14 +150,17 @@ def _flatten(exc: BaseException, path: str, type_: Any, pairs: list[tuple[str, s
 
 
 def _explain(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, KeyError):
+    if isinstance(exc, KeyError) and type_ is not None:
         return "required field missing"
     if isinstance(exc, Mismatch):
         return str(exc)
     if type_ is not None:
         return f"expected {type_name(type_)}"
-    # Raised by an options class itself (a plugin's validator or __attrs_post_init__): it explains itself.
-    return str(exc) if exc.args else f"invalid value ({type(exc).__name__})"
+    # Raised by an options class itself (a plugin's validator or __attrs_post_init__): it explains itself,
+    # unless it is a plugin's bug (a KeyError, an AttributeError...).
+    if type(exc) in (ValueError, TypeError) and exc.args:
+        return str(exc)
+    return f"invalid options ({type(exc).__name__}: {exc})"
 
 
 def type_name(type_: Any) -> str:

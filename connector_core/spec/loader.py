@@ -221,7 +221,7 @@ def _component(
         del options[key]
     try:
         structured: Any = converter.structure(options, options_class)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+    except Exception as exc:  # a plugin's validator may raise anything; the user gets a line, not a traceback
         problems.add_structure(structure_errors(exc, where, _COMMON_KEYS[kind]))
         return None
     if not ok:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
-from connector_core import testing
+from connector_core import hookimpl, testing
+from connector_core.components import Source
 from connector_core.errors import SpecError
 
 from . import kit
@@ -422,3 +424,32 @@ def test_a_malformed_reference_is_an_error_naming_the_key(jobs: Jobs, value: str
     problem = jobs.assert_problem(error, "$.sources.nums.message", jobs.line("message:"), "malformed", words)
     assert "${NAME:-default}" in problem
     assert len(error.problems) == 1, error.problems
+
+
+@attrs.frozen
+class _BuggyOptions:
+    level: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        raise KeyError("levels")  # a plugin's bug, not the user's mistake
+
+
+class _Buggy(Source):
+    Options = _BuggyOptions
+
+    def read(self):  # pragma: no cover - never runs
+        return iter(())
+
+
+class _BuggyPlugin:
+    @hookimpl
+    def register_sources(registry):
+        registry.add("t.buggy", _Buggy)
+
+
+def test_a_plugin_options_bug_is_one_line_not_a_traceback(jobs: Jobs) -> None:
+    path = jobs.write(VALID.replace("type: t.numbers", "type: t.buggy").replace("    count: 3\n", ""))
+    with pytest.raises(SpecError) as caught:
+        testing.load(path, {}, [kit.KIT, ("buggy", _BuggyPlugin)])
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path.resolve()}:{jobs.line('nums:')}: $.sources.nums: invalid options (KeyError")
