@@ -36,24 +36,23 @@ def parse_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     """
     text = _read_text(path)
     try:
-        loader = _SpecLoader(text)  # the reader refuses control characters here
+        loader = _SpecLoader(text)  # its reader refuses control characters right here
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise SpecError(
+                    [f"{path}:1: $: the spec is empty: it must be a mapping with version, job and components"]
+                )
+            builder = TreeBuilder(loader)
+            data = builder.build(root, loader.alias_lines)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        line, message = explain_yaml_error(exc, text)
-        raise SpecError([f"{path}:{line}: invalid YAML: {message}"]) from None
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            raise SpecError([f"{path}:1: $: the spec is empty: it must be a mapping with version, job and components"])
-        builder = TreeBuilder(loader)
-        data = builder.build(root, loader.alias_lines)
-    except yaml.YAMLError as exc:
-        line, message = explain_yaml_error(exc, text)
+        line, message = _explain_yaml_error(exc, text)
         raise SpecError([f"{path}:{line}: invalid YAML: {message}"]) from None
     except Refused as exc:
         where = f"{exc.spec_path}: " if exc.spec_path else ""
         raise SpecError([f"{path}:{exc.line}: {where}{exc.message}"]) from None
-    finally:
-        loader.dispose()
     if builder.problems:
         unique = dict.fromkeys(f"{path}:{line}: {where}: {message}" for line, where, message in builder.problems)
         raise SpecError(list(unique))
@@ -158,7 +157,7 @@ _HINTS = (
 _STARTED_EARLIER = ("could not find expected ':'", "<stream end>", "end of stream")
 
 
-def explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
+def _explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
     """``(line, message)`` for a PyYAML error: one line, the problem in YAML's words plus a hint for people."""
     if isinstance(exc, yaml.reader.ReaderError):
         line = text[: exc.position].count("\n") + 1
