@@ -166,7 +166,7 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
 
     from connector_core.spec.loader import load_spec
 
-    spec = load_spec(args.spec, host)
+    spec = load_spec(args.spec, host, offline=True)
     report = _execute(spec, host, args.state, full_refresh=args.full_refresh, plan=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
@@ -179,7 +179,7 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
 def _validate(args: argparse.Namespace, host: PluginHost) -> int:
     from connector_core.spec.loader import load_spec
 
-    spec = load_spec(args.spec, host)
+    spec = load_spec(args.spec, host, offline=True)
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{spec.path}: valid: job {spec.job!r} with {len(spec.components)} components")

@@ -55,7 +55,7 @@ def _open(args: argparse.Namespace, host: PluginHost) -> tuple[str, StateStore]:
     from connector_core.cli import open_state
     from connector_core.spec.loader import load_spec
 
-    spec = load_spec(args.spec, host)
+    spec = load_spec(args.spec, host, offline=True)
     return spec.job, open_state(spec, args.state)
 
 

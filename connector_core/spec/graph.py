@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connector_core.components import DEFAULT
 from connector_core.spec.model import ERRORS_STREAM, ComponentSpec
+from connector_core.spec.suggest import did_you_mean
 
 
 def parse_stream(ref: str) -> tuple[str, str]:
@@ -43,7 +44,8 @@ def check_graph(
                 continue
             if producer is None:
                 known = ", ".join(sorted(components)) or "none"
-                problems.append((where, f"unknown input {ref!r} (components: {known})"))
+                hint = did_you_mean(name, components)
+                problems.append((where, f"unknown input {ref!r}{hint} (components: {known})"))
             elif output not in producer.outputs:
                 have = ", ".join(stream_name(name, o) for o in producer.outputs) or "none"
                 problems.append((where, f"{name!r} has no output {output!r} (its outputs: {have})"))

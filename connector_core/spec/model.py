@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,6 +10,10 @@ import attrs
 
 #: The stream every rejected record goes to; only sinks may read it.
 ERRORS_STREAM = "errors"
+
+#: An option type for one plain value (text, number, true/false), never a list or a mapping; a YAML date
+#: (``2024-01-01``) arrives as its text. Use ``Scalar | None`` for an optional one.
+Scalar = str | int | float | bool
 
 
 @attrs.frozen
@@ -47,10 +52,11 @@ class RawSpec:
     state: StateSettings | None = None
     #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
     public_env: list[str] = attrs.Factory(list)
-    connections: dict[str, dict[str, Any]] = attrs.Factory(dict)
-    sources: dict[str, dict[str, Any]] = attrs.Factory(dict)
-    mappers: dict[str, dict[str, Any]] = attrs.Factory(dict)
-    sinks: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    # Each component's body is checked by the loader against its plugin (a body that is no mapping included).
+    connections: dict[str, Any] = attrs.Factory(dict)
+    sources: dict[str, Any] = attrs.Factory(dict)
+    mappers: dict[str, Any] = attrs.Factory(dict)
+    sinks: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -60,7 +66,7 @@ class ComponentSpec:
     name: str
     kind: Literal["source", "mapper", "sink", "connection"]
     type: str
-    cls: type
+    cls: builtins.type
     options: Any
     inputs: tuple[str, ...] = ()
     key: tuple[str, ...] = ()

@@ -11,6 +11,7 @@ import attrs
 
 from connector_core.components import Emitter, Mapper
 from connector_core.records import Record
+from connector_core.spec.model import Scalar
 
 from .values import as_number, as_text, is_empty
 
@@ -35,29 +36,29 @@ class Condition:
 
     field: str
     """The field to test."""
-    eq: Any = None
+    eq: Scalar | None = None
     """Equal to this value."""
-    ne: Any = None
+    ne: Scalar | None = None
     """Not equal to this value; a record without the field passes."""
-    in_: list[Any] | None = None
+    in_: list[Scalar] | None = None
     """Equal to one of these values (YAML key ``in``)."""
-    not_in: list[Any] | None = None
+    not_in: list[Scalar] | None = None
     """Equal to none of these values."""
     exists: bool | None = None
     """``true``: the field is present and not null; ``false``: it is absent or null."""
     empty: bool | None = None
     """``true``: the field is absent, null, blank text or an empty list; ``false``: it has a value."""
-    contains: Any = None
+    contains: Scalar | None = None
     """Text containing this substring (case-sensitive), or a list with this element."""
     regex: str | None = None
     """Text matching this regular expression anywhere (``re.search``); anchor with ``^``/``$``."""
-    gt: Any = None
+    gt: Scalar | None = None
     """Greater than."""
-    gte: Any = None
+    gte: Scalar | None = None
     """Greater than or equal."""
-    lt: Any = None
+    lt: Scalar | None = None
     """Less than."""
-    lte: Any = None
+    lte: Scalar | None = None
     """Less than or equal."""
 
     def __attrs_post_init__(self) -> None:
@@ -184,7 +185,8 @@ class FilterMapper(Mapper):
 
     def process(self, batch: list[Record], out: Emitter) -> None:
         matches = self._matches
-        passed, rejected = [], []
+        passed: list[Record] = []
+        rejected: list[Record] = []
         for record in batch:
             (passed if matches(record.data) else rejected).append(record)
         out.emit_many(passed)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
-from connector_core import testing
+from connector_core import hookimpl, testing
+from connector_core.components import Source
 from connector_core.errors import SpecError
 
 from . import kit
@@ -314,3 +316,140 @@ def test_quiet_output_does_not_warn(jobs: Jobs) -> None:
     )
     spec = jobs.load(text)
     assert spec.warnings == ()
+
+
+# --- did you mean, plain-word types, every problem at once ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "spec_path", "suggestion"),
+    [
+        ("sinks:", "sink:", "$.sink", "'sinks'"),
+        ("job: demo", "job: demo\nsettings: {queue_batch: 2}", "$.settings.queue_batch", "'queue_batches'"),
+        ("job: demo", "job: demo\nstate: {max_attempt: 2}", "$.state.max_attempt", "'max_attempts'"),
+        ("inputs: [nums]", "input: [nums]", "$.sinks.out.input", "'inputs'"),
+        ("count: 3", "cout: 3", "$.sources.nums.cout", "'count'"),
+        ("type: t.collect", "type: t.collect\n    rejects: [1]", "$.sinks.out.rejects", "'reject'"),
+        ("type: t.collect", "type: t.colect", "$.sinks.out.type", "'t.collect'"),
+        ("type: t.numbers", "type: t.number", "$.sources.nums.type", "'t.numbers'"),
+        ("inputs: [nums]", "inputs: [numz]", "$.sinks.out.inputs[0]", "'nums'"),
+    ],
+)
+def test_did_you_mean(jobs: Jobs, old: str, new: str, spec_path: str, suggestion: str) -> None:
+    error = jobs.spec_error(VALID.replace(old, new))
+    problem = jobs.assert_problem(error, spec_path, jobs.line(new.splitlines()[-1]), f"did you mean {suggestion}?")
+    assert problem.count("did you mean") == 1
+    # Only the misspelling is reported (a sink without `inputs` also needs some: a consequence, said once).
+    assert len(error.problems) <= 2, error.problems
+
+
+def test_no_suggestion_for_a_key_like_nothing_known(jobs: Jobs) -> None:
+    error = jobs.spec_error(VALID + "    xyzzy: 1\n")
+    problem = jobs.assert_problem(error, "$.sinks.out.xyzzy", jobs.line("xyzzy"), "unknown key")
+    assert "did you mean" not in problem
+
+
+def test_a_common_key_of_another_kind_says_where_it_belongs(jobs: Jobs) -> None:
+    error = jobs.spec_error(VALID + "    key: i\n")
+    jobs.assert_problem(error, "$.sinks.out.key", jobs.line("key: i"), "'key' is only for sources")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2.5", "expected an integer, got 2.5"),
+        ("true", "expected an integer, got true"),
+        ("[3]", "expected an integer, got a list"),
+        ("'many'", "expected an integer, got 'many'"),
+        ("{a: 1}", "expected an integer, got a mapping"),
+    ],
+)
+def test_type_errors_in_plain_words(jobs: Jobs, value: str, words: str) -> None:
+    error = jobs.spec_error(VALID.replace("count: 3", f"count: {value}"))
+    problem = jobs.assert_problem(error, "$.sources.nums.count", jobs.line("count:"), words)
+    for internal in ("typing", "literal", "int()", "could not convert", "<class"):
+        assert internal not in problem
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        ("reject: 7", "expected a list, got 7"),
+        ("reject: '1,2'", "expected a list, got '1,2'"),
+        ("reason: [a, b]", "expected a string, got a list"),
+        ("track: maybe", "expected true or false, got 'maybe'"),
+        ("sleep: soon", "expected a number, got 'soon'"),
+    ],
+)
+def test_option_types_are_strict(jobs: Jobs, option: str, words: str) -> None:
+    error = jobs.spec_error(VALID + f"    {option}\n")
+    key = option.split(":")[0]
+    jobs.assert_problem(error, f"$.sinks.out.{key}", jobs.line(f"{key}:"), words)
+
+
+def test_a_choice_names_the_choices_and_the_value(jobs: Jobs) -> None:
+    error = jobs.spec_error(VALID.replace("version: 1", "version: 2"))
+    jobs.assert_problem(error, "$.version", 1, "expected one of: 1; got 2")
+
+
+def test_a_number_from_the_environment_is_read_as_a_number(jobs: Jobs) -> None:
+    spec = jobs.load(VALID.replace("count: 3", "count: ${COUNT}"), environ={"COUNT": "5"})
+    assert spec.components["nums"].options.count == 5
+
+
+def test_top_level_and_component_problems_are_reported_together(jobs: Jobs) -> None:
+    text = VALID.replace("version: 1", "version: 3").replace("count: 3", "count: x") + "schedul: daily\n"
+    error = jobs.spec_error(text.replace("type: t.collect", "type: t.nope"))
+    jobs.assert_problem(error, "$.version", 1)
+    jobs.assert_problem(error, "$.schedul", jobs.line("schedul"), "unknown key")
+    jobs.assert_problem(error, "$.sources.nums.count", jobs.line("count: x"))
+    jobs.assert_problem(error, "$.sinks.out.type", jobs.line("t.nope"))
+    assert len(error.problems) == 4, error.problems
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("'${GREETING'", "'${GREETING': it is not closed"),
+        ("'${}'", "names no variable"),
+        ("'${1BAD}'", "letters, digits and _"),
+        ("'${ SPACED }'", "letters, digits and _"),
+        ("'${NAME-default}'", "after the name comes } or :- or :?"),
+        ("'${A:-${B}}'", "cannot contain another"),
+        ("'pre ${OK} and ${BROKEN'", "not closed"),
+    ],
+)
+def test_a_malformed_reference_is_an_error_naming_the_key(jobs: Jobs, value: str, words: str) -> None:
+    error = jobs.spec_error(VALID.replace("count: 3", f"count: 3\n    message: {value}"), environ={"OK": "fine"})
+    problem = jobs.assert_problem(error, "$.sources.nums.message", jobs.line("message:"), "malformed", words)
+    assert "${NAME:-default}" in problem
+    assert len(error.problems) == 1, error.problems
+
+
+@attrs.frozen
+class _BuggyOptions:
+    level: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        raise KeyError("levels")  # a plugin's bug, not the user's mistake
+
+
+class _Buggy(Source):
+    Options = _BuggyOptions
+
+    def read(self):  # pragma: no cover - never runs
+        return iter(())
+
+
+class _BuggyPlugin:
+    @hookimpl
+    def register_sources(registry):
+        registry.add("t.buggy", _Buggy)
+
+
+def test_a_plugin_options_bug_is_one_line_not_a_traceback(jobs: Jobs) -> None:
+    path = jobs.write(VALID.replace("type: t.numbers", "type: t.buggy").replace("    count: 3\n", ""))
+    with pytest.raises(SpecError) as caught:
+        testing.load(path, {}, [kit.KIT, ("buggy", _BuggyPlugin)])
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path.resolve()}:{jobs.line('nums:')}: $.sources.nums: invalid options (KeyError")

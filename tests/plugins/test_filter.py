@@ -108,5 +108,46 @@ def test_a_choice_outside_the_allowed_ones_names_them(tmp_path) -> None:
         sinks: {o: {type: jsonl, inputs: [f], path: o.jsonl}}
         """,
     )
-    with pytest.raises(SpecError, match=r"job.yaml:5: \$\.mappers\.f\.match: expected one of 'all', 'any'"):
+    with pytest.raises(SpecError, match=r"job.yaml:5: \$\.mappers\.f\.match: expected one of: all, any; got 'some'"):
         load(spec)
+
+
+@pytest.mark.parametrize(
+    ("condition", "where", "message"),
+    [
+        ("{field: x, gte: [50]}", "where[0].gte", "expected a single value (text, number, true or false), got a list"),
+        ("{field: x, eq: {a: 1}}", "where[0].eq", "got a mapping"),
+        ("{field: x, contains: [a]}", "where[0].contains", "got a list"),
+        ("{field: x, in: FR}", "where[0].in", "expected a list, got 'FR'"),
+        ("{field: x, not_in: [[1]]}", "where[0].not_in[0]", "got a list"),
+        ("{field: x, exists: maybe}", "where[0].exists", "expected true or false, got 'maybe'"),
+    ],
+)
+def test_an_operand_of_the_wrong_type_is_refused_when_the_spec_loads(
+    tmp_path: Any, condition: str, where: str, message: str
+) -> None:
+    from connector_core.errors import SpecError
+    from connector_core.testing import load, write_spec
+
+    spec = write_spec(
+        tmp_path,
+        f"""
+        version: 1
+        job: x
+        sources: {{a: {{type: jsonl, path: a.jsonl}}}}
+        mappers: {{f: {{type: filter, inputs: [a], where: [{condition}]}}}}
+        sinks: {{o: {{type: jsonl, inputs: [f], path: o.jsonl}}}}
+        """,
+    )
+    with pytest.raises(SpecError) as caught:
+        load(spec)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{spec}:5: $.mappers.f.{where}: "), problem
+    assert message in problem
+
+
+def test_a_date_operand_compares_as_its_text(mapper: MapperFactory) -> None:
+    import datetime
+
+    routed, _ = mapper(FilterMapper, {"where": [{"field": "since", "gte": datetime.date(2021, 1, 1)}]})(*ROWS)
+    assert [row["id"] for row in routed["default"]] == [1, 3]
