@@ -7,11 +7,12 @@ plain functions directly, so file plugins stay simple while network plugins run 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from connector_core.keys import KeyFunction, blank_fields, key_function
 from connector_core.records import Record, content_key
 
 if TYPE_CHECKING:
@@ -83,35 +84,38 @@ class Component:
 
 
 class Source(Component):
-    """Produces records. Implement :meth:`read`."""
+    """Produces records. Implement :meth:`read`; build each row's record with :meth:`row`."""
 
     def __init__(self, name: str, options: Any, context: RunContext, key: tuple[str, ...] = ()) -> None:
         super().__init__(name, options, context)
         self.key_fields = key
-        self._key = _key_function(key)
+        self._key: KeyFunction = key_function(key) if key else content_key
+
+    @classmethod
+    def key_problem(cls, options: Any, key: tuple[str, ...]) -> str | None:
+        """Why ``key`` cannot work with this input (a field its columns lack), or None; checked when the spec
+        loads, so ``validate`` and ``run`` stop with exit 2. Sources that know their columns before reading
+        (a CSV header) override it: a missing key column would give every record a blank key."""
+        return None
+
+    def row(self, data: dict[str, Any], position: int) -> Record | Failed:
+        """The record of one input row, to be yielded; a :class:`Failed` (``blank key email``) when one of the
+        ``key`` fields is blank, since records sharing a blank key would overwrite each other downstream."""
+        key = self._key(data)
+        if key is None:
+            reason = "blank key " + ", ".join(blank_fields(self.key_fields, data))
+            return Failed(Record(data, content_key(data), self.name, position), reason)
+        return Record(data, key, self.name, position)
 
     def record(self, data: dict[str, Any], position: int) -> Record:
-        """Build a record with this source's provenance and its key (the ``key`` fields, else a hash)."""
-        return Record(data, self._key(data), self.name, position)
+        """A record with this source's provenance and its key (the ``key`` fields, else a hash), e.g. to wrap
+        in a :class:`Failed`. A blank key is replaced by the content hash, so it never collides."""
+        key = self._key(data)
+        return Record(data, content_key(data) if key is None else key, self.name, position)
 
     def read(self) -> Iterable[Record | Failed] | AsyncIterable[Record | Failed]:
         """Yield records (or :class:`Failed` for unreadable input) in input order."""
         raise NotImplementedError
-
-
-def _key_function(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], str]:
-    """How a source computes record keys; chosen once, since it runs for every record read."""
-    if not fields:
-        return content_key
-    if len(fields) == 1:
-        (field,) = fields
-
-        def one_field(data: dict[str, Any]) -> str:
-            value = data.get(field, "")
-            return value if value.__class__ is str else str(value)
-
-        return one_field
-    return lambda data: "|".join(str(data.get(field, "")) for field in fields)
 
 
 class Mapper(Component):
