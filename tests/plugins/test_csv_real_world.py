@@ -180,7 +180,7 @@ def test_utf16_and_utf32_files_are_read_by_their_byte_order_mark(
 
 
 def test_a_utf8_bom_is_dropped_whatever_the_encoding_option(pipeline: Pipeline, write: Write) -> None:
-    write("in.csv", codecs.BOM_UTF8 + "email,name\na@x.com,Ada\n".encode())
+    write("in.csv", codecs.BOM_UTF8 + b"email,name\na@x.com,Ada\n")
     result = pipeline(csv_source(encoding="utf-8", key="email"))
     assert [r["_key"] for r in result.records] == ["a@x.com"]
 
