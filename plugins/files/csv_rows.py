@@ -43,9 +43,9 @@ class CsvRecords:
 
     The list of physical lines is reused for the next record: use it before asking for the next one.
 
-    A record spanning several lines must also parse in the ``csv`` module's strict mode, else it is given up
-    too: a stray quote that pairs with a quote on a later line (``2,"Bob,y`` then ``3,"Cy",z``) leaves a
-    closing quote followed by text, which strict mode refuses, while a real multi-line field closes cleanly.
+    A record spanning several lines is given up too when one of its quoted fields closes on text other than
+    the delimiter, spaces or the line end: that is a stray quote pairing with a quote on a later line
+    (``2,"Bob,y`` then ``3,"Cy",z``), where a real multi-line field closes cleanly.
     """
 
     def __init__(self, lines: Iterable[str], delimiter: str, quotechar: str, max_lines: int) -> None:
@@ -74,7 +74,7 @@ class CsvRecords:
             try:
                 for fields in reader:
                     if len(held) > 1:
-                        self._check_strictly(held, consumed + len(held))
+                        self._check_closing_quotes(held, consumed + len(held))
                     yield consumed + 1, fields, held
                     consumed += len(held)
                     held.clear()
@@ -87,12 +87,25 @@ class CsvRecords:
                 replay.extendleft(reversed(held[1:]))
                 held.clear()
 
-    def _check_strictly(self, lines: list[str], last: int) -> None:
-        try:
-            for _ in csv.reader(lines, delimiter=self.delimiter, quotechar=self.quotechar, strict=True):
-                pass
-        except csv.Error as exc:
-            raise _GiveUp(f"stray quote: the quoted field opened here runs into line {last} ({exc})") from None
+    def _check_closing_quotes(self, lines: list[str], last: int) -> None:
+        # Multi-line records are rare, so a character loop is affordable here.
+        text, quote, delimiter = "".join(lines), self.quotechar, self.delimiter
+        quoted, field_start, index = False, True, 0
+        while index < len(text):
+            char = text[index]
+            index += 1
+            if not quoted:
+                quoted = char == quote and field_start
+                field_start = char in (delimiter, "\r", "\n")
+            elif char == quote:
+                if text.startswith(quote, index):  # a doubled quote stands for one
+                    index += 1
+                    continue
+                quoted = False
+                while index < len(text) and text[index] in " \t":
+                    index += 1
+                if index < len(text) and text[index] not in (delimiter, "\r", "\n"):
+                    raise _GiveUp(f"stray quote: the quoted field opened here closes on line {last}, before text")
 
 
 def _drain(lines: deque[str]) -> Iterator[str]:
