@@ -104,7 +104,7 @@ class CsvSource(Source):
                 yield from self._rows(file, encoding)
         except UnicodeDecodeError:
             problem = decode_problem(options.path, encoding)
-            raise RunFailed(f"{self.name}: {options.path} {problem}; set the `encoding` option (e.g. cp1252)") from None
+            raise RunFailed(f"{self.name}: {problem}; set the `encoding` option (e.g. cp1252)") from None
 
     def _rows(self, file: TextIO, encoding: str) -> Iterator[Record | Failed]:
         options: CsvSourceOptions = self.options

@@ -60,7 +60,7 @@ class JsonlSource(Source):
                         yield self._failed(line, number, f"expected an object, got {type(data).__name__}")
         except UnicodeDecodeError:
             problem = decode_problem(options.path, encoding)
-            raise RunFailed(f"{self.name}: {options.path} {problem}; set the `encoding` option") from None
+            raise RunFailed(f"{self.name}: {problem}; set the `encoding` option") from None
 
     def _failed(self, line: str, number: int, problem: str) -> Failed:
         return Failed(self.record({"_line": line.rstrip("\r\n")}, number), f"line {number}: invalid JSON: {problem}")

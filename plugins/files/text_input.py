@@ -30,7 +30,7 @@ def input_encoding(path: Path, configured: str) -> str:
 
 
 def decode_problem(path: Path, encoding: str) -> str:
-    """Where and why ``path`` is not valid ``encoding``: ``line 51: byte 0xe9 is not valid utf-8 (...)``.
+    """Where and why ``path`` is not valid ``encoding``: ``people.csv:51: byte 0xe9 is not valid utf-8 (...)``.
 
     Called after a read failed: text-mode reading decodes ahead in blocks, so the exception it raises does not
     know the line. This pass decodes the bytes again, counting line breaks as the sources do (``\\n``,
@@ -46,10 +46,10 @@ def decode_problem(path: Path, encoding: str) -> str:
                 text = exc.object[: exc.start].decode(exc.encoding, "replace")
                 breaks += _line_breaks(text, carriage_return)
                 byte = exc.object[exc.start : exc.start + 1].hex()
-                return f"line {breaks + 1}: byte 0x{byte} is not valid {encoding} ({exc.reason})"
+                return f"{path}:{breaks + 1}: byte 0x{byte} is not valid {encoding} ({exc.reason})"
             breaks += _line_breaks(text, carriage_return)
             carriage_return = text.endswith("\r")
-    return f"it is not valid {encoding}"
+    return f"{path} is not valid {encoding}"
 
 
 def _line_breaks(text: str, after_carriage_return: bool) -> int:

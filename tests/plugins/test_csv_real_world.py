@@ -156,7 +156,7 @@ def test_an_undecodable_byte_is_reported_with_its_physical_line(pipeline: Pipeli
     write("in.csv", ("id,name\n" + body + '49,"multi\nline"\n').encode() + b"50,Jos\xe9\n51,ok\n")
     report = pipeline(csv_source()).report
     assert report.status == "failed"
-    assert "line 52: byte 0xe9 is not valid utf-8-sig" in report.failure
+    assert "in.csv:52: byte 0xe9 is not valid utf-8-sig (invalid continuation byte)" in report.failure
     assert "set the `encoding` option" in report.failure
 
 
