@@ -110,16 +110,16 @@ class CsvSource(Source):
         options: CsvSourceOptions = self.options
         delimiter = options.delimiter or sniff_delimiter(options.path, encoding)
         records = CsvRecords(file, delimiter, options.quotechar, options.max_lines_per_record)
-        rows = iter(records)
-        header, empty = find_header(rows, options, self.name)
+        parsed = iter(records)
+        header, empty = find_header(parsed, options, self.name)
         if header is None:
-            self._report_empty_lines(empty)
+            self.count("empty_lines_skipped", empty)
             return
         header_names, width = header.columns, len(header.columns)
         for warning in header.warnings:
             log.warning("%s: %s", self.name, warning)
         row, max_chars = self.row, options.max_field_chars
-        for item in rows:
+        for item in parsed:
             if item.__class__ is Unreadable:
                 yield self._unreadable(item)  # type: ignore[arg-type]
                 continue
@@ -134,7 +134,7 @@ class CsvSource(Source):
                 empty += 1
             else:
                 yield self._ragged(header_names, fields, start)
-        self._report_empty_lines(empty)
+        self.count("empty_lines_skipped", empty)
 
     def _checked(self, data: dict[str, Any], start: int) -> Record | Failed:
         """A row that may hold an over-long field or NUL characters (rare: the common case skips this)."""
@@ -160,10 +160,6 @@ class CsvSource(Source):
 
     def _unreadable(self, item: Unreadable) -> Failed:
         return Failed(self.record({"_line": item.text}, item.line), item.reason)
-
-    def _report_empty_lines(self, count: int) -> None:
-        if count and self.context is not None:
-            self.context.add_report_section(f"csv {self.name}", lambda: {"empty_lines_skipped": count})
 
 
 @attrs.frozen

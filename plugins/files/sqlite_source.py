@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from connector_core.components import Failed, Source
+from connector_core.components import Source
 from connector_core.errors import RunFailed
 from connector_core.keys import missing_key_columns
 from connector_core.records import Record
@@ -76,7 +76,7 @@ class SqliteSource(Source):
         except sqlite3.Error as exc:
             raise RunFailed(f"{self.name}: query failed on {options.path}: {exc}") from None
 
-    def read(self) -> Iterator[Record | Failed]:
+    def read(self) -> Iterator[Record]:
         cursor, row = self._cursor, self.row
         assert cursor is not None, "open() runs before read()"
         columns = [column[0] for column in cursor.description or ()]

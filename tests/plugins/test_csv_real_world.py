@@ -113,8 +113,8 @@ def test_whitespace_only_lines_go_to_errors_and_empty_lines_are_counted(pipeline
     assert result.reasons == ["line 6: blank line (only whitespace)", "line 7: blank line (only whitespace)"]
     assert_accounted(result, 4)
     # Two lines before the header, three after: empty lines are no rows, but they are not hidden either.
-    assert result.report.extra["csv src"] == {"empty_lines_skipped": 5}
-    assert "csv src: empty_lines_skipped=5" in result.report.summary()
+    assert result.report.extra["source src"] == {"empty_lines_skipped": 5}
+    assert "source src: empty_lines_skipped=5" in result.report.summary()
 
 
 def test_in_a_one_column_file_a_whitespace_line_is_a_value(pipeline: Pipeline, write: Write) -> None:
