@@ -2,8 +2,9 @@
 
 The ``csv`` module alone reads an unterminated quote as one field holding the rest of the file. Here the
 module is fed line by line and every record's lines are held: a record that spans more than ``max_lines``
-lines, or reaches the end of the file inside a quote, is given up. Only its first line is reported as
-unreadable; the lines after it are parsed again as records of their own, so nothing else is lost.
+lines, reaches the end of the file inside a quote, or pairs a stray quote with a quote on a later line, is
+given up. Only its first line is reported as unreadable; the lines after it are parsed again as records of
+their own, so nothing else is lost.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class CsvRecords:
             try:
                 for fields in reader:
                     if len(held) > 1:
-                        self._check_closing_quotes(held, consumed + len(held))
+                        self._check_closing_quotes(held, consumed + 1)
                     yield consumed + 1, fields, held
                     consumed += len(held)
                     held.clear()
@@ -87,7 +88,7 @@ class CsvRecords:
                 replay.extendleft(reversed(held[1:]))
                 held.clear()
 
-    def _check_closing_quotes(self, lines: list[str], last: int) -> None:
+    def _check_closing_quotes(self, lines: list[str], first: int) -> None:
         # Multi-line records are rare, so a character loop is affordable here.
         text, quote, delimiter = "".join(lines), self.quotechar, self.delimiter
         quoted, field_start, index = False, True, 0
@@ -105,7 +106,17 @@ class CsvRecords:
                 while index < len(text) and text[index] in " \t":
                     index += 1
                 if index < len(text) and text[index] not in (delimiter, "\r", "\n"):
-                    raise _GiveUp(f"stray quote: the quoted field opened here closes on line {last}, before text")
+                    line = first + _line_index(lines, index)
+                    raise _GiveUp(f"stray quote: the quoted field opened here closes on line {line}, before text")
+
+
+def _line_index(lines: list[str], offset: int) -> int:
+    """Which of ``lines`` (0-based) holds character ``offset`` of their concatenation."""
+    for number, line in enumerate(lines):
+        offset -= len(line)
+        if offset < 0:
+            return number
+    return len(lines) - 1
 
 
 def _drain(lines: deque[str]) -> Iterator[str]:
