@@ -96,7 +96,7 @@ class SqliteSink(Sink):
             )
         self._rows_at_open = self._count() if info else 0
         if self.context is not None:
-            self.context.add_report_section(f"sqlite {self.name}", self._report)
+            self.context.add_report_section(f"sink {self.name}", self._report)
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         db = self._db
@@ -171,8 +171,8 @@ class SqliteSink(Sink):
     def close(self, success: bool) -> None:
         if self._db is None:
             return
-        self._inserted = (self._count() if self._columns else 0) - self._rows_at_open
         try:
+            self._inserted = (self._count() if self._columns else 0) - self._rows_at_open
             if self._db.in_transaction:
                 self._db.execute("COMMIT")
         finally:

@@ -117,7 +117,7 @@ def test_blank_keys_do_not_collide_in_sqlite_and_the_report_matches_the_table(
         assert report["input_records"] == 10 == report["delivered"]["db"]
         assert report["errors"]["count"] == 0
         assert report["source src"] == {"blank_keys": 3}
-        assert report["sqlite db"] == {"upserted": 10, "inserted": 10 - 10 * run, "updated": 10 * run}
+        assert report["sink db"] == {"upserted": 10, "inserted": 10 - 10 * run, "updated": 10 * run}
     capsys.readouterr()
 
 
