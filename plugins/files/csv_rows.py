@@ -82,32 +82,55 @@ class CsvRecords:
                 return
             except (_GiveUp, csv.Error) as exc:
                 first = consumed + 1
-                yield Unreadable(first, held[0].rstrip("\r\n") if held else "", f"line {first}: {exc}")
-                # Only the first line is given up: the others are read again as records of their own.
-                consumed += 1
-                replay.extendleft(reversed(held[1:]))
+                # The lines up to the stray quote's are given up (one row that spans several lines stays
+                # one row); the others are read again as records of their own.
+                upto = self._stray_line(held) + 1
+                reason = f"line {first}: {exc}"
+                if upto > 1:
+                    reason += f" (the stray quote is on line {first + upto - 1})"
+                yield Unreadable(first, "".join(held[:upto]).rstrip("\r\n"), reason)
+                consumed += upto
+                replay.extendleft(reversed(held[upto:]))
                 held.clear()
 
     def _check_closing_quotes(self, lines: list[str], first: int) -> None:
-        # Multi-line records are rare, so a character loop is affordable here.
-        text, quote, delimiter = "".join(lines), self.quotechar, self.delimiter
-        quoted, field_start, index = False, True, 0
-        while index < len(text):
-            char = text[index]
-            index += 1
-            if not quoted:
-                quoted = char == quote and field_start
-                field_start = char in (delimiter, "\r", "\n")
-            elif char == quote:
-                if text.startswith(quote, index):  # a doubled quote stands for one
-                    index += 1
-                    continue
-                quoted = False
-                while index < len(text) and text[index] in " \t":
-                    index += 1
-                if index < len(text) and text[index] not in (delimiter, "\r", "\n"):
-                    line = first + _line_index(lines, index)
-                    raise _GiveUp(f"stray quote: the quoted field opened here closes on line {line}, before text")
+        stray = _stray_quote("".join(lines), self.delimiter, self.quotechar)
+        if stray is not None and stray[1] is not None:
+            line = first + _line_index(lines, stray[1])
+            raise _GiveUp(f"stray quote: a quoted field closes on line {line} before text")
+
+    def _stray_line(self, lines: list[str]) -> int:
+        """Which of ``lines`` (0-based) holds the quote that opened the field that ran away; 0 if unknown."""
+        stray = _stray_quote("".join(lines), self.delimiter, self.quotechar)
+        return 0 if stray is None else _line_index(lines, stray[0])
+
+
+def _stray_quote(text: str, delimiter: str, quote: str) -> tuple[int, int | None] | None:
+    """The offsets of the quote opening a field that closes on text other than the delimiter, spaces or a
+    line end, and of that text; or of the quote opening a field still open at the end, and None. None when
+    every quoted field in ``text`` closes cleanly. Reads quotes as the ``csv`` module does: a quote opens a field
+    only at its start, and a doubled quote inside stands for one.
+
+    Only multi-line records and given-up ones are scanned, so a character loop is affordable here.
+    """
+    quoted, field_start, index, opened, size = False, True, 0, 0, len(text)
+    while index < size:
+        char = text[index]
+        index += 1
+        if not quoted:
+            if char == quote and field_start:
+                quoted, opened = True, index - 1
+            field_start = char in (delimiter, "\r", "\n")
+        elif char == quote:
+            if text.startswith(quote, index):
+                index += 1
+                continue
+            quoted = False
+            while index < size and text[index] in " \t":
+                index += 1
+            if index < size and text[index] not in (delimiter, "\r", "\n"):
+                return opened, index
+    return (opened, None) if quoted else None
 
 
 def _line_index(lines: list[str], offset: int) -> int:

@@ -7,8 +7,16 @@ error stream (empty lines aside, which are counted in the report).
 from __future__ import annotations
 
 import codecs
+import csv
+import io
+import random
+from pathlib import Path
 
 import pytest
+
+from connector_core.records import Record
+from connector_core.spec.converter import make_converter
+from crmsync_plugins.files.csv_source import CsvSource, CsvSourceOptions
 
 from .kit import JobResult, Pipeline, Write
 
@@ -59,7 +67,44 @@ def test_a_stray_quote_that_pairs_with_a_later_quote_rejects_its_row_only(pipeli
     assert_accounted(result, 10)
     assert [r["id"] for r in result.records] == ["1", "2", "4", "5", "6", "7", "8", "9", "10"]
     assert result.records[6]["city"] == "city, 8"
-    assert result.reasons == ["line 4: stray quote: the quoted field opened here closes on line 8, before text"]
+    assert result.reasons == ["line 4: stray quote: a quoted field closes on line 8 before text"]
+
+
+def test_a_stray_quote_in_a_row_spanning_lines_rejects_that_whole_row(pipeline: Pipeline, write: Write) -> None:
+    write("in.csv", 'id,note,city\n1,"two\nlines","Paris\n2,b,Lyon\n3,c,Nice\n')
+    result = pipeline(csv_source())
+    assert_accounted(result, 3)
+    assert [r["id"] for r in result.records] == ["2", "3"]
+    assert result.errors[0]["_line"] == '1,"two\nlines","Paris'
+    assert result.reasons == [
+        "line 2: a quoted field is still open at the end of the file (the stray quote is on line 3)"
+    ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_generated_files_with_one_stray_quote_lose_nothing_else(tmp_path: Path, seed: int) -> None:
+    """csv.writer output (quoted commas, doubled quotes, multi-line fields, LF or CRLF) with a stray quote
+    put before one row's last field: that row is rejected, every other row is delivered exactly."""
+    rng = random.Random(seed)
+    values = ["Ada", "Smith, John", 'say "hi"', "multi\nline", "Zoë", "a,b,c", "x", ""]
+    rows = [[str(n), rng.choice(values), rng.choice(values), str(n * 7)] for n in range(rng.randint(2, 30))]
+    damaged = rng.randrange(len(rows))
+    end = rng.choice(["\n", "\r\n"])
+    text = "id,a,b,n" + end
+    for number, row in enumerate(rows):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator=end).writerow(row)
+        line = buffer.getvalue()
+        if number == damaged:
+            cut = line.rindex("," + row[3])
+            line = line[:cut] + ',"' + line[cut + 1 :]
+        text += line
+    (tmp_path / "in.csv").write_text(text, encoding="utf-8", newline="")
+    options = make_converter(tmp_path).structure({"path": "in.csv", "delimiter": ","}, CsvSourceOptions)
+    items = list(CsvSource("src", options, None).read())  # type: ignore[arg-type]
+    assert len(items) == len(rows)
+    delivered = [item.data for item in items if isinstance(item, Record)]
+    assert delivered == [dict(zip(["id", "a", "b", "n"], row, strict=True)) for row in rows if row[0] != str(damaged)]
 
 
 def test_a_quote_open_past_max_lines_per_record_is_given_up(pipeline: Pipeline, write: Write) -> None:
