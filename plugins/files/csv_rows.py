@@ -3,8 +3,8 @@
 The ``csv`` module alone reads an unterminated quote as one field holding the rest of the file. Here the
 module is fed line by line and every record's lines are held: a record that spans more than ``max_lines``
 lines, reaches the end of the file inside a quote, or pairs a stray quote with a quote on a later line, is
-given up. Only its first line is reported as unreadable; the lines after it are parsed again as records of
-their own, so nothing else is lost.
+given up. Only its lines up to the one holding the stray quote are reported as unreadable (usually just its
+first line); the lines after them are parsed again as records of their own, so nothing else is lost.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ CSV_MODULE_FIELD_LIMIT = 2**31 - 1
 
 @attrs.frozen
 class Unreadable:
-    """A record given up: its first line's number and text, and why."""
+    """A record given up: the number of its first line, the text of the lines given up, and why."""
 
     line: int
     text: str
