@@ -7,17 +7,20 @@ plain functions directly, so file plugins stay simple while network plugins run 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+import logging
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from connector_core.keys import KeyFunction, blank_fields, key_function
 from connector_core.records import Record, content_key
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
 
 DEFAULT = "default"
+log = logging.getLogger("crmsync.sources")
 
 
 @attrs.frozen
@@ -93,35 +96,59 @@ class Component:
 
 
 class Source(Component):
-    """Produces records. Implement :meth:`read`."""
+    """Produces records. Implement :meth:`read`; build each input row's record with :meth:`row`."""
 
     def __init__(self, name: str, options: Any, context: RunContext, key: tuple[str, ...] = ()) -> None:
         super().__init__(name, options, context)
         self.key_fields = key
-        self._key = _key_function(key)
+        self._key: KeyFunction = key_function(key) if key else content_key
+        self._counts: dict[str, int] = {}
+
+    @classmethod
+    def key_problem(cls, options: Any, key: tuple[str, ...]) -> str | None:
+        """Why ``key`` cannot work with this input (a field its columns lack), or None; checked when the spec
+        loads, so ``validate`` and ``run`` stop with exit 2. Sources that know their columns before reading
+        (a CSV header) override it: a missing key column would leave every record without a key."""
+        return None
+
+    def row(self, data: dict[str, Any], position: int) -> Record:
+        """The record of one input row, with its key and provenance.
+
+        A row whose ``key`` field is blank (missing, null, blank text) is keyed by its content hash instead,
+        like a source without ``key``: rows without a value must not share one key, or they would overwrite
+        each other downstream. Such rows are counted in the run report (``blank_keys``); the first is logged.
+        """
+        key = self._key(data)
+        if key is None:
+            if "blank_keys" not in self._counts:
+                blank = ", ".join(blank_fields(self.key_fields, data))
+                log.warning(
+                    "%s: record %d has a blank key %s; blank keys are replaced by a content hash",
+                    self.name,
+                    position,
+                    blank,
+                )
+            self.count("blank_keys")
+            key = content_key(data)
+        return Record(data, key, self.name, position)
 
     def record(self, data: dict[str, Any], position: int) -> Record:
-        """Build a record with this source's provenance and its key (the ``key`` fields, else a hash)."""
-        return Record(data, self._key(data), self.name, position)
+        """A record with this source's provenance and key, without counting a blank key: for rows the source
+        wraps in a :class:`Failed`."""
+        key = self._key(data)
+        return Record(data, content_key(data) if key is None else key, self.name, position)
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        """Add to a counter of this source shown in the run report under ``source <name>``."""
+        if amount <= 0:
+            return
+        if not self._counts and self.context is not None:
+            self.context.add_report_section(f"source {self.name}", lambda: dict(self._counts))
+        self._counts[counter] = self._counts.get(counter, 0) + amount
 
     def read(self) -> Iterable[Record | Failed] | AsyncIterable[Record | Failed]:
         """Yield records (or :class:`Failed` for unreadable input) in input order."""
         raise NotImplementedError
-
-
-def _key_function(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], str]:
-    """How a source computes record keys; chosen once, since it runs for every record read."""
-    if not fields:
-        return content_key
-    if len(fields) == 1:
-        (field,) = fields
-
-        def one_field(data: dict[str, Any]) -> str:
-            value = data.get(field, "")
-            return value if value.__class__ is str else str(value)
-
-        return one_field
-    return lambda data: "|".join(str(data.get(field, "")) for field in fields)
 
 
 class Mapper(Component):

@@ -98,6 +98,12 @@ def load_spec(
             known = ", ".join(sorted(connections)) or "none declared"
             hint = did_you_mean(connection, connections)
             problems.add(f"{spec.path}.connection", f"unknown connection {connection!r}{hint} (connections: {known})")
+    for spec in components.values():
+        if spec.key and not problems.items:  # reads the input: only worth it for an otherwise valid spec
+            check = getattr(spec.cls, "key_problem", None)
+            problem = check(spec.options, spec.key) if check is not None else None
+            if problem:
+                problems.add(f"{spec.path}.key", problem)
     broken = frozenset(declared - set(components) - set(connections))
     graph_problems, warnings = check_graph(components, broken)
     for spec_path, message in graph_problems:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import attrs
 
 from connector_core.components import Failed, Source
 from connector_core.errors import RunFailed
+from connector_core.keys import missing_key_columns
 from connector_core.records import Record
 
 from .base import require_file
+from .csv_rows import CsvRecords, RawRecord, Unreadable
+from .text_input import decode_problem, input_encoding
+
+log = logging.getLogger("crmsync.files")
 
 #: How much of the file the delimiter sniffer looks at.
 SNIFF_BYTES = 64 * 1024
@@ -39,6 +45,10 @@ def _one_char(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> Non
         raise ValueError(f"{attribute.name} must be a single character, got {value!r}")
 
 
+#: How much of an over-long field the error stream keeps.
+KEPT_CHARS = 1000
+
+
 @attrs.frozen
 class CsvSourceOptions:
     """Options of the ``csv`` source."""
@@ -46,7 +56,7 @@ class CsvSourceOptions:
     path: Path
     """The CSV file; relative paths resolve against the spec's folder."""
     encoding: str = "utf-8-sig"
-    """Text encoding; the default reads UTF-8 and drops the byte-order mark Excel writes."""
+    """Text encoding of files without a byte-order mark; a UTF-8, UTF-16 or UTF-32 mark decides by itself."""
     delimiter: str | None = attrs.field(default=None, validator=_one_char)
     """Field separator; unset means sniff it from the first 64 KB (``,`` ``;`` tab or ``|``), falling back to ``,``."""
     quotechar: str = attrs.field(default='"', validator=_one_char)
@@ -54,56 +64,145 @@ class CsvSourceOptions:
     normalize_headers: Any = attrs.field(default=False, converter=_header_style)
     """Column names are always stripped; ``lower`` lowercases them, ``snake`` (or ``true``) turns
     ``First Name`` and ``firstName`` into ``first_name``."""
+    max_lines_per_record: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
+    """A quoted field still open after this many lines is taken for a stray quote: its first line goes to the
+    error stream and the lines after it are read again as rows."""
+    max_field_chars: int = attrs.field(default=1_000_000, validator=attrs.validators.ge(1))
+    """A row with a longer field goes to the error stream (the rest of the file is read as usual)."""
 
 
 class CsvSource(Source):
     """Reads a CSV file with a header row.
 
     The record's position is the physical line its row starts on, so quoted fields spanning several lines do
-    not shift the positions of later rows. Rows with more or fewer fields than the header go to the error
-    stream; empty lines are skipped.
+    not shift the positions of later rows. Every row ends up as a record or in the error stream: rows with
+    more or fewer fields than the header, whitespace-only lines, a stray quote (its line; the following
+    lines are read again), a field over ``max_field_chars`` and NUL characters. Empty lines are skipped and
+    counted in the run report.
     """
 
     Options: ClassVar[type] = CsvSourceOptions
+
+    @classmethod
+    def key_problem(cls, options: CsvSourceOptions, key: tuple[str, ...]) -> str | None:
+        try:
+            header = read_header(options)
+        except (OSError, UnicodeError, RunFailed):
+            return None  # the run reports an unreadable file with its own message
+        if header is None:
+            return None
+        return missing_key_columns(key, header.columns, f"the header of {options.path.name} (line {header.line})")
 
     def open(self) -> None:
         require_file(self.options.path, self.name)
 
     def read(self) -> Iterator[Record | Failed]:
         options: CsvSourceOptions = self.options
-        delimiter = options.delimiter or sniff_delimiter(options.path, options.encoding)
-        line = 0
+        encoding = input_encoding(options.path, options.encoding)
         try:
-            with open(options.path, encoding=options.encoding, newline="") as file:
-                reader = csv.reader(file, delimiter=delimiter, quotechar=options.quotechar)
-                for raw_header in reader:
-                    if any(cell.strip() for cell in raw_header):
-                        break
+            with open(options.path, encoding=encoding, newline="") as file:
+                yield from self._rows(file, encoding)
+        except UnicodeDecodeError:
+            problem = decode_problem(options.path, encoding)
+            raise RunFailed(f"{self.name}: {problem}; set the `encoding` option (e.g. cp1252)") from None
+
+    def _rows(self, file: TextIO, encoding: str) -> Iterator[Record | Failed]:
+        options: CsvSourceOptions = self.options
+        delimiter = options.delimiter or sniff_delimiter(options.path, encoding)
+        records = CsvRecords(file, delimiter, options.quotechar, options.max_lines_per_record)
+        parsed = iter(records)
+        header, empty = find_header(parsed, options, self.name)
+        if header is None:
+            self.count("empty_lines_skipped", empty)
+            return
+        header_names, width = header.columns, len(header.columns)
+        for warning in header.warnings:
+            log.warning("%s: %s", self.name, warning)
+        row, max_chars = self.row, options.max_field_chars
+        for item in parsed:
+            if item.__class__ is Unreadable:
+                yield self._unreadable(item)  # type: ignore[arg-type]
+                continue
+            start, fields, lines = item  # type: ignore[misc]
+            if len(fields) == width:
+                if len(lines) == 1 and len(lines[0]) <= max_chars and "\x00" not in lines[0]:
+                    # Lengths are equal here, and zip's strict= keyword costs measurably per row.
+                    yield row(dict(zip(header_names, fields)), start)  # noqa: B905
                 else:
-                    return  # an empty file has no records
-                header = normalize_header(raw_header, options.normalize_headers)
-                width = len(header)
-                record = self.record
-                # line_num counts physical lines consumed, i.e. where the previous row *ended*.
-                line = reader.line_num
-                for row in reader:
-                    start = line + 1
-                    line = reader.line_num
-                    if len(row) == width:
-                        # Lengths are equal here, and zip's strict= keyword costs measurably per row.
-                        yield record(dict(zip(header, row)), start)  # noqa: B905
-                    elif row and (len(row) > 1 or row[0].strip()):
-                        data: dict[str, Any] = dict(zip(header, row, strict=False))
-                        if len(row) > width:
-                            data["_extra"] = row[width:]
-                        yield Failed(record(data, start), f"line {start}: expected {width} fields, got {len(row)}")
-        except UnicodeDecodeError as exc:
+                    yield self._checked(dict(zip(header_names, fields)), start)  # noqa: B905
+            elif not fields:
+                empty += 1
+            else:
+                yield self._ragged(header_names, fields, start)
+        self.count("empty_lines_skipped", empty)
+
+    def _checked(self, data: dict[str, Any], start: int) -> Record | Failed:
+        """A row that may hold an over-long field or NUL characters (rare: the common case skips this)."""
+        limit = self.options.max_field_chars
+        for name, value in data.items():
+            if len(value) > limit:
+                kept = {field: text[:KEPT_CHARS] for field, text in data.items()}
+                reason = f"line {start}: field {name!r} has {len(value):,} characters, over max_field_chars ({limit:,})"
+                return Failed(self.record(kept, start), reason)
+            if "\x00" in value:
+                reason = f"line {start}: field {name!r} holds a NUL character (binary data in a text file?)"
+                return Failed(self.record(data, start), reason)
+        return self.row(data, start)
+
+    def _ragged(self, header: list[str], fields: list[str], start: int) -> Failed:
+        width = len(header)
+        data: dict[str, Any] = dict(zip(header, fields, strict=False))
+        if len(fields) > width:
+            data["_extra"] = fields[width:]
+        if len(fields) == 1 and not fields[0].strip():
+            return Failed(self.record(data, start), f"line {start}: blank line (only whitespace)")
+        return Failed(self.record(data, start), f"line {start}: expected {width} fields, got {len(fields)}")
+
+    def _unreadable(self, item: Unreadable) -> Failed:
+        return Failed(self.record({"_line": item.text}, item.line), item.reason)
+
+
+@attrs.frozen
+class Header:
+    """The header row: its line, the cleaned column names and what was renamed."""
+
+    line: int
+    columns: list[str]
+    warnings: list[str]
+
+
+def read_header(options: CsvSourceOptions) -> Header | None:
+    """The header of the file ``options`` describe, or None when it has no row at all."""
+    encoding = input_encoding(options.path, options.encoding)
+    delimiter = options.delimiter or sniff_delimiter(options.path, encoding)
+    with open(options.path, encoding=encoding, newline="") as file:
+        records = CsvRecords(file, delimiter, options.quotechar, options.max_lines_per_record)
+        return find_header(iter(records), options, str(options.path))[0]
+
+
+def find_header(rows: Iterator[RawRecord], options: CsvSourceOptions, name: str) -> tuple[Header | None, int]:
+    """Read ``rows`` up to the header row (the first line with text): the header (None when there is no such
+    line) and the number of empty or whitespace-only lines before it. ``rows`` then goes on after it."""
+    skipped = 0
+    for item in rows:
+        if isinstance(item, Unreadable):
+            raise RunFailed(f"{name}: {options.path}: the header row cannot be read: {item.reason}")
+        start, fields, lines = item
+        if not any(field.strip() for field in fields) and len(fields) <= 1:
+            skipped += 1  # empty and whitespace-only lines before the header
+            continue
+        if any("\x00" in line for line in lines):
             raise RunFailed(
-                f"{self.name}: {options.path} is not valid {options.encoding} after line {line} ({exc.reason}); "
-                "set the `encoding` option (e.g. cp1252)"
-            ) from None
-        except csv.Error as exc:
-            raise RunFailed(f"{self.name}: {options.path}: line {line + 1}: {exc}") from None
+                f"{name}: {options.path}: line {start} holds NUL characters; if it is UTF-16 without a "
+                "byte-order mark, set `encoding: utf-16-le` (or utf-16-be)"
+            )
+        columns, warnings = normalize_header(fields, options.normalize_headers)
+        if not any(field.strip() for field in fields):
+            warnings.insert(
+                0, f"line {start}: the header row has no column names; using column_1..column_{len(fields)}"
+            )
+        return Header(start, columns, [f"{options.path.name}: {warning}" for warning in warnings]), skipped
+    return None, skipped
 
 
 def sniff_delimiter(path: Path, encoding: str) -> str:
@@ -119,9 +218,13 @@ def sniff_delimiter(path: Path, encoding: str) -> str:
         return ","
 
 
-def normalize_header(names: list[str], style: str) -> list[str]:
-    """Clean column names: strip, apply ``style``, name blank columns ``column_N`` and number repeats ``x_2``."""
+def normalize_header(names: list[str], style: str) -> tuple[list[str], list[str]]:
+    """Clean column names: strip, apply ``style``, name blank columns ``column_N`` and number repeats ``x_2``.
+
+    Returns the names and a line for each repeated name renamed (blank names are common and not reported).
+    """
     result: list[str] = []
+    renamed: list[str] = []
     seen: set[str] = set()
     for index, raw in enumerate(names, 1):
         name = raw.strip()
@@ -135,9 +238,11 @@ def normalize_header(names: list[str], style: str) -> list[str]:
         while unique in seen:
             counter += 1
             unique = f"{name}_{counter}"
+        if unique != name:
+            renamed.append(f"column {index} repeats the name {name!r}; it is read as {unique!r}")
         seen.add(unique)
         result.append(unique)
-    return result
+    return result, renamed
 
 
 _ACRONYM_END = re.compile(r"([A-Z]+)([A-Z][a-z])")

@@ -14,6 +14,7 @@ from connector_core.errors import RunFailed
 from connector_core.records import Record
 
 from .base import require_file
+from .text_input import decode_problem, input_encoding
 
 
 @attrs.frozen
@@ -23,14 +24,15 @@ class JsonlSourceOptions:
     path: Path
     """The JSON Lines file; relative paths resolve against the spec's folder."""
     encoding: str = "utf-8"
-    """Text encoding of the file."""
+    """Text encoding of files without a byte-order mark; a UTF-8, UTF-16 or UTF-32 mark decides by itself."""
 
 
 class JsonlSource(Source):
     """Reads a JSON Lines file. Position is the line number.
 
     Blank lines are skipped; a line that is not valid JSON, or is JSON but not an object, goes to the error
-    stream with its text under ``_line`` and the run goes on.
+    stream with its text under ``_line`` and the run goes on. The file has no schema: a record lacking a
+    ``key`` field has a blank key and goes to the error stream too.
     """
 
     Options: ClassVar[type] = JsonlSourceOptions
@@ -40,10 +42,10 @@ class JsonlSource(Source):
 
     def read(self) -> Iterator[Record | Failed]:
         options: JsonlSourceOptions = self.options
-        record, loads = self.record, json.loads
-        number = 0
+        row, loads = self.row, json.loads
+        encoding = input_encoding(options.path, options.encoding)
         try:
-            with open(options.path, encoding=options.encoding) as file:
+            with open(options.path, encoding=encoding) as file:
                 for number, line in enumerate(file, 1):
                     try:
                         data = loads(line)
@@ -53,13 +55,12 @@ class JsonlSource(Source):
                         yield self._failed(line, number, str(exc))
                         continue
                     if data.__class__ is dict:
-                        yield record(data, number)
+                        yield row(data, number)
                     else:
                         yield self._failed(line, number, f"expected an object, got {type(data).__name__}")
-        except UnicodeDecodeError as exc:
-            raise RunFailed(
-                f"{self.name}: {options.path} is not valid {options.encoding} after line {number} ({exc.reason})"
-            ) from None
+        except UnicodeDecodeError:
+            problem = decode_problem(options.path, encoding)
+            raise RunFailed(f"{self.name}: {problem}; set the `encoding` option") from None
 
     def _failed(self, line: str, number: int, problem: str) -> Failed:
         return Failed(self.record({"_line": line.rstrip("\r\n")}, number), f"line {number}: invalid JSON: {problem}")

@@ -59,6 +59,10 @@ class SqliteSink(Sink):
     leaves the database exactly as the previous run left it. A failed run still commits what it wrote, like
     the file sinks: those records were delivered and counted as such in the run report. When the job keeps
     state, each batch is committed on its own, together with its delivery record.
+
+    A record with a blank key is rejected: it would overwrite every other record without one. The run report
+    says how many rows were inserted and how many updated (a key seen before, in this run or an earlier one),
+    so its count of delivered records can be checked against the table.
     """
 
     Options: ClassVar[type] = SqliteSinkOptions
@@ -72,6 +76,9 @@ class SqliteSink(Sink):
         self._columns: dict[str, str] = {}
         #: The upsert statement for each set of fields seen so far.
         self._statements: dict[tuple[str, ...], str] = {}
+        #: Records upserted this run, and the table's row count at open.
+        self.written = 0
+        self._rows_at_open = self._inserted = 0
 
     def open(self) -> None:
         path = self.options.path
@@ -87,6 +94,9 @@ class SqliteSink(Sink):
             raise RunFailed(
                 f"{self.name}: table {self.options.table} in {path} exists without a {KEY_COLUMN} primary key"
             )
+        self._rows_at_open = self._count() if info else 0
+        if self.context is not None:
+            self.context.add_report_section(f"sink {self.name}", self._report)
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         db = self._db
@@ -94,6 +104,9 @@ class SqliteSink(Sink):
         # Records with the same fields share one statement, so a uniform batch is one executemany call.
         groups: dict[str, list[tuple[Any, ...]]] = {}
         for record in batch:
+            if not record.key or record.key.isspace():
+                out.fail(record, f"blank key: {self.name} upserts by record key and would overwrite another row")
+                continue
             fields = tuple(record.data)
             statement = self._statements.get(fields)
             if statement is None:
@@ -105,6 +118,14 @@ class SqliteSink(Sink):
             groups.setdefault(statement, []).append((record.key, *map(sql_value, record.data.values())))
         for statement, rows in groups.items():
             db.executemany(statement, rows)
+            self.written += len(rows)
+
+    def _count(self) -> int:
+        assert self._db is not None
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {quote(self.options.table)}").fetchone()[0])
+
+    def _report(self) -> dict[str, int]:
+        return {"upserted": self.written, "inserted": self._inserted, "updated": self.written - self._inserted}
 
     @staticmethod
     def _clash(fields: tuple[str, ...]) -> str | None:
@@ -151,6 +172,7 @@ class SqliteSink(Sink):
         if self._db is None:
             return
         try:
+            self._inserted = (self._count() if self._columns else 0) - self._rows_at_open
             if self._db.in_transaction:
                 self._db.execute("COMMIT")
         finally:

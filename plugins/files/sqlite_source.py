@@ -11,6 +11,7 @@ import attrs
 
 from connector_core.components import Source
 from connector_core.errors import RunFailed
+from connector_core.keys import missing_key_columns
 from connector_core.records import Record
 
 from .base import require_file
@@ -42,6 +43,22 @@ class SqliteSource(Source):
 
     Options: ClassVar[type] = SqliteSourceOptions
 
+    @classmethod
+    def key_problem(cls, options: SqliteSourceOptions, key: tuple[str, ...]) -> str | None:
+        if not options.path.is_file():
+            return None  # the run says the file is missing
+        try:
+            db = sqlite3.connect(f"{options.path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                # LIMIT 0 names the result columns without running the query to its first row.
+                query = f"SELECT * FROM ({options.query.strip().rstrip(';')}) LIMIT 0"
+                columns = [column[0] for column in db.execute(query, options.params or ()).description or ()]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return None  # not a plain SELECT, or a bad query: the run reports the query's own error
+        return missing_key_columns(key, columns, f"the columns of the query on {options.path.name}")
+
     def __init__(self, name: str, options: SqliteSourceOptions, context: RunContext, key: tuple[str, ...] = ()) -> None:
         super().__init__(name, options, context, key)
         self._db: sqlite3.Connection | None = None
@@ -60,11 +77,11 @@ class SqliteSource(Source):
             raise RunFailed(f"{self.name}: query failed on {options.path}: {exc}") from None
 
     def read(self) -> Iterator[Record]:
-        cursor, record = self._cursor, self.record
+        cursor, row = self._cursor, self.row
         assert cursor is not None, "open() runs before read()"
         columns = [column[0] for column in cursor.description or ()]
-        for number, row in enumerate(cursor, 1):
-            yield record(dict(zip(columns, row, strict=True)), number)
+        for number, values in enumerate(cursor, 1):
+            yield row(dict(zip(columns, values, strict=True)), number)
 
     def close(self, success: bool) -> None:
         if self._db is not None:

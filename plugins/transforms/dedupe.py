@@ -30,9 +30,9 @@ class DedupeOptions:
 class DedupeMapper(Mapper):
     """Passes the first record for each identity and sends later ones to the quiet ``duplicates`` output.
 
-    Records whose ``by`` fields are all empty have no identity and always pass: a hundred contacts without an
-    email are not duplicates of each other. Memory stays small on large inputs: only a 16-byte hash of each
-    identity is kept.
+    Records whose ``by`` fields are all empty (or, without ``by``, whose record key is blank) have no identity
+    and always pass: a hundred contacts without an email are not duplicates of each other. Memory stays small
+    on large inputs: only a 16-byte hash of each identity is kept.
     """
 
     Options: ClassVar[type] = DedupeOptions
@@ -48,7 +48,7 @@ class DedupeMapper(Mapper):
         """The text that identifies ``record``, or None when it has none."""
         fields: tuple[str, ...] = self.options.by
         if not fields:
-            return self._text(record.key)
+            return None if is_empty(record.key) else self._text(record.key)
         values = [record.data.get(field) for field in fields]
         if all(is_empty(value) for value in values):
             return None

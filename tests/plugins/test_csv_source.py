@@ -80,7 +80,7 @@ def test_ragged_row_after_a_multiline_field_reports_its_first_line(pipeline: Pip
 
 
 def test_empty_lines_are_skipped(pipeline: Pipeline, write: Write) -> None:
-    write("in.csv", "\nname,city\n\nAda,Paris\n   \n\nCharles,Lyon\n\n")
+    write("in.csv", "\nname,city\n\nAda,Paris\n\n\r\nCharles,Lyon\n\n")
     result = pipeline(csv_source())
     assert result.errors == []
     assert [(r["name"], r["_position"]) for r in result.records] == [("Ada", 4), ("Charles", 7)]

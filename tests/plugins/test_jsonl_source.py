@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
+
+import pytest
 
 from .kit import Pipeline, Write
 
@@ -34,3 +37,22 @@ def test_missing_file_fails_the_run_naming_the_path(pipeline: Pipeline, tmp_path
     report = pipeline({"type": "jsonl", "path": "missing.jsonl"}).report
     assert report.status == "failed"
     assert str(tmp_path / "missing.jsonl") in report.failure
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_a_byte_order_mark_decides_the_encoding(pipeline: Pipeline, write: Write, encoding: str) -> None:
+    text = '{"name": "Zoë"}\n{"name": "Ada"}\n'
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    write("in.jsonl", data)
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert result.errors == []
+    assert [r["name"] for r in result.records] == ["Zoë", "Ada"]
+
+
+def test_an_undecodable_byte_is_reported_with_its_line(pipeline: Pipeline, write: Write) -> None:
+    write("in.jsonl", b'{"n": 1}\n' * 60 + b'{"n": "Jos\xe9"}\n')
+    report = pipeline({"type": "jsonl", "path": "in.jsonl"}).report
+    assert report.status == "failed"
+    assert "in.jsonl:61: byte 0xe9 is not valid utf-8 (invalid continuation byte)" in report.failure

@@ -1,0 +1,75 @@
+"""Record keys from a source's ``key`` fields: computing them, spotting blank ones, checking the fields exist."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+#: Computes a record's key from its data; None when a key field is blank.
+KeyFunction = Callable[[dict[str, Any]], str | None]
+
+
+def is_blank(value: Any) -> bool:
+    """Whether a key value is missing: null, or text that is empty or only whitespace."""
+    return value is None or (value.__class__ is str and (not value or value.isspace()))
+
+
+def key_function(fields: tuple[str, ...]) -> KeyFunction:
+    """The key of a record: its ``fields`` joined by ``|``; None when any of them is blank (absent, null or
+    blank text), since records without a value would all share one key and overwrite each other downstream.
+
+    Chosen once per source, since it runs for every record read.
+    """
+    if len(fields) == 1:
+        (field,) = fields
+
+        def one_field(data: dict[str, Any]) -> str | None:
+            value = data.get(field)
+            if value.__class__ is str:
+                return value if value and not value.isspace() else None
+            return None if value is None else str(value)
+
+        return one_field
+
+    def several_fields(data: dict[str, Any]) -> str | None:
+        values = [data.get(field) for field in fields]
+        if any(is_blank(value) for value in values):
+            return None
+        return "|".join(map(str, values))
+
+    return several_fields
+
+
+def blank_fields(fields: tuple[str, ...], data: dict[str, Any]) -> list[str]:
+    """The key ``fields`` that are blank in ``data``."""
+    return [field for field in fields if is_blank(data.get(field))]
+
+
+def missing_key_columns(key: tuple[str, ...], columns: list[str], where: str) -> str | None:
+    """A message when some ``key`` fields are not among ``columns`` (found in ``where``), else None."""
+    missing = [field for field in key if field not in columns]
+    if not missing:
+        return None
+    parts = []
+    for field in missing:
+        part = f"{field!r}"
+        guess = did_you_mean(field, columns)
+        if guess is not None:
+            part += f" (did you mean {guess!r}?)"
+        parts.append(part)
+    noun = "column" if len(missing) == 1 else "columns"
+    return f"key {noun} {', '.join(parts)} not in {where}; its columns are: {', '.join(columns) or 'none'}"
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str | None:
+    """The candidate closest to ``name`` (ignoring case, spaces and underscores), if one is close enough."""
+
+    def folded(text: str) -> str:
+        return text.lower().replace("_", "").replace(" ", "").replace("-", "")
+
+    by_folded = {folded(candidate): candidate for candidate in candidates}
+    if folded(name) in by_folded:
+        return by_folded[folded(name)]
+    close = difflib.get_close_matches(folded(name), list(by_folded), n=1, cutoff=0.6)
+    return by_folded[close[0]] if close else None
