@@ -49,6 +49,12 @@ class SandboxConfig:
     reset_after_apply_fraction: float = 0.5
     random_seed: int = 0
 
+    #: Credits the account can spend; once spent, paid calls get Apollo's documented 422 "Insufficient credits".
+    credit_balance: float | None = None
+    #: Share of calls that stall for ``spike_ms`` on top of the normal latency (seeded, like the faults).
+    spike_rate: float = 0.0
+    spike_ms: float = 0.0
+
     max_match_details: int = 10
     max_enrich_domains: int = 10
     max_bulk_contacts: int = 100

@@ -23,11 +23,18 @@ class Fault:
     after_apply: bool = False
     #: For 429s: whether to send ``Retry-After``.
     retry_after: bool = True
+    #: For 429s: the ``Retry-After`` value in seconds, and whether to send it as an HTTP date.
+    retry_after_s: int = 1
+    retry_after_date: bool = False
+    #: A 200 whose body is not what the endpoint documents (``"matches": "oops"``...).
+    malformed: bool = False
+    #: Stall this long before answering (a latency spike), then serve the call normally.
+    delay_s: float = 0.0
 
     @property
     def passthrough(self) -> bool:
-        """True for ``"ok"``: serve this call normally (keeps later scripted faults in position)."""
-        return self.status is None and not self.reset
+        """True for ``"ok"`` and ``"slow:MS"``: serve this call normally (keeps later faults in position)."""
+        return self.status is None and not self.reset and not self.malformed
 
 
 def parse_fault(token: str) -> Fault:
@@ -99,6 +106,8 @@ class FaultInjector:
         return None
 
     def latency_seconds(self) -> float:
-        """How long to stall the next response."""
-        jitter = self._latency_rng.uniform(0, self._config.latency_jitter_ms) if self._config.latency_jitter_ms else 0.0
-        return max(0.0, self._config.latency_ms + jitter) / 1000.0
+        """How long to stall the next response: latency, jitter and, now and then, a spike."""
+        cfg = self._config
+        jitter = self._latency_rng.uniform(0, cfg.latency_jitter_ms) if cfg.latency_jitter_ms else 0.0
+        spike = cfg.spike_ms if cfg.spike_rate and self._latency_rng.random() < cfg.spike_rate else 0.0
+        return max(0.0, cfg.latency_ms + jitter + spike) / 1000.0
