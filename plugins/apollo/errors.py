@@ -65,10 +65,12 @@ _INSUFFICIENT_CREDITS = re.compile(r"insufficient credits|not enough credits|out
 #: Apollo's 422 messages that concern the request as a whole, not one of its records: its OpenAPI examples
 #: (missing ``contact_attributes``/``contacts``, more than 100 contacts) and an ``owner_id`` outside the team.
 _BATCH_LEVEL = re.compile(
-    r"contact_attributes|contacts_with_labels|limit your array|contacts? or fewer|owner_id|append_label_names"
-    r"|must be an array|request body|missing details|more than \d+ in a single request|run_dedupe",
+    r"array of contact attributes|contact_attributes\W* parameter|limit your array|contacts? or fewer|owner_id"
+    r"|append_label_names|must be an array|request body|missing details|more than \d+ in a single request",
     re.I,
 )
+#: A message naming one item of the request (``contact_attributes[3].email``) is about that record.
+_NAMES_AN_ITEM = re.compile(r"\[\d+\]")
 
 
 def is_out_of_credits(status: int, message: str) -> bool:
@@ -78,7 +80,7 @@ def is_out_of_credits(status: int, message: str) -> bool:
 
 def is_batch_level(message: str) -> bool:
     """True when Apollo's message is about the whole request, so splitting the batch cannot help."""
-    return bool(_BATCH_LEVEL.search(message))
+    return bool(_BATCH_LEVEL.search(message)) and not _NAMES_AN_ITEM.search(message)
 
 
 def error_message(status: int, body: bytes, mask: Callable[[str], str] = str) -> str:
