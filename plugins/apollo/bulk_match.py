@@ -251,11 +251,13 @@ class BulkMatch(Mapper):
     async def _call(self, details: list[dict[str, Any]]) -> list[Answer]:
         """One bulk_match call for ``details`` (at most 10); an answer per detail, in order."""
         cost = Decimal(len(details) * self.options.credits_per_person)
+        client, stats = self.connection.client, self.connection.stats
+        assert client is not None
+        if "people/bulk_match" in client.paused:  # set aside like the call that was told to wait
+            return [("deferred", f"people/bulk_match: {client.paused['people/bulk_match']}")] * len(details)
         stop = self._stop_reason(cost)
         if stop:
             return [("skipped", stop)] * len(details)
-        client, stats = self.connection.client, self.connection.stats
-        assert client is not None
         self.reserved += cost
         try:
             body = await client.post("people/bulk_match", {"details": details}, self.params or None)
@@ -298,8 +300,6 @@ class BulkMatch(Mapper):
         """Why this call must not be sent (out of credits, over max_credits, the run is stopping), or None."""
         client = self.connection.client
         stop = self.out_of_credits or (client.out_of_credits if client is not None else None) or self.context.halted
-        if stop is None and client is not None and "people/bulk_match" in client.paused:
-            return client.paused["people/bulk_match"]
         budget_left = self._credits_left()
         if stop is None and budget_left is not None and cost > budget_left:
             stop = (

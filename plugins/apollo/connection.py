@@ -25,7 +25,7 @@ class ApolloConnection(Connection):
     async def open(self) -> None:
         # Whatever the spec says, the key is a secret: mask it even if it was written inline.
         self.context.redactor.add(self.options.api_key)
-        self.client = ApolloClient(self.options, self.stats)
+        self.client = ApolloClient(self.options, self.stats, mask=self.context.redactor.text)
         self.context.add_report_section("api", self.stats.as_dict)
 
     async def close(self) -> None:
