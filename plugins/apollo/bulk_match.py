@@ -259,9 +259,23 @@ class BulkMatch(Mapper):
         if stop:
             return [("skipped", stop)] * len(details)
         self.reserved += cost
+
+        def count_lost_attempt(body: dict[str, Any]) -> dict[str, Any]:
+            # Apollo may have charged the attempt whose answer was lost; the retry would be charged again.
+            stats.credits_at_risk += cost
+            left = self._credits_left()
+            if left is not None and left < 0:
+                raise _CeilingReached(f"max_credits {self.options.max_credits} could be passed by a retry")
+            return body
+
         try:
-            body = await client.post("people/bulk_match", {"details": details}, self.params or None)
+            body = await client.post(
+                "people/bulk_match", {"details": details}, self.params or None, on_uncertain_retry=count_lost_attempt
+            )
             matches = _matches(body)
+        except _CeilingReached as exc:
+            self.context.mark_failed(f"{self.name}: {exc}; the rest is skipped and retried next run")
+            return [("skipped", str(exc))] * len(details)
         except OutOfCredits as exc:
             self.out_of_credits = client.out_of_credits or f"Apollo reports no credits left ({exc})"
             self.context.mark_failed(f"{self.name}: {self.out_of_credits}; the rest is skipped and retried next run")
@@ -396,6 +410,10 @@ class BulkMatch(Mapper):
         if asynchronous:
             fields.update({name: value for name, value in asynchronous.items() if value is not None})
         return fields
+
+
+class _CeilingReached(Exception):
+    """A retry of a call whose answer was lost could take the credits past ``max_credits``."""
 
 
 def _matches(body: dict[str, Any]) -> list[dict[str, Any] | None]:

@@ -127,8 +127,9 @@ class ApolloClient:
     ) -> dict[str, Any]:
         """POST ``body`` (JSON; ``None`` for none) to ``operation`` and return the JSON response.
 
-        :param on_uncertain_retry: rewrites the body before a retry that follows a failure after which Apollo
-            may have applied the request (timeout, dropped connection, 5xx): writes use it to turn on dedupe.
+        :param on_uncertain_retry: called with the body before a retry that follows a failure after which Apollo
+            may have applied the request (timeout, dropped connection, 5xx); returns the body to send. Writes use
+            it to turn on dedupe, paid calls to count the lost attempt's credits (it may raise to stop retrying).
         :raises ApolloRejected: 400/422 and other client errors, and a 200 whose ``status`` is ``failed``;
             retrying the same body cannot help.
         :raises OutOfCredits: 402 or the 422 "Insufficient credits"; every later paid call raises it unsent.
@@ -140,7 +141,6 @@ class ApolloClient:
         """
         budget, url = self.budgets[operation], self.settings.url(operation)
         path = httpx.URL(url).path
-        maybe_applied = False
         for attempt in range(1, self.settings.max_attempts + 1):
             self._check_open(operation)
             waited = await budget.acquire()  # awaited first: `x += await f()` would lose concurrent updates
@@ -164,9 +164,8 @@ class ApolloClient:
                     # Pausing the budget holds back every concurrent call to this endpoint, not just this one.
                     budget.pause(delay)
                     delay, uncertain = 0.0, False
-            maybe_applied = maybe_applied or uncertain
             if attempt == self.settings.max_attempts:
-                raise ApolloUnavailable(f"{reason} (gave up after {attempt} attempts)", uncertain=maybe_applied)
+                raise ApolloUnavailable(f"{reason} (gave up after {attempt} attempts)", uncertain=uncertain)
             self.stats.retries += 1
             if delay:
                 await self.sleep(delay)

@@ -35,8 +35,9 @@ class ApolloUnavailable(ApolloError):
     """A transient failure outlasted the retries (5xx, timeouts, dropped connections, rate limiting): the records
     are set aside for the next run.
 
-    ``uncertain`` is True when Apollo may have applied the request (its response was lost or was a 5xx), so
-    credits it would cost may have been charged.
+    ``uncertain`` is True when Apollo may have applied the last attempt (its response was lost or was a 5xx),
+    so credits it would cost may have been charged; earlier attempts are reported through the client's
+    ``on_uncertain_retry`` callback.
     """
 
     def __init__(self, message: str, status: int | None = None, uncertain: bool = False) -> None:
