@@ -30,6 +30,7 @@ from .responses import (
     error,
     failed,
     json_response,
+    text_response,
 )
 
 _LAYOUT_PREFIXES = (
@@ -266,7 +267,7 @@ class ApolloSandbox:
 
         # Scripted faults come first so a test gets exactly what it queued, whatever the request.
         fault: Fault | None = self._faults.next_scripted()
-        if fault is not None and not fault.passthrough and not (fault.reset and fault.after_apply):
+        if fault is not None and not (fault.passthrough or fault.malformed or (fault.reset and fault.after_apply)):
             return self._fault_response(fault, layout, operation), False
         if route is None:
             return error(404, "Not Found"), False
@@ -355,6 +356,12 @@ class ApolloSandbox:
             response = failed(400, "INVALID_REQUEST", "Invalid request (sandbox fault)")
         elif status == 500:
             response = error(500, "Internal server error")
+        elif status in (502, 503, 504):
+            # Gateway errors come from the load balancer in front of Apollo: HTML, not Apollo's JSON.
+            phrase = f"{status} {_phrase(status)}"
+            page = f"<html><head><title>{phrase}</title></head><body><center><h1>{phrase}</h1></center></body></html>"
+            response = text_response(status, page)
+            response.headers["Content-Type"] = "text/html"
         else:
             response = error(status, _phrase(status))
         response.headers.update(rate_headers)

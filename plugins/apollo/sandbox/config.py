@@ -44,6 +44,8 @@ class SandboxConfig:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     fail_rate: float = 0.0
+    #: The statuses a random failure answers with, drawn evenly (Apollo's edge also sends 502/503/504).
+    fail_statuses: tuple[int, ...] = (500,)
     throttle_rate: float = 0.0
     reset_rate: float = 0.0
     reset_after_apply_fraction: float = 0.5

@@ -42,12 +42,22 @@ def parse_fault(token: str) -> Fault:
 
     ``"ok"`` serves the call normally; ``"reset"``/``"reset:before"`` drops the connection before the call
     is applied, ``"reset:after"`` after; ``"429"`` answers 429 with ``Retry-After: 1``, ``"429:nohdr"``
-    without it; any other 3-digit status (``"401"``, ``"402"``, ``"403"``, ``"422"``, ``"500"``...)
-    answers that status with Apollo's body for it.
+    without it, ``"429:3600"`` with ``Retry-After: 3600`` and ``"429:date:3600"`` with the HTTP date an hour
+    ahead; ``"malformed"`` applies the call and answers a 200 whose body is not the documented shape;
+    ``"slow:2000"`` serves the call after a 2 s stall; any other 3-digit status (``"401"``, ``"402"``,
+    ``"403"``, ``"422"``, ``"500"``, ``"502"``, ``"503"``, ``"504"``...) answers that status with the body
+    Apollo (or, for 502-504, its load balancer) sends.
     """
     text = token.strip().lower()
     if text in ("ok", "pass", "none"):
         return Fault(token=text)
+    if text == "malformed":
+        return Fault(token=text, malformed=True)
+    if text.startswith("slow:") and text[5:].isdigit():
+        return Fault(token=text, delay_s=int(text[5:]) / 1000.0)
+    seconds = text.removeprefix("429:date:").removeprefix("429:")
+    if text.startswith("429:") and seconds.isdigit():
+        return Fault(token=text, status=429, retry_after_s=int(seconds), retry_after_date=text.startswith("429:date:"))
     if text in ("reset", "reset:before"):
         return Fault(token=text, reset=True)
     if text == "reset:after":
@@ -95,7 +105,9 @@ class FaultInjector:
         # Always draw twice so the sequence of decisions does not depend on earlier outcomes.
         roll, position = self._rng.random(), self._rng.random()
         if roll < cfg.fail_rate:
-            return Fault(token="random:500", status=500)
+            # The second draw picks the status, so adding statuses does not shift later decisions.
+            status = cfg.fail_statuses[int(position * len(cfg.fail_statuses)) % len(cfg.fail_statuses)]
+            return Fault(token=f"random:{status}", status=status)
         roll -= cfg.fail_rate
         if roll < cfg.throttle_rate:
             return Fault(token="random:429", status=429)
