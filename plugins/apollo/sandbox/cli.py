@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="credits the account can spend; then paid calls get Apollo's 422 'Insufficient credits'",
     )
+    parser.add_argument(
+        "--owner-ids",
+        metavar="IDS",
+        help="comma-separated users of the team; any other owner_id gets Apollo's 422 (default: any owner)",
+    )
     parser.add_argument("--no-retry-after", action="store_true", help="never send Retry-After on 429")
     parser.add_argument("--omit-missing-matches", action="store_true", help="drop nulls from bulk_match matches")
     parser.add_argument("--random-seed", type=int, default=0, help="seed for fault injection and ids")
@@ -93,6 +98,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         spike_rate=args.spike_rate,
         spike_ms=args.spike_ms,
         credit_balance=args.credit_balance,
+        owner_ids=frozenset(part.strip() for part in args.owner_ids.split(",") if part.strip())
+        if args.owner_ids
+        else None,
         throttle_rate=args.throttle_rate,
         reset_rate=args.reset_rate,
         reset_after_apply_fraction=args.reset_after_apply_fraction,
