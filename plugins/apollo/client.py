@@ -29,6 +29,7 @@ from crmsync_plugins.apollo.errors import (
     is_out_of_credits,
 )
 from crmsync_plugins.apollo.settings import PATHS, ApolloSettings
+from crmsync_plugins.apollo.usage import USAGE_PATH, limits_from_usage
 
 
 @attrs.define
@@ -172,6 +173,30 @@ class ApolloClient:
             if uncertain and on_uncertain_retry is not None and body is not None:
                 body = on_uncertain_retry(body)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def adopt_usage_limits(self) -> tuple[bool, str]:
+        """Read the key's per-endpoint limits from Apollo's usage statistics (one call, outside the budgets) and
+        adopt them; returns whether they were adopted and what happened, for the log. Never raises for an
+        answer Apollo may give."""
+        if self.settings.resolved_layout != "apollo":
+            return False, "usage statistics are only available on Apollo direct; keeping the configured rate limits"
+        url = self.settings.base_url.rstrip("/") + USAGE_PATH
+        try:
+            response = await self.http.post(url, json={})
+        except httpx.TransportError as exc:
+            return False, f"could not read usage statistics ({type(exc).__name__}); keeping the configured rate limits"
+        self.stats.calls[USAGE_PATH] += 1
+        if not response.is_success:
+            message = error_message(response.status_code, response.content, self.mask)
+            return False, f"usage statistics refused ({message}); keeping the configured rate limits"
+        try:
+            limits = limits_from_usage(response.json())
+        except (ValueError, AttributeError):
+            return False, "usage statistics are not readable; keeping the configured rate limits"
+        adopted = {operation: limits[operation] for operation in self.budgets if operation in limits}
+        for operation, limit in adopted.items():
+            self.budgets[operation].apply(limit)
+        return True, f"rate limits from usage statistics: {adopted or 'none for the endpoints this job uses'}"
 
     def _check_open(self, operation: str) -> None:
         """Raise, without sending, when the run must not call ``operation`` any more."""

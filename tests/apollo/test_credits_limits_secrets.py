@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -202,3 +203,78 @@ def test_retry_after_http_date_in_the_future() -> None:
 
     now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("Mon, 23 Nov 2026 13:00:00 GMT", now=lambda: now) == 3600.0
+
+
+def test_usage_statistics_in_apollos_key_format_give_per_endpoint_limits() -> None:
+    from crmsync_plugins.apollo.budget import RateLimit
+    from crmsync_plugins.apollo.usage import limits_from_usage
+
+    windows = {"day": {"limit": 6000}, "hour": {"limit": 600}, "minute": {"limit": 200, "consumed": 3}}
+    body = {
+        '["api/v1/people", "bulk_match"]': windows,
+        '["api/v1/contacts", "bulk_create"]': {
+            "day": {"limit": None},
+            "hour": {"limit": ""},
+            "minute": {"limit": 1000},
+        },
+        "not a key": {},
+    }
+    assert limits_from_usage(body) == {
+        "people/bulk_match": RateLimit(per_minute=200, per_hour=600, per_day=6000),
+        "contacts/bulk_create": RateLimit(per_minute=1000, per_hour=None, per_day=None),
+    }
+
+
+def _job_without_rate_limits(tmp_path: Path, extra: str) -> Path:
+    text = write_job(tmp_path).read_text()
+    connection_end = text.index("    rate_limits:")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(text[:connection_end] + f"    {extra}\n" + text[text.index("sources:") :])
+    return spec
+
+
+def test_read_usage_stats_adopts_the_keys_limits_at_start(tmp_path: Path) -> None:
+    """The first call's headers would say the same, but the budget knows before the first call."""
+    unlimited = RateLimits(per_minute=1000, per_hour=None, per_day=None)
+    config = SandboxConfig(endpoint_rate_limits={"people/bulk_match": unlimited, "contacts/bulk_create": unlimited})
+    write_leads(tmp_path, people(250))
+    spec = _job_without_rate_limits(tmp_path, "read_usage_stats: true")
+    with SandboxServer(ApolloSandbox(config)) as server:
+        report = run_job(spec, env(server))
+        calls = server.sandbox.calls
+    assert report.status == "success", report.failure
+    assert calls["/api/v1/usage_stats/api_usage_stats"] == 1 and calls["/api/v1/people/bulk_match"] == 25
+    assert report.extra["api"]["wait_s"] == 0  # not even the default 20 calls a minute held it back
+
+
+def test_read_usage_stats_without_a_master_key_warns_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_leads(tmp_path, people(5))
+    spec = _job_without_rate_limits(tmp_path, "read_usage_stats: true")
+    with SandboxServer(ApolloSandbox(SandboxConfig(master_key=False))) as server, caplog.at_level(logging.WARNING):
+        report = run_job(spec, env(server))
+    assert report.status == "success", report.failure
+    assert "usage statistics refused" in caplog.text and "API_INACCESSIBLE" not in caplog.text
+    assert "not authorized to access api/v1/usage_stats" in caplog.text
+
+
+def test_adopted_usage_limits_replace_the_defaults_in_the_budget() -> None:
+    usage = {'["api/v1/people", "bulk_match"]': {"minute": {"limit": 1000}, "hour": {"limit": None}, "day": {}}}
+    client = ApolloClient(
+        ApolloSettings(api_key=CANARY_KEY),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=usage)),
+    )
+
+    async def adopt() -> tuple[bool, str]:
+        try:
+            return await client.adopt_usage_limits()
+        finally:
+            await client.aclose()
+
+    adopted, _ = asyncio.run(adopt())
+    windows = client.budgets["people/bulk_match"].windows
+    assert (
+        adopted and windows["minute"].limit == 1000 and windows["hour"].limit is None and windows["day"].limit is None
+    )
+    assert client.budgets["contacts/bulk_create"].windows["hour"].limit == 400  # not in the answer: unchanged

@@ -44,6 +44,7 @@ _METHODS: dict[str, frozenset[str]] = {
     "organizations/bulk_enrich": frozenset({"POST"}),
     "organizations/enrich": frozenset({"GET"}),
     "contacts/bulk_create": frozenset({"POST"}),
+    "usage_stats/api_usage_stats": frozenset({"POST"}),
 }
 #: Fault statuses that, like Apollo's 401/403, carry no rate-limit headers.
 _NO_RATE_HEADERS = frozenset({401, 403})
@@ -314,6 +315,8 @@ class ApolloSandbox:
             outcome = operations.bulk_enrich(self.people, query, body, cfg)
         elif operation == "organizations/enrich":
             outcome = operations.organization_enrich(self.people, query)
+        elif operation == "usage_stats/api_usage_stats":
+            outcome = operations.usage_stats(self._limiter, cfg, list(_METHODS))
         else:
             outcome = operations.bulk_create_contacts(self._contacts, query, body, cfg)
         self._credits += outcome.credits

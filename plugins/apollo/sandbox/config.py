@@ -51,6 +51,8 @@ class SandboxConfig:
     reset_after_apply_fraction: float = 0.5
     random_seed: int = 0
 
+    #: Whether the key is a master key: others get Apollo's 403 from the usage statistics endpoint.
+    master_key: bool = True
     #: Credits the account can spend; once spent, paid calls get Apollo's documented 422 "Insufficient credits".
     credit_balance: float | None = None
     #: Share of calls that stall for ``spike_ms`` on top of the normal latency (seeded, like the faults).

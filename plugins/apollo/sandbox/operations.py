@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from .config import SandboxConfig
 from .contacts import ContactStore, ContactValidationError, validate_batch
 from .people import PeopleDirectory, norm_domain
+from .ratelimit import RateLimiter
 from .responses import MISSING_CONTACT_ATTRIBUTES, SandboxResponse, error, failed, json_response, misconfigured
 
 #: Countries whose residents' personal emails Apollo never reveals.
@@ -268,6 +270,22 @@ def organization_enrich(people: PeopleDirectory, query: Mapping[str, str]) -> Ou
         return Outcome(failed(400, "INVALID_REQUEST", "domain is required"))
     org = people.organization(domain)
     return Outcome(json_response(200, {"organization": copy.deepcopy(org) if org else None}))
+
+
+def usage_stats(limiter: RateLimiter, config: SandboxConfig, operations: list[str]) -> Outcome:
+    """``POST usage_stats/api_usage_stats``: limit, consumed and left per window, keyed as Apollo keys them
+    (``["api/v1/people", "bulk_match"]``); 403 unless the key is a master key."""
+    if not config.master_key:
+        message = (
+            "This API key is not authorized to access api/v1/usage_stats/api_usage_stats. Request an API key from "
+            "your administrator that includes this endpoint in its configured scope."
+        )
+        return Outcome(json_response(403, {"error": message, "error_code": "API_INACCESSIBLE"}))
+    payload: dict[str, Any] = {}
+    for operation in operations:
+        resource, _, action = operation.rpartition("/")
+        payload[json.dumps([f"api/v1/{resource}", action])] = limiter.usage(operation)
+    return Outcome(json_response(200, payload))
 
 
 def bulk_create_contacts(
