@@ -336,20 +336,18 @@ class BulkMatch(Mapper):
             stats.credits_at_risk += Decimal(matched * self.options.credits_per_person)
 
     def _check_async(self, body: dict[str, Any]) -> None:
-        """Warn when Apollo will not deliver the asynchronous results the flags asked for."""
-        stats = self.connection.stats
-        for section, flag in (("waterfall", self.options.run_waterfall_email or self.options.run_waterfall_phone),):
-            if not flag:
-                continue
-            status = get_path(body, f"{section}.status")
-            stats.outcomes[f"{section}_{status or 'absent'}"] += 1
-            if status != "accepted":
-                self.context.log.warning(
-                    "%s: Apollo did not accept the waterfall request (status %r: %s); no webhook will come for it",
-                    self.name,
-                    status,
-                    get_path(body, f"{section}.message") or "no message",
-                )
+        """Warn when Apollo will not deliver the waterfall results the flags asked for."""
+        if not (self.options.run_waterfall_email or self.options.run_waterfall_phone):
+            return
+        status = get_path(body, "waterfall.status")
+        self.connection.stats.outcomes[f"waterfall_{status or 'absent'}"] += 1
+        if status != "accepted":
+            self.context.log.warning(
+                "%s: Apollo did not accept the waterfall request (status %r: %s); no webhook will come for it",
+                self.name,
+                status,
+                get_path(body, "waterfall.message") or "no message",
+            )
 
     def _async_fields(self, body: dict[str, Any]) -> dict[str, Any]:
         """Keys of the asynchronous results, kept in each matched person so they reach the matched record."""
