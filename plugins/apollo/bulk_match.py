@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -194,7 +195,7 @@ class BulkMatch(Mapper):
                 answers[position] = ("failed", str(exc))
         self._emit(asked, answers, out)
 
-    def _abandon(self, keys: list[str], futures: Any, exc: BaseException) -> None:
+    def _abandon(self, keys: list[str], futures: Iterable[asyncio.Future[Answer]], exc: BaseException) -> None:
         """Wake every batch waiting on a call that died: a shared future left pending would hang the run."""
         for key in keys:
             self.in_flight.pop(key, None)
