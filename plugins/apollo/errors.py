@@ -62,7 +62,9 @@ class ApolloAuthError(RunFailed):
     """The key was refused (401/403): the run stops before sending anything else."""
 
 
-_INSUFFICIENT_CREDITS = re.compile(r"insufficient credits|not enough credits|out of credits|credit limit", re.I)
+_INSUFFICIENT_CREDITS = re.compile(
+    r"insufficient[ _]credits|not enough credits|out of credits|credit limit|insufficient[ _](quota|balance)", re.I
+)
 #: Apollo's 422 messages that concern the request as a whole, not one of its records: its OpenAPI examples
 #: (missing ``contact_attributes``/``contacts``, more than 100 contacts) and an ``owner_id`` outside the team.
 _BATCH_LEVEL = re.compile(

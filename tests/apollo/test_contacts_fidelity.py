@@ -152,3 +152,20 @@ def test_created_in_this_run_is_existing_for_a_later_twin(tmp_path: Path, monkey
     out = outputs(tmp_path)
     assert len(out["created"]) == 1 and len(out["existing"]) == 2
     assert report.extra["api"]["contacts_created"] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    [
+        (422, "HTTP 422: Insufficient credits. Please upgrade your plan.", True),
+        (402, "HTTP 402: payment required", True),
+        (403, "HTTP 403: insufficient_quota", True),  # the aisa.one gateway's code
+        (422, "HTTP 422: Please limit your array to 100 contacts or fewer.", False),
+        (422, "HTTP 422: no implicit conversion of Symbol into Integer", False),
+        (429, "HTTP 429: insufficient credits", False),  # a 429 is a rate limit whatever it says
+    ],
+)
+def test_out_of_credits_is_recognised_in_its_forms(status: int, message: str, expected: bool) -> None:
+    from crmsync_plugins.apollo.errors import is_out_of_credits
+
+    assert is_out_of_credits(status, message) is expected
