@@ -264,7 +264,7 @@ class ContactsSink(Sink):
             else:
                 deliver(position, output, answer)
         for output, answer in leftovers:
-            position = index.claim_leftover(answer)
+            position = index.claim_leftover(answer, sole_answer=len(leftovers) == 1)
             if position is None:
                 stats.outcomes["unjoined_contacts"] += 1
                 self.context.log.warning(
@@ -327,12 +327,13 @@ class _ContactIndex:
                     return position
         return None
 
-    def claim_leftover(self, answer: Mapping[str, Any]) -> int | None:
-        """For an answer no key joined: the one open contact with its name, else the only open contact."""
+    def claim_leftover(self, answer: Mapping[str, Any], sole_answer: bool) -> int | None:
+        """For an answer no key joined: the one open contact with its name, else — when it is the only answer
+        left over — the only open contact (one answer for one request cannot belong to anyone else)."""
         open_positions = self.unclaimed()
         name = full_name(answer)
         named = [p for p in open_positions if name and full_name(self.contacts[p]) == name]
-        choice = named if named else open_positions
+        choice = named if named or not sole_answer else open_positions
         if len(choice) != 1:
             return None
         self.claimed.add(choice[0])
