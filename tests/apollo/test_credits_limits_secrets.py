@@ -278,3 +278,16 @@ def test_adopted_usage_limits_replace_the_defaults_in_the_budget() -> None:
         adopted and windows["minute"].limit == 1000 and windows["hour"].limit is None and windows["day"].limit is None
     )
     assert client.budgets["contacts/bulk_create"].windows["hour"].limit == 400  # not in the answer: unchanged
+
+
+def test_phone_enrichment_keys_reach_the_matched_records(tmp_path: Path, sandbox) -> None:
+    write_leads(tmp_path, people(3))
+    enrich = "reveal_phone_number: true\nwebhook_url: https://hooks.example/hook-secret-123"
+    report = run_job(write_job(tmp_path, enrich=enrich), env(sandbox))
+    assert report.status == "success", report.failure
+    created = outputs(tmp_path)["created"]
+    assert len(created) == 3
+    for record in created:
+        assert isinstance(record["apollo_request_id"], int)
+        assert isinstance(record["apollo_phone_request_id"], str) and record["apollo_phone_status"] == "pending"
+        assert "apollo_waterfall_status" not in record  # only what Apollo sent
