@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 #: Shorter values are not masked: hiding every "1" or "on" in a log would make it unreadable, not safer.
@@ -15,13 +16,18 @@ class Redactor:
     """Replaces known secret values with ``***`` in text and in nested data."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret containing another is masked whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
 
     def add(self, secret: str) -> None:
-        """Treat one more value as secret (e.g. a key read by a plugin at run time)."""
-        if len(secret) >= MIN_SECRET_LENGTH and secret not in self.secrets:
-            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
+        """Treat one more value as secret (e.g. a key read by a plugin at run time), in the forms it takes in
+        a URL too: a webhook URL sent as a query parameter shows percent-encoded in HTTP logs."""
+        if len(secret) < MIN_SECRET_LENGTH:
+            return
+        forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
+        # Longest first, so a secret containing another is masked whole.
+        self.secrets = sorted({*self.secrets, *forms}, key=len, reverse=True)
 
     def text(self, value: str) -> str:
         """``value`` with every secret masked."""

@@ -91,22 +91,33 @@ class RateBudget:
         return waited
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Adapt to the rate-limit headers of a response (absent or empty headers change nothing)."""
+        """Adapt to the rate-limit headers of a response.
+
+        An absent header changes nothing; an empty limit header is Apollo's way of saying the window has no
+        limit on this plan, so our own cap for it is lifted.
+        """
         now = self.clock()
         for name, families in _HEADERS.items():
             window = self.windows[name]
-            for limit_header, left_header in families:
-                limit, left = _int(headers.get(limit_header)), _int(headers.get(left_header))
-                if limit is None and left is None:
-                    continue
-                if limit is not None and limit > 0:
-                    window.limit = limit
-                if left == 0:
-                    # Someone else shares this key, or the server counts differently: hold off until the oldest
-                    # request we know of leaves the window (a whole window if we know of none).
-                    oldest = window.sent[0] if window.sent else now
-                    window.blocked_until = max(window.blocked_until, oldest + window.length)
-                break
+            present = [(limit, left) for limit, left in families if limit in headers or left in headers]
+            if not present:
+                continue
+            limits = [_int(headers.get(limit)) for limit, _ in present]
+            numeric = [limit for limit in limits if limit is not None and limit > 0]
+            if numeric:
+                window.limit = numeric[0]
+            elif any(limit in headers and not str(headers[limit]).strip() for limit, _ in present):
+                window.limit = None
+            if any(_int(headers.get(left)) == 0 for _, left in present):
+                # Someone else shares this key, or the server counts differently: hold off until the oldest
+                # request we know of leaves the window (a whole window if we know of none).
+                oldest = window.sent[0] if window.sent else now
+                window.blocked_until = max(window.blocked_until, oldest + window.length)
+
+    def apply(self, limit: RateLimit) -> None:
+        """Adopt limits read from Apollo's usage statistics (``None`` lifts a window's cap)."""
+        for name, value in limit.limits().items():
+            self.windows[name].limit = value
 
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (after a 429 with ``Retry-After``)."""
@@ -116,6 +127,6 @@ class RateBudget:
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        return int(value) if value is not None and value.strip() else None
     except ValueError:
         return None

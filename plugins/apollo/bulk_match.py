@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -11,7 +12,13 @@ import attrs
 from connector_core.components import Emitter, Mapper
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloError, OutOfCredits
+from crmsync_plugins.apollo.errors import (
+    ApolloError,
+    ApolloUnavailable,
+    EndpointPaused,
+    MalformedResponse,
+    OutOfCredits,
+)
 from crmsync_plugins.apollo.identity import join_answers, person_key
 from crmsync_plugins.apollo.paths import get_path
 
@@ -27,8 +34,17 @@ DETAIL_FIELDS = (
     "id",
     "linkedin_url",
 )
-#: What happened to one person: (``matched``, person) or (``missing``/``skipped``/``failed``, reason).
+#: What happened to one person: (``matched``, person) or (``missing``/``skipped``/``deferred``/``failed``, reason).
 Answer = tuple[str, Any]
+
+#: Response fields copied onto matched records when an asynchronous flag is on: the keys the webhook results
+#: (delivered later) are joined back with.
+ASYNC_FIELDS = {
+    "apollo_request_id": "request_id",
+    "apollo_waterfall_status": "waterfall.status",
+    "apollo_phone_request_id": "phone_enrichment.request_id",
+    "apollo_phone_status": "phone_enrichment.status",
+}
 
 #: At most this many people per call (Apollo answers 400 RECORD_LIMIT_EXCEEDED beyond it).
 MAX_DETAILS = 10
@@ -109,7 +125,10 @@ class BulkMatch(Mapper):
     """Enrich people with ``POST /api/v1/people/bulk_match``.
 
     Outputs: ``matched`` (the record plus the selected Apollo fields), ``missing`` (no match, or nothing to
-    match on, with ``_missing_reason``) and ``skipped`` (not sent: the credit budget ran out).
+    match on, with ``_missing_reason``) and ``skipped`` (not sent: the credit budget or the account's credits
+    ran out). Records of calls that failed transiently (retries used up, a ``Retry-After`` too long to wait)
+    are set aside with ``out.defer``; rejected calls send their records to the error stream with Apollo's
+    message.
     """
 
     Options = BulkMatchOptions
@@ -123,6 +142,8 @@ class BulkMatch(Mapper):
 
     def open(self) -> None:
         self.connection: ApolloConnection = self.context.connection(self.options.connection)
+        if self.options.webhook_url:  # its token is a secret wherever it was written
+            self.context.redactor.add(self.options.webhook_url)
         self.params = self.options.query()
         #: Credits promised to calls in flight, so concurrent calls cannot overrun max_credits together.
         self.reserved = Decimal(0)
@@ -157,15 +178,31 @@ class BulkMatch(Mapper):
             else:
                 mine[position] = self.in_flight[key] = asyncio.get_running_loop().create_future()
         if mine:
-            results = await self._call([asked[position][1] for position in mine])
+            try:
+                results = await self._call([asked[position][1] for position in mine])
+            except BaseException as exc:
+                self._abandon([person_key(asked[position][1]) for position in mine], mine.values(), exc)
+                raise
             for (position, future), answer in zip(mine.items(), results, strict=True):
                 answers[position] = answer
                 future.set_result(answer)
                 self.in_flight.pop(person_key(asked[position][1]), None)
             self._remember([(asked[p][1], answers[p]) for p in mine])
         for position, future in shared.items():
-            answers[position] = await future
+            try:
+                answers[position] = await future
+            except ApolloError as exc:
+                answers[position] = ("failed", str(exc))
         self._emit(asked, answers, out)
+
+    def _abandon(self, keys: list[str], futures: Iterable[asyncio.Future[Answer]], exc: BaseException) -> None:
+        """Wake every batch waiting on a call that died: a shared future left pending would hang the run."""
+        for key in keys:
+            self.in_flight.pop(key, None)
+        for future in futures:
+            if not future.done():
+                future.set_exception(ApolloError(f"people/bulk_match failed: {type(exc).__name__}: {exc}"))
+                future.add_done_callback(lambda done: done.exception())  # retrieved even with no waiter
 
     def plan(self, batch: list[Record], out: Emitter) -> None:
         """What :meth:`process` would do, without calling Apollo: cached answers are used, every other person
@@ -205,6 +242,8 @@ class BulkMatch(Mapper):
             stats.outcomes[kind] += 1
             if kind == "failed":
                 out.fail(record, value)
+            elif kind == "deferred":
+                out.defer(record, value)
             elif kind == "matched":
                 out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
             else:
@@ -213,48 +252,116 @@ class BulkMatch(Mapper):
     async def _call(self, details: list[dict[str, Any]]) -> list[Answer]:
         """One bulk_match call for ``details`` (at most 10); an answer per detail, in order."""
         cost = Decimal(len(details) * self.options.credits_per_person)
-        budget_left = self._credits_left()
-        stop = self.out_of_credits or self.context.halted
-        if stop is None and budget_left is not None and cost > budget_left:
-            stop = f"max_credits {self.options.max_credits} would be exceeded"
-            self.context.mark_failed(f"{self.name}: {stop}; the rest is skipped and retried next run")
+        client, stats = self.connection.client, self.connection.stats
+        assert client is not None
+        if "people/bulk_match" in client.paused:  # set aside like the call that was told to wait
+            return [("deferred", f"people/bulk_match: {client.paused['people/bulk_match']}")] * len(details)
+        stop = self._stop_reason(cost)
         if stop:
             return [("skipped", stop)] * len(details)
         self.reserved += cost
+
+        def count_lost_attempt(body: dict[str, Any]) -> dict[str, Any]:
+            # Apollo may have charged the attempt whose answer was lost; the retry would be charged again.
+            stats.credits_at_risk += cost
+            left = self._credits_left()
+            if left is not None and left < 0:
+                raise _CeilingReached(f"max_credits {self.options.max_credits} could be passed by a retry")
+            return body
+
         try:
-            body = await self.connection.client.post(  # type: ignore[union-attr]
-                "people/bulk_match", {"details": details}, self.params or None
+            body = await client.post(
+                "people/bulk_match", {"details": details}, self.params or None, on_uncertain_retry=count_lost_attempt
             )
+            matches = _matches(body)
+        except _CeilingReached as exc:
+            self.context.mark_failed(f"{self.name}: {exc}; the rest is skipped and retried next run")
+            return [("skipped", str(exc))] * len(details)
         except OutOfCredits as exc:
-            self.out_of_credits = f"Apollo reports no credits left ({exc})"
-            self.context.mark_failed(self.out_of_credits)
+            self.out_of_credits = client.out_of_credits or f"Apollo reports no credits left ({exc})"
+            self.context.mark_failed(f"{self.name}: {self.out_of_credits}; the rest is skipped and retried next run")
             return [("skipped", self.out_of_credits)] * len(details)
+        except ApolloUnavailable as exc:
+            if exc.uncertain:  # Apollo may have applied (and charged) the call whose answer was lost
+                stats.credits_at_risk += cost
+            if isinstance(exc, EndpointPaused):
+                self.context.mark_failed(f"{self.name}: {exc}; the rest is set aside for the next run")
+            return [("deferred", f"people/bulk_match: {exc}")] * len(details)
+        except MalformedResponse as exc:
+            stats.credits_at_risk += cost
+            return [("failed", f"people/bulk_match answered oddly: {exc}")] * len(details)
         except ApolloError as exc:
             return [("failed", f"people/bulk_match failed: {exc}")] * len(details)
         finally:
             self.reserved -= cost
-        joined = join_answers(details, body.get("matches") or [])
-        consumed = body.get("credits_consumed")
-        stats = self.connection.stats
-        if consumed is not None:
-            stats.credits += Decimal(str(consumed))
-        else:  # waterfall mode leaves the count out; assume the worst so max_credits stays a ceiling
-            stats.credits += Decimal(sum(1 for key in joined if key >= 0) * self.options.credits_per_person)
+        joined = join_answers(details, matches)
+        self._count_credits(body, sum(1 for key in joined if key >= 0))
+        self._check_async(body)
         for key, person in joined.items():
             if key < 0:
                 stats.outcomes["unjoined_matches"] += 1
                 self.context.log.warning(
                     "%s: Apollo returned person %s that matches no record of the batch", self.name, person.get("id")
                 )
+        extra = self._async_fields(body)
         return [
-            ("matched", joined[position]) if position in joined else ("missing", "Apollo found no match")
+            ("matched", {**joined[position], **extra} if extra else joined[position])
+            if position in joined
+            else ("missing", "Apollo found no match")
             for position in range(len(details))
         ]
 
+    def _stop_reason(self, cost: Decimal) -> str | None:
+        """Why this call must not be sent (out of credits, over max_credits, the run is stopping), or None."""
+        client = self.connection.client
+        stop = self.out_of_credits or (client.out_of_credits if client is not None else None) or self.context.halted
+        budget_left = self._credits_left()
+        if stop is None and budget_left is not None and cost > budget_left:
+            stop = (
+                f"max_credits {self.options.max_credits} would be exceeded (confirmed "
+                f"{self.connection.stats.credits}, at risk {self.connection.stats.credits_at_risk}, "
+                f"in flight {self.reserved})"
+            )
+            self.context.mark_failed(f"{self.name}: {stop}; the rest is skipped and retried next run")
+        return stop
+
+    def _count_credits(self, body: dict[str, Any], matched: int) -> None:
+        """Add the call's credits to the report: Apollo's own count, else (waterfall mode leaves it out) the most
+        the matched people can cost, as credits at risk so max_credits stays a ceiling."""
+        stats = self.connection.stats
+        consumed = body.get("credits_consumed")
+        try:
+            stats.credits += Decimal(str(consumed))
+        except (ArithmeticError, ValueError):
+            stats.credits_unreported_calls += 1
+            stats.credits_at_risk += Decimal(matched * self.options.credits_per_person)
+
+    def _check_async(self, body: dict[str, Any]) -> None:
+        """Warn when Apollo will not deliver the waterfall results the flags asked for."""
+        if not (self.options.run_waterfall_email or self.options.run_waterfall_phone):
+            return
+        status = get_path(body, "waterfall.status")
+        self.connection.stats.outcomes[f"waterfall_{status or 'absent'}"] += 1
+        if status != "accepted":
+            self.context.log.warning(
+                "%s: Apollo did not accept the waterfall request (status %r: %s); no webhook will come for it",
+                self.name,
+                status,
+                get_path(body, "waterfall.message") or "no message",
+            )
+
+    def _async_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Keys of the asynchronous results, kept in each matched person so they reach the matched record."""
+        if not self.options.asynchronous_flags:
+            return {}
+        return {"_apollo_async": {name: get_path(body, path) for name, path in ASYNC_FIELDS.items()}}
+
     def _credits_left(self) -> Decimal | None:
+        """What max_credits still allows: the cap minus confirmed, possibly spent and in-flight credits."""
         if self.options.max_credits is None:
             return None
-        return Decimal(str(self.options.max_credits)) - self.connection.stats.credits - self.reserved
+        stats = self.connection.stats
+        return Decimal(str(self.options.max_credits)) - stats.credits - stats.credits_at_risk - self.reserved
 
     def _cached(self, asked: list[tuple[Record, dict[str, Any]]]) -> dict[int, Answer]:
         """Answers the enrichment cache already holds (the job keeps state): no call, no credits."""
@@ -293,10 +400,29 @@ class BulkMatch(Mapper):
         return f"apollo.bulk_match {self.connection.options.base_url.rstrip('/')} {flags}"
 
     def _selected(self, person: dict[str, Any]) -> dict[str, Any]:
+        asynchronous = person.get("_apollo_async")
+        if asynchronous is not None:
+            person = {key: value for key, value in person.items() if key != "_apollo_async"}
         fields = {name: get_path(person, path) for name, path in self.options.select.items()}
         if self.options.raw_field:
             fields[self.options.raw_field] = person
+        if asynchronous:
+            fields.update({name: value for name, value in asynchronous.items() if value is not None})
         return fields
+
+
+class _CeilingReached(Exception):
+    """A retry of a call whose answer was lost could take the credits past ``max_credits``."""
+
+
+def _matches(body: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """The response's ``matches``, checked: a list of person objects and nulls (``[]`` when absent)."""
+    matches = body.get("matches")
+    if matches is None:
+        return []
+    if not isinstance(matches, list) or not all(item is None or isinstance(item, dict) for item in matches):
+        raise MalformedResponse(f"HTTP 200: 'matches' is not a list of people: {str(matches)[:80]!r}")
+    return matches
 
 
 def _identifies(detail: dict[str, Any]) -> bool:

@@ -7,7 +7,9 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
@@ -15,13 +17,19 @@ import httpx
 
 from crmsync_plugins.apollo.budget import RateBudget
 from crmsync_plugins.apollo.errors import (
+    MAX_MESSAGE,
     ApolloAuthError,
     ApolloRejected,
     ApolloUnavailable,
+    EndpointPaused,
+    MalformedResponse,
     OutOfCredits,
     error_message,
+    find_message,
+    is_out_of_credits,
 )
 from crmsync_plugins.apollo.settings import PATHS, ApolloSettings
+from crmsync_plugins.apollo.usage import USAGE_PATH, limits_from_usage
 
 
 @attrs.define
@@ -29,7 +37,13 @@ class ApiStats:
     """What the ``api`` section of the run report shows."""
 
     calls: Counter[str] = attrs.field(factory=Counter)
+    #: Credits Apollo reported as consumed.
     credits: Decimal = Decimal(0)
+    #: Credits that may have been charged without Apollo saying so: calls whose response was lost after Apollo
+    #: may have applied them, and answers that leave the count out (waterfall mode), at their worst case.
+    credits_at_risk: Decimal = Decimal(0)
+    #: Successful paid calls whose response did not report the credits consumed.
+    credits_unreported_calls: int = 0
     retries: int = 0
     rate_limited: int = 0
     wait_s: float = 0.0
@@ -43,6 +57,9 @@ class ApiStats:
         return {
             "calls": dict(self.calls),
             "credits": float(self.credits),
+            "credits_confirmed": float(self.credits),
+            "credits_at_risk": float(self.credits_at_risk),
+            **({"credits_unreported_calls": self.credits_unreported_calls} if self.credits_unreported_calls else {}),
             "retries": self.retries,
             "rate_limited": self.rate_limited,
             "wait_s": round(self.wait_s, 3),
@@ -54,6 +71,9 @@ class ApiStats:
             ),
         }
 
+
+#: Operations that cost credits: an exhausted balance stops them, not the free ones.
+PAID_OPERATIONS = frozenset({"people/bulk_match", "organizations/bulk_enrich"})
 
 #: Called before a retry that follows a failure after which Apollo may have applied the request.
 RetryPreparer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -70,14 +90,21 @@ class ApolloClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        mask: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
+        #: Masks secrets in Apollo's messages before they are shortened (an echoed key must not half-survive).
+        self.mask = mask or (lambda text: text.replace(settings.api_key, "***") if settings.api_key else text)
         self.stats = stats or ApiStats()
         self.sleep = sleep
         self.budgets = {
             operation: RateBudget(settings.rate_limit(operation), clock=clock, sleep=sleep) for operation in PATHS
         }
         self.refused: str | None = None
+        #: Set by the first "insufficient credits" answer: no paid call is sent after it.
+        self.out_of_credits: str | None = None
+        #: Operation → why it is not called any more this run (a ``Retry-After`` longer than we wait).
+        self.paused: dict[str, str] = {}
         limits = httpx.Limits(
             max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
         )
@@ -95,26 +122,31 @@ class ApolloClient:
     async def post(
         self,
         operation: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         params: dict[str, Any] | None = None,
         on_uncertain_retry: RetryPreparer | None = None,
     ) -> dict[str, Any]:
-        """POST ``body`` to ``operation`` and return the JSON response.
+        """POST ``body`` (JSON; ``None`` for none) to ``operation`` and return the JSON response.
 
-        :param on_uncertain_retry: rewrites the body before a retry that follows a failure after which Apollo
-            may have applied the request (timeout, dropped connection, 5xx): writes use it to turn on dedupe.
-        :raises ApolloRejected: 400/422 and other client errors; retrying the same body cannot help.
-        :raises OutOfCredits: 402.
+        :param on_uncertain_retry: called with the body before a retry that follows a failure after which Apollo
+            may have applied the request (timeout, dropped connection, 5xx); returns the body to send. Writes use
+            it to turn on dedupe, paid calls to count the lost attempt's credits (it may raise to stop retrying).
+        :raises ApolloRejected: 400/422 and other client errors, and a 200 whose ``status`` is ``failed``;
+            retrying the same body cannot help.
+        :raises OutOfCredits: 402 or the 422 "Insufficient credits"; every later paid call raises it unsent.
         :raises ApolloAuthError: 401/403, for this call and every later one.
+        :raises EndpointPaused: a 429 asks to wait longer than ``max_retry_after_s``; every later call to this
+            operation raises it unsent.
+        :raises MalformedResponse: a 2xx that is not a JSON object.
         :raises ApolloUnavailable: when the attempts are used up.
         """
         budget, url = self.budgets[operation], self.settings.url(operation)
         path = httpx.URL(url).path
         for attempt in range(1, self.settings.max_attempts + 1):
-            if self.refused:
-                raise ApolloAuthError(self.refused)
+            self._check_open(operation)
             waited = await budget.acquire()  # awaited first: `x += await f()` would lose concurrent updates
             self.stats.wait_s += waited
+            self._check_open(operation)  # another call may have closed the way while this one waited
             uncertain = True
             try:
                 response = await self.http.post(url, json=body, params=params)
@@ -128,33 +160,72 @@ class ApolloClient:
                     budget.observe(response.headers)
                 if response.is_success:
                     return self._json(response)
-                reason, delay = self._classify(response, attempt)
+                reason, delay = self._classify(operation, response, attempt)
                 if response.status_code == 429:
                     # Pausing the budget holds back every concurrent call to this endpoint, not just this one.
                     budget.pause(delay)
                     delay, uncertain = 0.0, False
             if attempt == self.settings.max_attempts:
-                raise ApolloUnavailable(f"{reason} (gave up after {attempt} attempts)")
+                raise ApolloUnavailable(f"{reason} (gave up after {attempt} attempts)", uncertain=uncertain)
             self.stats.retries += 1
             if delay:
                 await self.sleep(delay)
-            if uncertain and on_uncertain_retry is not None:
+            if uncertain and on_uncertain_retry is not None and body is not None:
                 body = on_uncertain_retry(body)
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    def _classify(self, response: httpx.Response, attempt: int) -> tuple[str, float]:
+    async def adopt_usage_limits(self) -> tuple[bool, str]:
+        """Read the key's per-endpoint limits from Apollo's usage statistics (one call, outside the budgets) and
+        adopt them; returns whether they were adopted and what happened, for the log. Never raises for an
+        answer Apollo may give."""
+        if self.settings.resolved_layout != "apollo":
+            return False, "usage statistics are only available on Apollo direct; keeping the configured rate limits"
+        url = self.settings.base_url.rstrip("/") + USAGE_PATH
+        try:
+            response = await self.http.post(url, json={})
+        except httpx.TransportError as exc:
+            return False, f"could not read usage statistics ({type(exc).__name__}); keeping the configured rate limits"
+        self.stats.calls[USAGE_PATH] += 1
+        if not response.is_success:
+            message = error_message(response.status_code, response.content, self.mask)
+            return False, f"usage statistics refused ({message}); keeping the configured rate limits"
+        try:
+            limits = limits_from_usage(response.json())
+        except (ValueError, AttributeError):
+            return False, "usage statistics are not readable; keeping the configured rate limits"
+        adopted = {operation: limits[operation] for operation in self.budgets if operation in limits}
+        for operation, limit in adopted.items():
+            self.budgets[operation].apply(limit)
+        return True, f"rate limits from usage statistics: {adopted or 'none for the endpoints this job uses'}"
+
+    def _check_open(self, operation: str) -> None:
+        """Raise, without sending, when the run must not call ``operation`` any more."""
+        if self.refused:
+            raise ApolloAuthError(self.refused)
+        if self.out_of_credits and operation in PAID_OPERATIONS:
+            raise OutOfCredits(self.out_of_credits)
+        if operation in self.paused:
+            raise EndpointPaused(self.paused[operation])
+
+    def _classify(self, operation: str, response: httpx.Response, attempt: int) -> tuple[str, float]:
         """For a retryable error response: (reason, delay). Raises for the rest."""
-        status, message = response.status_code, error_message(response.status_code, response.content)
+        status = response.status_code
+        message = error_message(status, response.content, self.mask)
+        if is_out_of_credits(status, message):
+            self.out_of_credits = f"Apollo reports no credits left ({message})"
+            raise OutOfCredits(message, status)
         if status in (401, 403):
             self.refused = f"Apollo refused the API key ({message}); check the connection's api_key and its permissions"
             raise ApolloAuthError(self.refused)
-        if status == 402:
-            raise OutOfCredits(message, status)
         if status == 429:
             self.stats.rate_limited += 1
-            retry_after = _seconds(response.headers.get("retry-after"))
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
             if retry_after is not None and retry_after > self.settings.max_retry_after_s:
-                raise ApolloUnavailable(f"{message} (Retry-After {retry_after:.0f}s is too long to wait)", status)
+                self.paused[operation] = (
+                    f"{message} (Retry-After {retry_after:.0f}s is longer than max_retry_after_s "
+                    f"{self.settings.max_retry_after_s:g}s: {operation} is not called again this run)"
+                )
+                raise EndpointPaused(self.paused[operation], status)
             return message, retry_after if retry_after is not None else self._backoff(attempt)
         if status >= 500 or status == 408:
             return message, self._backoff(attempt)
@@ -165,19 +236,36 @@ class ApolloClient:
         ceiling = min(self.settings.max_backoff_s, self.settings.backoff_s * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
         try:
             body = response.json()
         except ValueError:
-            raise ApolloUnavailable(f"HTTP {response.status_code}: the response is not JSON") from None
+            raise MalformedResponse(f"HTTP {status}: the response is not JSON", status) from None
         if not isinstance(body, dict):
-            raise ApolloUnavailable(f"HTTP {response.status_code}: unexpected response {type(body).__name__}")
+            raise MalformedResponse(f"HTTP {status}: unexpected response {type(body).__name__}", status)
+        if str(body.get("status", "")).lower() == "failed":
+            # Apollo's enrichment endpoints can report a failure inside a 200.
+            message = self.mask(find_message(body) or "status: failed")[:MAX_MESSAGE]
+            if is_out_of_credits(422, message):
+                self.out_of_credits = f"Apollo reports no credits left (HTTP {status}: {message})"
+                raise OutOfCredits(message, status)
+            raise ApolloRejected(f"HTTP {status}: {message}", status)
         return body
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+def retry_after_seconds(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
+    """``Retry-After`` in seconds: a number of seconds or an HTTP date; ``None`` when absent or unreadable."""
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now()).total_seconds())

@@ -25,7 +25,10 @@ class ApolloConnection(Connection):
     async def open(self) -> None:
         # Whatever the spec says, the key is a secret: mask it even if it was written inline.
         self.context.redactor.add(self.options.api_key)
-        self.client = ApolloClient(self.options, self.stats)
+        self.client = ApolloClient(self.options, self.stats, mask=self.context.redactor.text)
+        if self.options.read_usage_stats:
+            adopted, outcome = await self.client.adopt_usage_limits()
+            (self.context.log.info if adopted else self.context.log.warning)("%s: %s", self.name, outcome)
         self.context.add_report_section("api", self.stats.as_dict)
 
     async def close(self) -> None:

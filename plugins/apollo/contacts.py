@@ -10,9 +10,15 @@ from typing import Any, ClassVar
 import attrs
 
 from connector_core.components import Emitter, Sink
-from connector_core.records import Record, content_key
+from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloAuthError, ApolloError, ApolloRejected
+from crmsync_plugins.apollo.errors import (
+    ApolloAuthError,
+    ApolloError,
+    ApolloRejected,
+    EndpointPaused,
+    MalformedResponse,
+)
 from crmsync_plugins.apollo.identity import full_name, norm
 
 #: Apollo refuses more than this many contacts per call (422 "Please limit your array to 100 contacts").
@@ -59,6 +65,9 @@ class ContactsOptions:
     #: After a lost response, the replay (with dedupe) reports our own new contacts as existing; one whose
     #: ``created_at`` is no older than the first attempt minus this many seconds counts as created by us.
     clock_skew_s: float = 60.0
+    #: A batch Apollo rejects for one of its contacts is halved to find the bad ones; this bounds the extra
+    #: calls per batch (the contacts still unresolved then go to errors with Apollo's message).
+    max_split_calls: int = attrs.field(default=30, validator=attrs.validators.ge(0))
 
 
 class ContactsSink(Sink):
@@ -66,8 +75,10 @@ class ContactsSink(Sink):
 
     Every record ends in exactly one place: ``created`` (Apollo created it), ``existing`` (dedupe matched a
     contact Apollo already had; returned unchanged), ``skipped`` (not sent because the run was stopping), or
-    the error stream (rejected, with Apollo's message).
-    A batch Apollo rejects (400/422) is split in halves until the bad contacts are isolated.
+    the error stream (rejected, with Apollo's message), or set aside for the next run (a transient failure).
+    A batch Apollo rejects (400/422) for one of its contacts is split in halves until the bad contacts are
+    isolated (at most ``max_split_calls`` extra calls); a rejection of the request as a whole (missing
+    ``contact_attributes``, too many contacts, a bad ``owner_id``) sends the batch to errors at once.
     """
 
     Options = ContactsOptions
@@ -80,6 +91,9 @@ class ContactsSink(Sink):
 
     def open(self) -> None:
         self.connection: ApolloConnection = self.context.connection(self.options.connection)
+        #: Contacts this run created: Apollo reports them as existing to a later twin (same email), and the
+        #: twin must not count as created because the contact is recent.
+        self.created_ids: set[str] = set()
 
     def contact(self, record: Record) -> dict[str, Any]:
         """The contact Apollo is asked to create for ``record``."""
@@ -114,7 +128,8 @@ class ContactsSink(Sink):
             started = [lost[record.key] for record in batch if record.key in lost]
             replay_since = min(started) if started else None
         if batch:
-            await self._create(batch, [self.contact(record) for record in batch], out, replay_since)
+            splits = _SplitBudget(self.options.max_split_calls)
+            await self._create(batch, [self.contact(record) for record in batch], out, replay_since, splits)
 
     def plan(self, batch: list[Record], out: Emitter) -> None:
         """What :meth:`write` would do, without calling Apollo: contacts this job already sent are replayed from
@@ -138,9 +153,14 @@ class ContactsSink(Sink):
         return [record for record in batch if record.key not in known]
 
     async def _create(
-        self, records: list[Record], contacts: list[dict[str, Any]], out: Emitter, replay_since: float | None
+        self,
+        records: list[Record],
+        contacts: list[dict[str, Any]],
+        out: Emitter,
+        replay_since: float | None,
+        splits: _SplitBudget,
     ) -> None:
-        options, stats, state = self.options, self.connection.stats, self.context.state
+        options, state = self.options, self.context.state
         body: dict[str, Any] = {
             options.array_key: contacts,
             "run_dedupe": options.run_dedupe or replay_since is not None,
@@ -162,31 +182,54 @@ class ContactsSink(Sink):
             response = await self.connection.client.post(  # type: ignore[union-attr]
                 "contacts/bulk_create", body, on_uncertain_retry=with_dedupe
             )
+            _check_contacts(response)
         except (ApolloAuthError, ApolloRejected) as exc:
             # Refused outright: nothing was created, so the intent is settled with no contacts.
             if intent is not None:
                 state.close_intent(intent, self.name, {})  # type: ignore[union-attr]
             if isinstance(exc, ApolloAuthError):
                 raise
-            if len(records) == 1:
-                out.fail(records[0], f"Apollo rejected the contact: {exc}")
-                return
-            # Apollo rejects the whole batch for one bad contact: halve until the bad ones stand alone.
-            stats.outcomes["split_batches"] += 1
-            middle = len(records) // 2
-            await self._create(records[:middle], contacts[:middle], out, replay_since)
-            await self._create(records[middle:], contacts[middle:], out, replay_since)
+            await self._rejected(records, contacts, out, replay_since, splits, exc)
             return
-        except ApolloError as exc:
+        except ApolloError as exc:  # transient, malformed or out of credits: nothing says what Apollo did
             # The intent stays open: the next run replays these contacts with dedupe on.
+            if isinstance(exc, EndpointPaused):
+                self.context.mark_failed(f"{self.name}: {exc}; the rest is set aside for the next run")
             for record in records:
-                out.fail(record, f"contacts/bulk_create failed: {exc}")
+                out.defer(record, f"contacts/bulk_create: {exc}")
             return
         starts = [t for t in (replay_since, first_sent if retried_uncertain else None) if t is not None]
         created_since = min(starts) - options.clock_skew_s if starts else None
         outcomes = self._route(records, contacts, response, out, created_since)
         if intent is not None:
             state.close_intent(intent, self.name, outcomes)  # type: ignore[union-attr]
+
+    async def _rejected(
+        self,
+        records: list[Record],
+        contacts: list[dict[str, Any]],
+        out: Emitter,
+        replay_since: float | None,
+        splits: _SplitBudget,
+        exc: ApolloRejected,
+    ) -> None:
+        """Apollo refused the request: find the bad contacts by halving, unless no half could fare better."""
+        stats = self.connection.stats
+        if len(records) == 1 or exc.batch_level or splits.calls_left < 2:
+            if exc.batch_level:
+                stats.outcomes["batch_rejections"] += 1
+            elif len(records) > 1:
+                stats.outcomes["split_limit_reached"] += 1
+            reason = "Apollo rejected the contact" if len(records) == 1 else "Apollo rejected the batch"
+            for record in records:
+                out.fail(record, f"{reason}: {exc}")
+            return
+        # Apollo rejects the whole batch for one bad contact: halve until the bad ones stand alone.
+        stats.outcomes["split_batches"] += 1
+        splits.calls_left -= 2
+        middle = len(records) // 2
+        await self._create(records[:middle], contacts[:middle], out, replay_since, splits)
+        await self._create(records[middle:], contacts[middle:], out, replay_since, splits)
 
     def _route(
         self,
@@ -196,34 +239,80 @@ class ContactsSink(Sink):
         out: Emitter,
         created_since: float | None,
     ) -> dict[str, dict[str, Any]]:
-        """Emit each record to ``created`` or ``existing``; returns the outcome by record key."""
+        """Emit each record to ``created`` or ``existing``; returns the outcome by record key.
+
+        Answers are joined by email, CRM ids, then name + company. What is left is paired by name, then one to
+        one: Apollo's dedupe also matches identifiers the request cannot be joined on (an additional email).
+        A record whose twin (same email, CRM id...) was answered in this response shares its contact as
+        ``existing``. An answer that fits no record is reported, never sent to errors (it is not an input).
+        """
         stats = self.connection.stats
         index = _ContactIndex(contacts)
         outcomes: dict[str, dict[str, Any]] = {}
+        leftovers: list[tuple[str, Mapping[str, Any]]] = []
+
+        def deliver(position: int, output: str, answer: Mapping[str, Any]) -> None:
+            stats.outcomes[f"contacts_{output}"] += 1
+            record = records[position]
+            outcomes[record.key] = {"output": output, "contact": answer}
+            out.emit(_with_contact(record, answer), output)
+
+        for output, answer in self._answers(response, created_since):
+            position = index.claim(answer)
+            if position is None:
+                leftovers.append((output, answer))
+            else:
+                deliver(position, output, answer)
+        for output, answer in leftovers:
+            position = index.claim_leftover(answer, sole_answer=len(leftovers) == 1)
+            if position is None:
+                stats.outcomes["unjoined_contacts"] += 1
+                self.context.log.warning(
+                    "%s: Apollo %s contact %s matches no record of the batch", self.name, output, answer.get("id")
+                )
+            else:
+                deliver(position, output, answer)
+        for position in index.unclaimed():
+            twin = index.twin(position)
+            if twin is not None:
+                deliver(position, "existing", outcomes[records[twin].key]["contact"])
+            else:
+                out.fail(records[position], "Apollo's response does not mention this contact")
+        return outcomes
+
+    def _answers(self, response: Mapping[str, Any], created_since: float | None) -> list[tuple[str, Mapping[str, Any]]]:
+        """(output, contact) for every contact of the response, created ones first."""
+        answers: list[tuple[str, Mapping[str, Any]]] = []
         for listed, key in (("created", "created_contacts"), ("existing", "existing_contacts")):
             for answer in response.get(key) or []:
-                output = listed
-                if listed == "existing" and created_since is not None and _created_at(answer) >= created_since:
+                output, contact_id = listed, str(answer.get("id") or "")
+                if (
+                    listed == "existing"
+                    and created_since is not None
+                    and contact_id not in self.created_ids
+                    and _created_at(answer) >= created_since
+                ):
                     output = "created"  # created by an attempt whose response was lost
-                position = index.claim(answer)
-                if position is None:
-                    orphan = Record(dict(answer), f"apollo:{answer.get('id') or content_key(answer)}", self.name, 0)
-                    out.fail(orphan, f"Apollo {output} contact {answer.get('id')} matches no record of the batch")
-                    continue
-                stats.outcomes[f"contacts_{output}"] += 1
-                record = records[position]
-                outcomes[record.key] = {"output": output, "contact": answer}
-                out.emit(_with_contact(record, answer), output)
-        for position in index.unclaimed():
-            out.fail(records[position], "Apollo's response does not mention this contact")
-        return outcomes
+                if output == "created" and contact_id:
+                    if contact_id in self.created_ids:
+                        output = "existing"  # already counted as created for another record of this run
+                    self.created_ids.add(contact_id)
+                answers.append((output, answer))
+        return answers
+
+
+class _SplitBudget:
+    """Extra calls one batch may still spend halving itself to isolate rejected contacts."""
+
+    def __init__(self, calls_left: int) -> None:
+        self.calls_left = calls_left
 
 
 class _ContactIndex:
-    """Joins response contacts to request contacts: normalised email first, then name + company."""
+    """Joins response contacts to request contacts: normalised email first, then CRM ids, then name + company."""
 
     def __init__(self, contacts: list[dict[str, Any]]) -> None:
-        self.size = len(contacts)
+        self.contacts = contacts
         self.claimed: set[int] = set()
         self.by_key: dict[str, list[int]] = {}
         for position, contact in enumerate(contacts):
@@ -238,8 +327,30 @@ class _ContactIndex:
                     return position
         return None
 
+    def claim_leftover(self, answer: Mapping[str, Any], sole_answer: bool) -> int | None:
+        """For an answer no key joined: the one open contact with its name, else — when it is the only answer
+        left over — the only open contact (one answer for one request cannot belong to anyone else)."""
+        open_positions = self.unclaimed()
+        name = full_name(answer)
+        named = [p for p in open_positions if name and full_name(self.contacts[p]) == name]
+        choice = named if named or not sole_answer else open_positions
+        if len(choice) != 1:
+            return None
+        self.claimed.add(choice[0])
+        return choice[0]
+
+    def twin(self, position: int) -> int | None:
+        """A claimed contact of the request sharing a strong identifier (email, CRM id) with ``position``."""
+        for key in _join_keys(self.contacts[position]):
+            if key.startswith("name"):
+                continue
+            for other in self.by_key.get(key, ()):
+                if other != position and other in self.claimed:
+                    return other
+        return None
+
     def unclaimed(self) -> list[int]:
-        return [position for position in range(self.size) if position not in self.claimed]
+        return [position for position in range(len(self.contacts)) if position not in self.claimed]
 
 
 def _join_keys(contact: Mapping[str, Any]) -> list[str]:
@@ -260,6 +371,14 @@ def _join_keys(contact: Mapping[str, Any]) -> list[str]:
     if name and not email:
         keys.append(f"name:{name}")
     return keys
+
+
+def _check_contacts(response: Mapping[str, Any]) -> None:
+    """Raise :class:`MalformedResponse` unless both contact lists are lists of objects (or absent)."""
+    for key in ("created_contacts", "existing_contacts"):
+        listed = response.get(key)
+        if listed is not None and (not isinstance(listed, list) or not all(isinstance(c, dict) for c in listed)):
+            raise MalformedResponse(f"HTTP 200: {key!r} is not a list of contacts: {str(listed)[:80]!r}")
 
 
 def _with_contact(record: Record, contact: Mapping[str, Any]) -> Record:

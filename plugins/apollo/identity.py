@@ -77,8 +77,10 @@ def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[s
 
     Apollo does not document that answers come back in request order, so an answer is matched by identity
     (id, email or its hashes, LinkedIn URL, name + company); its position is used only when identities say
-    nothing, and never when they contradict it. Answers that fit no question are returned under negative keys
-    (``-1``, ``-2``...) so the caller can report them instead of dropping them.
+    nothing, and never when they contradict it. Slim answers (waterfall mode: no email, no organization) that
+    fit nothing else are paired by full name when exactly one unanswered question carries that name.
+    Answers that fit no question are returned under negative keys (``-1``, ``-2``...) so the caller can report
+    them instead of dropping them.
     """
     answers = list(answers)
     positional = len(answers) == len(questions)
@@ -87,7 +89,7 @@ def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[s
         for key in identity_keys(question):
             index.setdefault(key, []).append(position)
     joined: dict[int, Any] = {}
-    orphans = 0
+    unplaced: list[Mapping[str, Any]] = []
     for position, answer in enumerate(answers):
         if answer is None:
             continue
@@ -95,10 +97,30 @@ def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[s
         if target is None and positional and position not in joined and not _contradicts(questions[position], answer):
             target = position
         if target is None:
+            unplaced.append(answer)
+        else:
+            joined[target] = answer
+    orphans = 0
+    for answer in unplaced:
+        target = _by_name(questions, answer, joined)
+        if target is None:
             orphans += 1
             target = -orphans
         joined[target] = answer
     return joined
+
+
+def _by_name(questions: list[Mapping[str, Any]], answer: Mapping[str, Any], taken: Mapping[int, Any]) -> int | None:
+    """The one unanswered question with the answer's full name and no contradicting identifier, if exactly one."""
+    name = full_name(answer)
+    if not name:
+        return None
+    candidates = [
+        position
+        for position, question in enumerate(questions)
+        if position not in taken and full_name(question) == name and not _contradicts(question, answer)
+    ]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _by_identity(keys: list[str], index: dict[str, list[int]], taken: Mapping[int, Any]) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import attrs
@@ -9,11 +11,26 @@ import attrs
 from connector_core.components import Emitter, Mapper
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloError
-from crmsync_plugins.apollo.identity import norm
+from crmsync_plugins.apollo.errors import (
+    ApolloError,
+    ApolloUnavailable,
+    EndpointPaused,
+    MalformedResponse,
+    OutOfCredits,
+)
 from crmsync_plugins.apollo.paths import get_path
 
 MAX_DOMAINS = 10
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def norm_domain(value: Any) -> str:
+    """A company's bare domain as Apollo wants it: ``https://WWW.Apollo.io/about`` and ``jane@apollo.io`` are
+    ``apollo.io`` (no scheme, ``www.``, path, port, ``@`` or case)."""
+    text = str(value or "").strip().lower().rpartition("@")[2]
+    text = _SCHEME.sub("", text).split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0]
+    return text.strip(".").removeprefix("www.")
+
 
 DEFAULT_SELECT = {
     "organization_id": "id",
@@ -29,15 +46,17 @@ class OrganizationsOptions:
     """Options of ``apollo.organizations_bulk_enrich``."""
 
     connection: str
-    #: The record field holding the company's domain (no ``www.``, no ``@``).
+    #: The record field holding the company's domain; a URL or an email address also works (normalised).
     domain_field: str = "domain"
     #: Output field → dotted path in Apollo's organization.
     select: dict[str, str] = attrs.field(factory=lambda: dict(DEFAULT_SELECT))
 
 
 class OrganizationsBulkEnrich(Mapper):
-    """Merge Apollo organization fields into records by domain. A domain Apollo does not know is not an error:
-    the record passes through unchanged."""
+    """Merge Apollo organization fields into records by domain, with ``organizations/bulk_enrich`` (the domains
+    sent as ``domains[]`` query parameters, as Apollo's reference documents). A domain Apollo does not know is
+    not an error: the record passes through unchanged. Records of calls that failed transiently, or that were
+    not sent because the account ran out of credits, are set aside for the next run."""
 
     Options = OrganizationsOptions
     batch_size: ClassVar[int] = 50  # records; they are grouped into calls of 10 distinct domains
@@ -48,41 +67,76 @@ class OrganizationsBulkEnrich(Mapper):
 
     def domains(self, batch: list[Record]) -> list[str]:
         """The distinct normalised domains of a batch."""
-        return sorted({norm(r.data.get(self.options.domain_field)) for r in batch} - {""})
+        return sorted({self._domain(record) for record in batch} - {""})
+
+    def _domain(self, record: Record) -> str:
+        return norm_domain(record.data.get(self.options.domain_field))
 
     def plan(self, batch: list[Record], out: Emitter) -> None:
         """Count the calls :meth:`process` would make; records pass through unchanged."""
-        calls = -(-len(self.domains(batch)) // MAX_DOMAINS)
+        domains = self.domains(batch)
+        calls = -(-len(domains) // MAX_DOMAINS)
         if calls:
-            self.connection.stats.planned[self.connection.options.url("organizations/bulk_enrich")] += calls
+            stats = self.connection.stats
+            stats.planned[self.connection.options.url("organizations/bulk_enrich")] += calls
+            stats.estimated_credits += len(domains)
         out.emit_many(batch)
 
     async def process(self, batch: list[Record], out: Emitter) -> None:
         domains = self.domains(batch)
         found: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
+        deferred: dict[str, str] = {}
         for start in range(0, len(domains), MAX_DOMAINS):
             chunk = domains[start : start + MAX_DOMAINS]
             try:
-                body = await self.connection.client.post(  # type: ignore[union-attr]
-                    "organizations/bulk_enrich", {"domains": chunk}
-                )
+                found.update(await self._enrich(chunk))
+            except (OutOfCredits, ApolloUnavailable) as exc:
+                deferred.update(dict.fromkeys(chunk, f"organizations/bulk_enrich: {exc}"))
             except ApolloError as exc:
                 failed.update(dict.fromkeys(chunk, f"organizations/bulk_enrich failed: {exc}"))
-                continue
-            for organization in body.get("organizations") or []:
-                if isinstance(organization, dict):
-                    domain = norm(organization.get("primary_domain"))
-                    if domain:
-                        found[domain] = organization
         for record in batch:
-            domain = norm(record.data.get(self.options.domain_field))
+            domain = self._domain(record)
             if domain in failed:
                 out.fail(record, failed[domain])
-                continue
-            organization = found.get(domain)
-            if organization is None:
+            elif domain in deferred:
+                out.defer(record, deferred[domain])
+            elif (organization := found.get(domain)) is None:
                 out.emit(record)
             else:
                 fields = {name: get_path(organization, path) for name, path in self.options.select.items()}
                 out.emit(record.with_data({**record.data, **fields}))
+
+    async def _enrich(self, domains: list[str]) -> dict[str, dict[str, Any]]:
+        """One call for up to 10 normalised domains: domain → organization, for those Apollo knows."""
+        stats, client = self.connection.stats, self.connection.client
+        assert client is not None
+        try:
+            body = await client.post("organizations/bulk_enrich", None, {"domains[]": domains})
+            organizations = body.get("organizations") or []
+            if not isinstance(organizations, list):
+                raise MalformedResponse(f"HTTP 200: 'organizations' is not a list: {str(organizations)[:80]!r}")
+        except OutOfCredits:
+            self.context.mark_failed(f"{self.name}: {client.out_of_credits}; the rest is set aside for the next run")
+            raise
+        except EndpointPaused as exc:
+            self.context.mark_failed(f"{self.name}: {exc}; the rest is set aside for the next run")
+            raise
+        except (ApolloUnavailable, MalformedResponse) as exc:
+            if not isinstance(exc, ApolloUnavailable) or exc.uncertain:
+                stats.credits_at_risk += len(domains)  # one credit per company Apollo may have enriched
+            raise
+        found = {}
+        for organization in organizations:
+            if isinstance(organization, dict):
+                for url in (organization.get("primary_domain"), organization.get("website_url")):
+                    domain = norm_domain(url)
+                    if domain in domains and domain not in found:
+                        found[domain] = organization
+        consumed = body.get("credits_consumed", body.get("unique_enriched_records"))
+        try:
+            stats.credits += Decimal(str(consumed))
+        except (ArithmeticError, ValueError):
+            stats.credits_unreported_calls += 1
+            stats.credits_at_risk += len(found)
+        return found

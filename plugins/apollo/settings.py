@@ -54,8 +54,12 @@ class ApolloSettings:
     #: First backoff delay; it doubles per attempt (with jitter) up to ``max_backoff_s``.
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
-    #: A ``Retry-After`` longer than this is not waited for: the call fails and its records go to errors.
+    #: A ``Retry-After`` longer than this is not waited for: the endpoint is not called again this run and its
+    #: records are set aside for the next run.
     max_retry_after_s: float = 300.0
+    #: Read the key's real per-endpoint limits once at the start (``POST /api/v1/usage_stats/api_usage_stats``,
+    #: Apollo direct, master keys only; other keys keep the configured limits and a warning says why).
+    read_usage_stats: bool = False
     #: Requests per window for each operation, e.g. ``{people/bulk_match: {per_minute: 50}}``.
     rate_limits: dict[str, RateLimit] = attrs.field(factory=dict, validator=_known_operations)
 

@@ -77,3 +77,16 @@ def test_pause_after_retry_after() -> None:
     budget.pause(7)
     asyncio.run(budget.acquire())
     assert clock.now == 1007.0
+
+
+def test_an_empty_limit_header_lifts_the_configured_cap() -> None:
+    """Apollo sends an empty x-rate-limit-hourly / x-rate-limit-24-hour for a window without a limit."""
+    clock = FakeClock()
+    budget = _budget(RateLimit(per_minute=1000, per_hour=100, per_day=6000), clock)
+    budget.observe({"x-rate-limit-minute": "1000", "x-rate-limit-hourly": "", "x-rate-limit-24-hour": ""})
+    assert budget.windows["hour"].limit is None and budget.windows["day"].limit is None
+    for _ in range(300):  # beyond the configured 100/hour: no wait at all
+        asyncio.run(budget.acquire())
+    assert clock.now == 1000.0
+    budget.observe({"x-rate-limit-minute": "1000"})  # an absent header changes nothing
+    assert budget.windows["hour"].limit is None and budget.windows["minute"].limit == 1000

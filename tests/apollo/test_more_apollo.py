@@ -32,7 +32,9 @@ def test_waterfall_response_without_credit_counts(tmp_path: Path, sandbox) -> No
     report = run_job(write_job(tmp_path, enrich=enrich), env(sandbox))
     assert report.status == "success", report.failure
     assert report.streams["enrich.matched"] == 4
-    assert report.extra["api"]["credits"] == 4  # counted at the worst case when Apollo leaves it out
+    api = report.extra["api"]
+    # Apollo leaves the count out: nothing is confirmed, the worst case is reported as at risk, the call as unknown.
+    assert api["credits_confirmed"] == 0 and api["credits_at_risk"] == 4 and api["credits_unreported_calls"] == 1
 
 
 def test_organizations_bulk_enrich_merges_known_domains(tmp_path: Path, sandbox) -> None:

@@ -120,7 +120,7 @@ def test_reveal_phone_number_reports_pending_and_charges_mobiles(sandbox: Apollo
     body = match(client, details, reveal_phone_number="true", webhook_url="https://hooks.example/x").json()
     assert body["credits_consumed"] == 1 + 8 + 1
     assert body["phone_enrichment"]["status"] == "pending"
-    assert isinstance(body["phone_enrichment"]["request_id"], int)
+    assert isinstance(body["phone_enrichment"]["request_id"], str)  # a string in Apollo's OpenAPI example
     # Mobile numbers only ever arrive at the webhook.
     assert all(n["type"] != "mobile" for m in body["matches"] for n in m["phone_numbers"])
     assert sandbox.credits == 10

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from crmsync_plugins.apollo.sandbox import main
 from crmsync_plugins.apollo.sandbox.cli import add_arguments, config_from_args
@@ -84,3 +85,30 @@ def test_options_map_to_config() -> None:
     assert (config.latency_ms, config.latency_jitter_ms, config.random_seed) == (15, 5, 9)
     assert config.retry_after_header is False and config.omit_missing_matches is True
     assert config.api_key is None and config.seed_path is None
+
+
+def test_published_api_knobs_map_to_config() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--fail-statuses=502,503,504",
+            "--spike-rate=0.1",
+            "--spike-ms=2000",
+            "--credit-balance=50",
+            "--owner-ids=u1, u2",
+        ]
+    )
+    config = config_from_args(args)
+    assert config.fail_statuses == (502, 503, 504)
+    assert (config.spike_rate, config.spike_ms, config.credit_balance) == (0.1, 2000, 50)
+    assert config.owner_ids == frozenset({"u1", "u2"})
+    assert config_from_args(parser.parse_args([])).owner_ids is None
+
+
+def test_fail_statuses_must_be_5xx(capsys) -> None:  # type: ignore[no-untyped-def]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--fail-statuses=404"])
+    assert "expected 5xx statuses" in capsys.readouterr().err

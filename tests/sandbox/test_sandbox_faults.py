@@ -34,7 +34,7 @@ def test_scripted_faults_in_order(sandbox: ApolloSandbox, client: httpx.Client) 
     assert "api/v1/people/bulk_match" in responses[1].json()["message"]
     assert "Retry-After" not in responses[2].headers
     assert responses[3].headers["Content-Type"].startswith("text/plain")
-    assert responses[4].json() == {"error": "insufficient credits"}
+    assert responses[4].json() == {"error": "Insufficient credits. Please upgrade your plan."}
     assert responses[5].json()["error_code"] == "API_INACCESSIBLE"
     assert responses[6].json()["error_code"] == "UNKNOWN_ERROR"
     # Faults are decided before any work: only the two served calls cost credits.

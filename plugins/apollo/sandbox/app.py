@@ -9,7 +9,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -22,7 +23,15 @@ from .faults import Fault, FaultInjector
 from .generator import object_id
 from .people import PeopleDirectory
 from .ratelimit import RateLimiter
-from .responses import SandboxConnectionReset, SandboxResponse, error, failed, json_response
+from .responses import (
+    INSUFFICIENT_CREDITS,
+    SandboxConnectionReset,
+    SandboxResponse,
+    error,
+    failed,
+    json_response,
+    text_response,
+)
 
 _LAYOUT_PREFIXES = (
     ("/api/v1/", auth.DIRECT),
@@ -35,9 +44,18 @@ _METHODS: dict[str, frozenset[str]] = {
     "organizations/bulk_enrich": frozenset({"POST"}),
     "organizations/enrich": frozenset({"GET"}),
     "contacts/bulk_create": frozenset({"POST"}),
+    "usage_stats/api_usage_stats": frozenset({"POST"}),
 }
 #: Fault statuses that, like Apollo's 401/403, carry no rate-limit headers.
 _NO_RATE_HEADERS = frozenset({401, 403})
+#: Operations that spend credits (a spent ``credit_balance`` refuses them).
+_PAID = frozenset({"people/bulk_match", "people/match", "organizations/bulk_enrich", "organizations/enrich"})
+#: What a ``malformed`` fault answers instead of the documented body, per operation.
+_MALFORMED: dict[str, Any] = {
+    "people/bulk_match": {"status": "success", "matches": "oops"},
+    "organizations/bulk_enrich": {"status": "success", "organizations": "oops"},
+    "contacts/bulk_create": {"created_contacts": "oops", "existing_contacts": None},
+}
 ADMIN_PREFIX = "/_sandbox/"
 
 
@@ -60,10 +78,21 @@ def resolve(method: str, path: str) -> Route | None:
     return None
 
 
-def _split_target(path: str, query: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+def parse_query(raw_query: str) -> dict[str, Any]:
+    """Query parameters; Rails-style array parameters (``domains[]=a&domains[]=b``) become lists."""
+    params: dict[str, Any] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        if name.endswith("[]"):
+            params.setdefault(name, []).append(value)
+        else:
+            params[name] = value
+    return params
+
+
+def _split_target(path: str, query: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     # Callers may pass a raw request target; the query string then merges under explicit params.
     raw_path, _, raw_query = path.partition("?")
-    merged = dict(parse_qsl(raw_query, keep_blank_values=True))
+    merged = parse_query(raw_query)
     merged.update(query or {})
     return unquote(raw_path) or "/", merged
 
@@ -201,7 +230,10 @@ class ApolloSandbox:
         delay = self.latency_seconds() if not path.startswith(ADMIN_PREFIX) else 0.0
         if delay:
             self._sleep(delay)
-        return self.process(method, path, query, headers, body)
+        response = self.process(method, path, query, headers, body)
+        if response.delay_s:
+            self._sleep(response.delay_s)
+        return response
 
     def process(
         self,
@@ -236,7 +268,7 @@ class ApolloSandbox:
 
         # Scripted faults come first so a test gets exactly what it queued, whatever the request.
         fault: Fault | None = self._faults.next_scripted()
-        if fault is not None and not fault.passthrough and not (fault.reset and fault.after_apply):
+        if fault is not None and not (fault.passthrough or fault.malformed or (fault.reset and fault.after_apply)):
             return self._fault_response(fault, layout, operation), False
         if route is None:
             return error(404, "Not Found"), False
@@ -257,9 +289,16 @@ class ApolloSandbox:
 
         response = self._dispatch(route.operation, query, body)
         response.headers.update(decision.headers)
+        if fault is not None and fault.malformed and response.status == 200:
+            response.body = json.dumps(_MALFORMED.get(route.operation, ["oops"])).encode()
+        if fault is not None and fault.delay_s:
+            response.delay_s = fault.delay_s
         return response, bool(fault is not None and fault.reset and fault.after_apply)
 
-    def _dispatch(self, operation: str, query: dict[str, str], raw_body: bytes) -> SandboxResponse:
+    def _dispatch(self, operation: str, query: dict[str, Any], raw_body: bytes) -> SandboxResponse:
+        balance = self.config.credit_balance
+        if operation in _PAID and balance is not None and self._credits >= balance:
+            return error(422, INSUFFICIENT_CREDITS)
         body = _parse_body(raw_body)
         if body is None:
             if operation == "contacts/bulk_create":
@@ -273,9 +312,11 @@ class ApolloSandbox:
             flags = operations.MatchFlags.parse(query, body)
             outcome = operations.people_match(self.people, query, body, flags, self._request_id)
         elif operation == "organizations/bulk_enrich":
-            outcome = operations.bulk_enrich(self.people, body, cfg)
+            outcome = operations.bulk_enrich(self.people, query, body, cfg)
         elif operation == "organizations/enrich":
             outcome = operations.organization_enrich(self.people, query)
+        elif operation == "usage_stats/api_usage_stats":
+            outcome = operations.usage_stats(self._limiter, cfg, list(_METHODS))
         else:
             outcome = operations.bulk_create_contacts(self._contacts, query, body, cfg)
         self._credits += outcome.credits
@@ -299,10 +340,17 @@ class ApolloSandbox:
                 "per minute. Please upgrade your plan from https://app.apollo.io/#/settings/plans/upgrade."
             )
             if fault.retry_after and self.config.retry_after_header:
-                rate_headers["Retry-After"] = "1"
+                rate_headers["Retry-After"] = (
+                    format_datetime(
+                        datetime.fromtimestamp(self._wall_clock(), UTC) + timedelta(seconds=fault.retry_after_s),
+                        usegmt=True,
+                    )
+                    if fault.retry_after_date
+                    else str(fault.retry_after_s)
+                )
             return json_response(429, {"message": message}, rate_headers)
         if status == 402:
-            response = error(402, "insufficient credits")
+            response = error(402, INSUFFICIENT_CREDITS)
         elif status == 422 and operation in ("people/bulk_match", "people/match"):
             response = failed(422, "UNKNOWN_ERROR", "Unknown error (sandbox fault)")
         elif status == 422:
@@ -311,6 +359,12 @@ class ApolloSandbox:
             response = failed(400, "INVALID_REQUEST", "Invalid request (sandbox fault)")
         elif status == 500:
             response = error(500, "Internal server error")
+        elif status in (502, 503, 504):
+            # Gateway errors come from the load balancer in front of Apollo: HTML, not Apollo's JSON.
+            phrase = f"{status} {_phrase(status)}"
+            page = f"<html><head><title>{phrase}</title></head><body><center><h1>{phrase}</h1></center></body></html>"
+            response = text_response(status, page)
+            response.headers["Content-Type"] = "text/html"
         else:
             response = error(status, _phrase(status))
         response.headers.update(rate_headers)

@@ -46,9 +46,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="share of dropped connections that happen after the request was applied (default: 0.5)",
     )
+    parser.add_argument(
+        "--fail-statuses",
+        type=_statuses,
+        default=(500,),
+        metavar="CODES",
+        help="statuses --fail-rate answers with, drawn evenly, e.g. 500,502,503,504 (default: 500)",
+    )
+    parser.add_argument("--spike-rate", type=_rate, default=0.0, help="share of calls stalled by --spike-ms")
+    parser.add_argument("--spike-ms", type=float, default=0.0, help="length of a latency spike")
+    parser.add_argument(
+        "--credit-balance",
+        type=float,
+        metavar="N",
+        help="credits the account can spend; then paid calls get Apollo's 422 'Insufficient credits'",
+    )
+    parser.add_argument(
+        "--owner-ids",
+        metavar="IDS",
+        help="comma-separated users of the team; any other owner_id gets Apollo's 422 (default: any owner)",
+    )
     parser.add_argument("--no-retry-after", action="store_true", help="never send Retry-After on 429")
     parser.add_argument("--omit-missing-matches", action="store_true", help="drop nulls from bulk_match matches")
     parser.add_argument("--random-seed", type=int, default=0, help="seed for fault injection and ids")
+
+
+def _statuses(text: str) -> tuple[int, ...]:
+    try:
+        codes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated HTTP statuses, got {text!r}") from None
+    if not codes or not all(500 <= code <= 599 for code in codes):
+        raise argparse.ArgumentTypeError(f"expected 5xx statuses, got {text!r}")
+    return codes
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -64,6 +94,13 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
         fail_rate=args.fail_rate,
+        fail_statuses=args.fail_statuses,
+        spike_rate=args.spike_rate,
+        spike_ms=args.spike_ms,
+        credit_balance=args.credit_balance,
+        owner_ids=frozenset(part.strip() for part in args.owner_ids.split(",") if part.strip())
+        if args.owner_ids
+        else None,
         throttle_rate=args.throttle_rate,
         reset_rate=args.reset_rate,
         reset_after_apply_fraction=args.reset_after_apply_fraction,

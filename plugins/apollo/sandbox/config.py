@@ -44,10 +44,20 @@ class SandboxConfig:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     fail_rate: float = 0.0
+    #: The statuses a random failure answers with, drawn evenly (Apollo's edge also sends 502/503/504).
+    fail_statuses: tuple[int, ...] = (500,)
     throttle_rate: float = 0.0
     reset_rate: float = 0.0
     reset_after_apply_fraction: float = 0.5
     random_seed: int = 0
+
+    #: Whether the key is a master key: others get Apollo's 403 from the usage statistics endpoint.
+    master_key: bool = True
+    #: Credits the account can spend; once spent, paid calls get Apollo's documented 422 "Insufficient credits".
+    credit_balance: float | None = None
+    #: Share of calls that stall for ``spike_ms`` on top of the normal latency (seeded, like the faults).
+    spike_rate: float = 0.0
+    spike_ms: float = 0.0
 
     max_match_details: int = 10
     max_enrich_domains: int = 10

@@ -23,11 +23,18 @@ class Fault:
     after_apply: bool = False
     #: For 429s: whether to send ``Retry-After``.
     retry_after: bool = True
+    #: For 429s: the ``Retry-After`` value in seconds, and whether to send it as an HTTP date.
+    retry_after_s: int = 1
+    retry_after_date: bool = False
+    #: A 200 whose body is not what the endpoint documents (``"matches": "oops"``...).
+    malformed: bool = False
+    #: Stall this long before answering (a latency spike), then serve the call normally.
+    delay_s: float = 0.0
 
     @property
     def passthrough(self) -> bool:
-        """True for ``"ok"``: serve this call normally (keeps later scripted faults in position)."""
-        return self.status is None and not self.reset
+        """True for ``"ok"`` and ``"slow:MS"``: serve this call normally (keeps later faults in position)."""
+        return self.status is None and not self.reset and not self.malformed
 
 
 def parse_fault(token: str) -> Fault:
@@ -35,12 +42,22 @@ def parse_fault(token: str) -> Fault:
 
     ``"ok"`` serves the call normally; ``"reset"``/``"reset:before"`` drops the connection before the call
     is applied, ``"reset:after"`` after; ``"429"`` answers 429 with ``Retry-After: 1``, ``"429:nohdr"``
-    without it; any other 3-digit status (``"401"``, ``"402"``, ``"403"``, ``"422"``, ``"500"``...)
-    answers that status with Apollo's body for it.
+    without it, ``"429:3600"`` with ``Retry-After: 3600`` and ``"429:date:3600"`` with the HTTP date an hour
+    ahead; ``"malformed"`` applies the call and answers a 200 whose body is not the documented shape;
+    ``"slow:2000"`` serves the call after a 2 s stall; any other 3-digit status (``"401"``, ``"402"``,
+    ``"403"``, ``"422"``, ``"500"``, ``"502"``, ``"503"``, ``"504"``...) answers that status with the body
+    Apollo (or, for 502-504, its load balancer) sends.
     """
     text = token.strip().lower()
     if text in ("ok", "pass", "none"):
         return Fault(token=text)
+    if text == "malformed":
+        return Fault(token=text, malformed=True)
+    if text.startswith("slow:") and text[5:].isdigit():
+        return Fault(token=text, delay_s=int(text[5:]) / 1000.0)
+    seconds = text.removeprefix("429:date:").removeprefix("429:")
+    if text.startswith("429:") and seconds.isdigit():
+        return Fault(token=text, status=429, retry_after_s=int(seconds), retry_after_date=text.startswith("429:date:"))
     if text in ("reset", "reset:before"):
         return Fault(token=text, reset=True)
     if text == "reset:after":
@@ -88,7 +105,9 @@ class FaultInjector:
         # Always draw twice so the sequence of decisions does not depend on earlier outcomes.
         roll, position = self._rng.random(), self._rng.random()
         if roll < cfg.fail_rate:
-            return Fault(token="random:500", status=500)
+            # The second draw picks the status, so adding statuses does not shift later decisions.
+            status = cfg.fail_statuses[int(position * len(cfg.fail_statuses)) % len(cfg.fail_statuses)]
+            return Fault(token=f"random:{status}", status=status)
         roll -= cfg.fail_rate
         if roll < cfg.throttle_rate:
             return Fault(token="random:429", status=429)
@@ -99,6 +118,8 @@ class FaultInjector:
         return None
 
     def latency_seconds(self) -> float:
-        """How long to stall the next response."""
-        jitter = self._latency_rng.uniform(0, self._config.latency_jitter_ms) if self._config.latency_jitter_ms else 0.0
-        return max(0.0, self._config.latency_ms + jitter) / 1000.0
+        """How long to stall the next response: latency, jitter and, now and then, a spike."""
+        cfg = self._config
+        jitter = self._latency_rng.uniform(0, cfg.latency_jitter_ms) if cfg.latency_jitter_ms else 0.0
+        spike = cfg.spike_ms if cfg.spike_rate and self._latency_rng.random() < cfg.spike_rate else 0.0
+        return max(0.0, cfg.latency_ms + jitter + spike) / 1000.0

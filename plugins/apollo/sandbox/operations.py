@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from .config import SandboxConfig
 from .contacts import ContactStore, ContactValidationError, validate_batch
 from .people import PeopleDirectory, norm_domain
-from .responses import SandboxResponse, error, failed, json_response, misconfigured
+from .ratelimit import RateLimiter
+from .responses import MISSING_CONTACT_ATTRIBUTES, SandboxResponse, error, failed, json_response, misconfigured
 
 #: Countries whose residents' personal emails Apollo never reveals.
 _GDPR_COUNTRIES = frozenset(
@@ -51,6 +53,20 @@ _GDPR_COUNTRIES = frozenset(
 )
 
 _PHONE_CREDITS = 8
+#: The fields of a match in waterfall mode (Apollo's OpenAPI example): no email, no organization object.
+_SLIM_FIELDS = (
+    "id",
+    "first_name",
+    "last_name",
+    "name",
+    "title",
+    "linkedin_url",
+    "organization_id",
+    "city",
+    "state",
+    "country",
+    "revealed_for_current_team",
+)
 
 
 @dataclass(frozen=True)
@@ -128,9 +144,9 @@ def public_person(person: Mapping[str, Any], flags: MatchFlags) -> dict[str, Any
     if not flags.reveal_personal_emails or gdpr:
         shown["personal_emails"] = []
     if flags.waterfall:
-        # Waterfall mode delivers emails later, to the webhook.
-        shown.pop("email", None)
-        shown.pop("email_status", None)
+        # Waterfall mode answers a slim person; emails and the rest come later, to the webhook.
+        shown["revealed_for_current_team"] = True
+        return {field: shown.get(field) for field in _SLIM_FIELDS}
     return shown
 
 
@@ -138,7 +154,7 @@ def _extras(flags: MatchFlags, matched: int, request_id: Callable[[], int]) -> d
     extras: dict[str, Any] = {}
     if flags.reveal_phone_number:
         extras["phone_enrichment"] = {
-            "request_id": request_id(),
+            "request_id": str(request_id()),  # a string here, unlike the top-level request_id (OpenAPI example)
             "status": "pending" if matched else "skipped",
             "message": "Phone numbers will be delivered asynchronously to the webhook_url"
             if matched
@@ -212,14 +228,25 @@ def people_match(
     return Outcome(json_response(200, payload), person_credits(person, flags) if person else 0)
 
 
-def bulk_enrich(people: PeopleDirectory, body: Mapping[str, Any], config: SandboxConfig) -> Outcome:
-    """``POST organizations/bulk_enrich``."""
-    domains = body.get("domains")
-    if not isinstance(domains, list) or not all(isinstance(domain, str) for domain in domains):
-        return Outcome(failed(400, "INVALID_REQUEST", "domains is missing or is not an array of strings"))
+def bulk_enrich(
+    people: PeopleDirectory, query: Mapping[str, Any], body: Mapping[str, Any], config: SandboxConfig
+) -> Outcome:
+    """``POST organizations/bulk_enrich``: ``domains[]`` query parameters (the current reference), else
+    ``details[]`` in the body (which wins when present), else the older body ``domains`` list."""
+    domains: Any
+    if isinstance(body.get("details"), list):
+        domains = [item.get("domain") if isinstance(item, dict) else item for item in body["details"]]
+    elif "domains[]" in query:
+        domains = query["domains[]"]
+        domains = domains if isinstance(domains, list) else [domains]
+    else:
+        domains = body.get("domains")
+    if not isinstance(domains, list) or not domains or not all(isinstance(domain, str) for domain in domains):
+        return Outcome(failed(400, "INVALID_REQUEST", "invalid request, missing domains"))
     if len(domains) > config.max_enrich_domains:
-        message = f"cannot enrich more than {config.max_enrich_domains} in a single request"
-        return Outcome(failed(400, "RECORD_LIMIT_EXCEEDED", message))
+        return Outcome(
+            failed(400, "RECORD_LIMIT_EXCEEDED", f"domain count cannot be more than {config.max_enrich_domains}")
+        )
     unique = list(dict.fromkeys(norm_domain(domain) for domain in domains if norm_domain(domain)))
     organizations = [org for domain in unique if (org := people.organization(domain)) is not None]
     payload = {
@@ -230,9 +257,10 @@ def bulk_enrich(people: PeopleDirectory, body: Mapping[str, Any], config: Sandbo
         "unique_domains": len(unique),
         "unique_enriched_records": len(organizations),
         "missing_records": len(unique) - len(organizations),
+        "credits_consumed": len(organizations),  # one credit per enriched company
         "organizations": copy.deepcopy(organizations),
     }
-    return Outcome(json_response(200, payload))
+    return Outcome(json_response(200, payload), len(organizations))
 
 
 def organization_enrich(people: PeopleDirectory, query: Mapping[str, str]) -> Outcome:
@@ -244,6 +272,22 @@ def organization_enrich(people: PeopleDirectory, query: Mapping[str, str]) -> Ou
     return Outcome(json_response(200, {"organization": copy.deepcopy(org) if org else None}))
 
 
+def usage_stats(limiter: RateLimiter, config: SandboxConfig, operations: list[str]) -> Outcome:
+    """``POST usage_stats/api_usage_stats``: limit, consumed and left per window, keyed as Apollo keys them
+    (``["api/v1/people", "bulk_match"]``); 403 unless the key is a master key."""
+    if not config.master_key:
+        message = (
+            "This API key is not authorized to access api/v1/usage_stats/api_usage_stats. Request an API key from "
+            "your administrator that includes this endpoint in its configured scope."
+        )
+        return Outcome(json_response(403, {"error": message, "error_code": "API_INACCESSIBLE"}))
+    payload: dict[str, Any] = {}
+    for operation in operations:
+        resource, _, action = operation.rpartition("/")
+        payload[json.dumps([f"api/v1/{resource}", action])] = limiter.usage(operation)
+    return Outcome(json_response(200, payload))
+
+
 def bulk_create_contacts(
     store: ContactStore, query: Mapping[str, str], body: Mapping[str, Any], config: SandboxConfig
 ) -> Outcome:
@@ -251,7 +295,7 @@ def bulk_create_contacts(
     # Apollo's own n8n node sends the array as contacts_with_labels.
     contacts = body.get("contacts", body.get("contacts_with_labels"))
     if not isinstance(contacts, list):
-        return Outcome(misconfigured("contacts must be an array of contact objects"))
+        return Outcome(error(422, MISSING_CONTACT_ATTRIBUTES))
     if len(contacts) > config.max_bulk_contacts:
         return Outcome(error(422, f"Please limit your array to {config.max_bulk_contacts} contacts or fewer."))
     labels = body.get("append_label_names") or []

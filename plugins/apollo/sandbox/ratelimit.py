@@ -68,6 +68,16 @@ class RateLimiter:
         """Headers describing current usage of ``operation`` without counting a call."""
         return self._headers(operation, _limits(self.limits_for(operation)), self.clock())
 
+    def usage(self, operation: str) -> dict[str, dict[str, int | None]]:
+        """Apollo's usage statistics of ``operation``: ``{day|hour|minute: {limit, consumed, left_over}}``."""
+        now, limits = self.clock(), _limits(self.limits_for(operation))
+        usage: dict[str, dict[str, int | None]] = {}
+        for window, limit in zip(_WINDOWS, limits, strict=True):
+            used = self._counter(operation, window, now).used
+            left = None if limit is None else max(0, limit - used)
+            usage[window.unit] = {"limit": limit, "consumed": used, "left_over": left}
+        return usage
+
     def hit(self, operation: str) -> RateDecision:
         """Count one call to ``operation`` (``"people/bulk_match"``) unless one of its windows is full.
 

@@ -29,6 +29,8 @@ class SandboxResponse:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: Seconds to stall before sending (a scripted latency spike); servers and transports honour it.
+    delay_s: float = 0.0
 
     def json(self) -> Any:
         """Decode the body as JSON (handy in tests)."""
@@ -55,6 +57,11 @@ def failed(status: int, error_code: str, message: str) -> SandboxResponse:
 def error(status: int, message: str) -> SandboxResponse:
     """The ``{"error": "..."}`` shape used by contacts endpoints and server errors."""
     return json_response(status, {"error": message})
+
+
+#: Apollo's documented answers (OpenAPI examples) for a whole request it cannot use.
+MISSING_CONTACT_ATTRIBUTES = 'Please provide an array of contact attributes in the "contact_attributes" parameter.'
+INSUFFICIENT_CREDITS = "Insufficient credits. Please upgrade your plan."
 
 
 def misconfigured(detail: str) -> SandboxResponse:

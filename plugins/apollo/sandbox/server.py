@@ -11,10 +11,9 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from .app import ApolloSandbox
-from .responses import SandboxConnectionReset, error
+from .responses import SandboxConnectionReset, SandboxResponse, error
 
 _MAX_BODY = 16 * 1024 * 1024
 
@@ -24,6 +23,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    #: Listen backlog: socketserver's default of 5 resets bursts of concurrent connections (load tests open
+    #: hundreds at once); the kernel caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], sandbox: ApolloSandbox) -> None:
         self.sandbox = sandbox
@@ -82,17 +84,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _read_body(self) -> bytes:
+        """The request body; raises ValueError for a malformed or oversized one (chunked or not)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks, total = [], 0
             while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                size = int(self.rfile.readline(64).split(b";", 1)[0].strip() or b"0", 16)
+                if size < 0:
+                    raise ValueError("negative chunk size")
+                total += size
+                if total > _MAX_BODY:
+                    raise ValueError("request body too large")
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return b"".join(chunks)
                 chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                self.rfile.readline(8)
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
         if length > _MAX_BODY:
             raise ValueError("request body too large")
         return self.rfile.read(length) if length else b""
@@ -100,23 +110,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         try:
             body = self._read_body()
-        except ValueError:
-            self._abort()
+        except ValueError as exc:
+            # The rest of the body is unread: answer, then close rather than parse it as the next request.
+            self.close_connection = True
+            status = 413 if "too large" in str(exc) else 400
+            self._send(error(status, f"Bad request body: {exc}"))
             return
-        target = urlsplit(self.path)
-        query = dict(parse_qsl(target.query, keep_blank_values=True))
         try:
-            response = self.server.sandbox.handle(self.command, target.path, query, dict(self.headers.items()), body)
+            # The raw target keeps repeated array parameters (domains[]=a&domains[]=b) for the sandbox to parse.
+            response = self.server.sandbox.handle(self.command, self.path, None, dict(self.headers.items()), body)
         except SandboxConnectionReset:
             self._abort()
             return
         except Exception:
             traceback.print_exc(file=sys.stderr)
             response = error(500, "Internal server error")
+        self._send(response)
+
+    def _send(self, response: SandboxResponse) -> None:
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)

@@ -31,9 +31,7 @@ class SandboxTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         try:
-            response = self.sandbox.handle(
-                request.method, request.url.path, dict(request.url.params), dict(request.headers), body
-            )
+            response = self.sandbox.handle(request.method, _target(request), None, dict(request.headers), body)
         except SandboxConnectionReset as exc:
             raise self._reset_error(request, exc) from exc
         return self._to_httpx(request, response)
@@ -45,10 +43,17 @@ class SandboxTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if delay:
             await asyncio.sleep(delay)
         try:
-            response = self.sandbox.process(request.method, path, dict(request.url.params), dict(request.headers), body)
+            response = self.sandbox.process(request.method, _target(request), None, dict(request.headers), body)
         except SandboxConnectionReset as exc:
             raise self._reset_error(request, exc) from exc
+        if response.delay_s:
+            await asyncio.sleep(response.delay_s)
         return self._to_httpx(request, response)
+
+
+def _target(request: httpx.Request) -> str:
+    """Path and query string, so repeated array parameters (``domains[]``) survive."""
+    return request.url.raw_path.decode("ascii")
 
 
 def sandbox_transport(sandbox: ApolloSandbox) -> SandboxTransport:
