@@ -9,7 +9,6 @@ from connector_core.testing import read_jsonl, run_job, write_spec
 from .conftest import env, people, write_job, write_leads
 
 
-
 def test_lost_response_replay_routes_our_new_contacts_to_created(tmp_path: Path, sandbox) -> None:
     write_leads(tmp_path, people(5))
     # The bulk_match call goes through; bulk_create is applied but its response is lost (connection reset).
