@@ -34,25 +34,31 @@ EXIT_BROKEN_PIPE = 141
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crmsync`` console script."""
     try:
+        try:
+            return _main(argv)
+        finally:
+            # Output is buffered: a reader that went away (`crmsync plugins | head -1`) shows up at this flush,
+            # not later as an "Exception ignored" message when the interpreter exits.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_output()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
         _configure_logging(0)  # plugins that fail to load warn before the command line is even parsed
         host = get_plugin_host()
         parser = build_parser(host)
         args = parser.parse_args(argv)
         _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
-        code = args.handler(args, host)
-        # Output is buffered: a reader that went away (`crmsync plugins | head -1`) shows up at this flush,
-        # not later as an "Exception ignored" message when the interpreter exits.
-        sys.stdout.flush()
-        return code
+        return args.handler(args, host)
     except CrmsyncError as exc:
         print(f"crmsync: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("crmsync: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        _discard_output()
-        return EXIT_BROKEN_PIPE
 
 
 def _discard_output() -> None:
