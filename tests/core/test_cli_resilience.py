@@ -85,6 +85,22 @@ def register_sources(registry):
     raise RuntimeError("salesforce credentials file is unreadable")
 """
 
+BROKEN_COMMAND = """\
+from connector_core import hookimpl
+
+
+@hookimpl
+def register_commands(commands):
+    commands.add("sync-now", "half registered", lambda parser: None, lambda args: 0)
+    raise KeyError("sync_now_settings")
+"""
+#: Entry point name -> what goes wrong, as the warning must tell it.
+BROKEN = {
+    "broken_import": "salesforce_sdk_is_not_installed",
+    "broken_hook": "salesforce credentials file is unreadable",
+    "broken_command": "sync_now_settings",
+}
+
 
 @pytest.fixture
 def broken_site(tmp_path: Path) -> dict[str, str]:
@@ -93,8 +109,12 @@ def broken_site(tmp_path: Path) -> dict[str, str]:
     install_distribution(
         site,
         "crmsync-broken",
-        {"broken_import": "crmsync_broken_import", "broken_hook": "crmsync_broken_hook"},
-        {"crmsync_broken_import": "import salesforce_sdk_is_not_installed\n", "crmsync_broken_hook": BROKEN_HOOK},
+        {name: f"crmsync_{name}" for name in BROKEN},
+        {
+            "crmsync_broken_import": "import salesforce_sdk_is_not_installed\n",
+            "crmsync_broken_hook": BROKEN_HOOK,
+            "crmsync_broken_command": BROKEN_COMMAND,
+        },
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRMSYNC_", "PYTHONPATH"))}
     return {**env, "PYTHONPATH": str(site)}
@@ -108,28 +128,24 @@ def test_broken_plugins_are_named_with_their_distribution_and_skipped(broken_sit
     listing = crmsync("plugins", env=broken_site)
     assert listing.returncode == 0, listing.stderr
     assert "Traceback" not in listing.stderr
-    by_plugin = {
-        name: next(w for w in warnings_in(listing.stderr) if f"'{name}'" in w)
-        for name in ("broken_import", "broken_hook")
-    }
-    assert "salesforce_sdk_is_not_installed" in by_plugin["broken_import"]
-    assert "salesforce credentials file is unreadable" in by_plugin["broken_hook"]
-    for name, warning in by_plugin.items():
-        assert "crmsync-broken 0.3" in warning and f"CRMSYNC_DISABLE_PLUGINS={name}" in warning
+    for name, problem in BROKEN.items():
+        [warning] = [line for line in warnings_in(listing.stderr) if f"'{name}'" in line]
+        assert problem in warning and "crmsync-broken 0.3" in warning and f"CRMSYNC_DISABLE_PLUGINS={name}" in warning
     assert "source:csv" in listing.stdout and "mapper:apollo.bulk_match" in listing.stdout  # the others work
-    assert listing.stdout.count("skipped:") == 2
+    assert listing.stdout.count("skipped:") == len(BROKEN)
+    assert "sync-now" not in crmsync("--help", env=broken_site).stdout  # a half-registered command is withdrawn
 
 
 def test_commands_go_on_past_broken_plugins(broken_site: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "people.csv").write_text("name\nada\ngrace\n")
     (tmp_path / "job.yaml").write_text(JOB)
     validate = crmsync("validate", "job.yaml", env=broken_site, cwd=tmp_path)
-    assert validate.returncode == 0 and len(warnings_in(validate.stderr)) == 2, validate.stderr
+    assert validate.returncode == 0 and len(warnings_in(validate.stderr)) == len(BROKEN), validate.stderr
     run = crmsync("run", "job.yaml", env=broken_site, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out" / "people.jsonl").read_text().count("\n") == 2
 
 
 def test_disabling_the_broken_plugins_silences_them(broken_site: dict[str, str]) -> None:
-    quiet = crmsync("plugins", env={**broken_site, "CRMSYNC_DISABLE_PLUGINS": "broken_import,broken_hook"})
+    quiet = crmsync("plugins", env={**broken_site, "CRMSYNC_DISABLE_PLUGINS": ",".join(BROKEN)})
     assert quiet.returncode == 0 and quiet.stderr == "" and "broken" not in quiet.stdout
