@@ -41,10 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=Path("out"),
+        metavar="DIR",
         help=f"where the example job writes its outputs (sets {OUT_ENV}; default: ./out)",
     )
-    parser.add_argument("--spec", type=Path, help="run this job instead of the packaged example")
-    parser.add_argument("--report", type=Path, help="write the run report as JSON to this file")
+    parser.add_argument("--spec", type=Path, metavar="FILE", help="run this job instead of the packaged example")
+    parser.add_argument("--report", type=Path, metavar="FILE", help="write the run report as JSON to this file")
     parser.add_argument(
         "--copy-to",
         type=Path,
