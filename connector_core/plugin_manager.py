@@ -85,8 +85,8 @@ class PluginHost:
             self._trace(f"{hook_name} -> {impl.plugin_name}")
             try:
                 impl.function(registry)
-            except NameClash:
-                raise
+            except NameClash as exc:
+                raise NameClash(f"{exc}; disable one of them with {BLOCK_ENV}=NAME") from None
             except Exception as exc:
                 registry.withdraw(impl.plugin_name)
                 detail = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"

@@ -57,6 +57,7 @@ def test_duplicate_type_names_name_both_plugins() -> None:
         clash.sources  # noqa: B018 - registries are filled on first use
     message = str(caught.value)
     assert "'t.shared'" in message and "'first_plugin'" in message and "'second_plugin'" in message
+    assert "CRMSYNC_DISABLE_PLUGINS=" in message
 
 
 def test_duplicate_type_names_fail_loading_a_spec(jobs: Jobs) -> None:
