@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Set up a local virtualenv and run crmsync's demo or its tests: ``python3 dev.py demo|test``.
 
-Needs nothing but Python 3.11+. The first call creates ``.venv`` and installs the project with its test
-tools; later calls reuse it (reinstalling when pyproject.toml changed).
+Needs nothing but Python 3.11+. The first call creates ``.venv``: ``demo`` installs the project, ``test`` the
+project with its test tools and the test-only example plugin. Later calls reuse it (reinstalling when the
+packaging files changed or the other command set it up).
 """
 
 from __future__ import annotations
@@ -17,26 +18,33 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if sys.platform == "win32" else "bin")
 PYTHON = BIN / ("python.exe" if sys.platform == "win32" else "python")
-#: The tests also install a real third-party plugin distribution, the way a user would.
-INSTALL = ["-e", f"{ROOT}[test]", "-e", str(ROOT / "tests" / "thirdparty" / "crmsync-hello")]
+#: A real third-party plugin distribution the tests install the way a user would; the demo must not see it.
+TEST_PLUGIN = "crmsync-hello"
+#: What each command installs (editable, so changes to the code need no reinstall).
+INSTALLS = {
+    "demo": ["-e", str(ROOT)],
+    "test": ["-e", f"{ROOT}[test]", "-e", str(ROOT / "tests" / "thirdparty" / TEST_PLUGIN)],
+}
 
 
-def ensure_venv() -> None:
-    """Create the virtualenv and install the project, unless it is already up to date."""
+def ensure_venv(command: str) -> None:
+    """Create the virtualenv and install what ``command`` needs, unless that is already done."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older python3
         sys.exit(f"crmsync needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     stamp = VENV / ".crmsync-installed"
-    wanted = hashlib.sha256(
-        b"".join(p.read_bytes() for p in sorted(ROOT.glob("**/pyproject.toml")) if ".venv" not in p.parts)
-    ).hexdigest()
+    packaging = [p for p in sorted([*ROOT.glob("**/pyproject.toml"), ROOT / "setup.py"]) if ".venv" not in p.parts]
+    wanted = command + " " + hashlib.sha256(b"".join(p.read_bytes() for p in packaging)).hexdigest()
     if stamp.is_file() and stamp.read_text() == wanted and PYTHON.exists():
         return
+    pip = [str(PYTHON), "-m", "pip"]
     if not PYTHON.exists():
         print(f"creating {VENV}", file=sys.stderr)
         venv.create(VENV, with_pip=True)
-    print("installing crmsync and its test tools", file=sys.stderr)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", *INSTALL], check=True)
+        subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
+    if command == "demo" and subprocess.run([*pip, "show", "-q", TEST_PLUGIN], capture_output=True).returncode == 0:
+        subprocess.run([*pip, "uninstall", "-q", "-y", TEST_PLUGIN], check=True)
+    print(f"installing what `dev.py {command}` needs", file=sys.stderr)
+    subprocess.run([*pip, "install", "-q", *INSTALLS[command]], check=True)
     stamp.write_text(wanted)
 
 
@@ -45,7 +53,7 @@ def main(argv: list[str]) -> int:
     if command not in ("demo", "test"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    ensure_venv()
+    ensure_venv(command)
     if command == "demo":
         return subprocess.run([str(BIN / "crmsync"), "demo", *rest], cwd=ROOT).returncode
     for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):

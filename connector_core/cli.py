@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from connector_core import __version__
 from connector_core.cli_state import add_commands as add_state_commands
@@ -23,9 +27,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("crmsync")
 
 
+#: The exit code of a process killed by SIGPIPE (128 + 13), what ``yes | head -1`` leaves behind.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crmsync`` console script."""
     try:
+        try:
+            return _main(argv)
+        finally:
+            # Output is buffered: a reader that went away (`crmsync plugins | head -1`) shows up at this flush,
+            # not later as an "Exception ignored" message when the interpreter exits.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_output()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        _configure_logging(0)  # plugins that fail to load warn before the command line is even parsed
         host = get_plugin_host()
         parser = build_parser(host)
         args = parser.parse_args(argv)
@@ -37,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crmsync: interrupted", file=sys.stderr)
         return 130
+
+
+def _discard_output() -> None:
+    """Point stdout and stderr at the null device, so flushing them at exit cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def build_parser(host: PluginHost) -> argparse.ArgumentParser:
@@ -167,12 +198,20 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(args.spec, host, offline=True)
-    report = _execute(spec, host, args.state, full_refresh=args.full_refresh, plan=True)
+    # A plan only reads state: without a state file yet, it plans the first run instead of creating one.
+    stateful = spec.state is not None or args.state is not None
+    state_path = spec.state_path(args.state) if stateful else None
+    if state_path is not None and not state_path.is_file():
+        log.info("no state at %s yet: planning a first run", state_path)
+        spec = attrs.evolve(spec, state=None)
+        state_path = None
+    report = _execute(spec, host, state_path, full_refresh=args.full_refresh, plan=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
-        print(f"plan for {spec.path.name} (nothing was sent or written)")
-        print(report.summary())
+        outcome = "failed" if report.status == "failed" else "nothing was sent or written"
+        read = f"{report.input_records} input records read in {report.duration_s:.2f}s"
+        print(report.summary(headline=f"plan: {spec.job} ({spec.path.name}): {read}; {outcome}"))
     return 0 if report.status == "success" else 1
 
 
@@ -189,6 +228,8 @@ def _validate(args: argparse.Namespace, host: PluginHost) -> int:
 def _plugins(args: argparse.Namespace, host: PluginHost) -> int:
     for info in host.plugins():
         print(f"{info.name}  ({info.distribution} {info.version})")
+        if info.problem:
+            print(f"    skipped: {info.problem}")
         for component in info.components:
             print(f"    {component}")
     return 0

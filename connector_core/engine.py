@@ -308,6 +308,9 @@ class Engine:
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
             failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"
+        if failure is None and self.max_error_rate is None and stats.input_records and rate >= 1:
+            # The default policy: some rejects are a normal run, a run that delivered nothing is not.
+            failure = f"all {stats.input_records} input records were rejected (set max_error_rate: 1 to allow it)"
         if failure is not None:  # close errors and mark_failed reasons are plugin text: mask them too
             failure = redactor.text(failure)
         extra = {name: build() for name, build in stats.sections.items()}

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import attrs
@@ -16,7 +16,7 @@ import pluggy
 from connector_core import hookspecs
 from connector_core.components import Connection, Mapper, Sink, Source
 from connector_core.errors import PluginError
-from connector_core.registry import CommandRegistry, ComponentRegistry
+from connector_core.registry import CommandRegistry, ComponentRegistry, NameClash
 
 log = logging.getLogger("crmsync.plugins")
 
@@ -27,6 +27,8 @@ ALLOW_ENV = "CRMSYNC_PLUGINS"
 BLOCK_ENV = "CRMSYNC_DISABLE_PLUGINS"
 #: When set to 1, every hook call is printed to stderr.
 TRACE_ENV = "CRMSYNC_TRACE_PLUGINS"
+#: The distribution shown for plugins passed to :func:`get_plugin_host` in code rather than installed.
+IN_CODE = "(registered in code)"
 
 
 @attrs.frozen
@@ -37,6 +39,8 @@ class PluginInfo:
     distribution: str
     version: str
     components: tuple[str, ...] = ()
+    #: Why the plugin was skipped (it failed to import or to register), or None when it works.
+    problem: str | None = None
 
 
 class PluginHost:
@@ -74,18 +78,30 @@ class PluginHost:
         return registry
 
     def _call_registration(self, hook_name: str, registry: ComponentRegistry | CommandRegistry) -> None:
-        # Called implementation by implementation so a clash can name the plugin that caused it.
+        # Called implementation by implementation so a clash can name the plugin that caused it, and so one
+        # broken plugin loses only its own registrations instead of stopping every command.
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             registry.current_plugin = impl.plugin_name
             self._trace(f"{hook_name} -> {impl.plugin_name}")
             try:
                 impl.function(registry)
-            except PluginError:
-                raise
+            except NameClash as exc:
+                raise NameClash(f"{exc}; disable one of them with {BLOCK_ENV}=NAME") from None
             except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                ) from exc
+                registry.withdraw(impl.plugin_name)
+                detail = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                self._skip(impl.plugin_name, f"failed in {hook_name}: {detail}")
+
+    def _skip(self, name: str, problem: str) -> None:
+        """Take a plugin out whole: no types, commands or observer calls from a plugin that is half broken."""
+        self.pm.unregister(name=name)
+        for cached in ("sources", "mappers", "sinks", "connections"):
+            registry = self.__dict__.get(cached)  # only the registries already built hold its types
+            if registry is not None:
+                registry.withdraw(name)
+        info = self._infos.get(name) or PluginInfo(name, IN_CODE, "-")
+        self._infos[name] = attrs.evolve(info, problem=problem)
+        _warn_skipped(info, problem)
 
     def commands(self) -> CommandRegistry:
         """Sub-commands contributed by plugins."""
@@ -134,11 +150,44 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
         raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
 
 
+def _warn_skipped(info: PluginInfo, problem: str) -> None:
+    """One warning line: which plugin, from which distribution, what went wrong and how to silence it."""
+    if info.distribution == IN_CODE:
+        log.warning("plugin %r %s; it is skipped", info.name, problem)
+    else:
+        log.warning(
+            "plugin %r (distribution %s %s) %s; it is skipped. Fix or uninstall it, or disable it with %s=%s",
+            *(info.name, info.distribution, info.version, problem, BLOCK_ENV, info.name),
+        )
+
+
+def _load_entry_point(pm: pluggy.PluginManager, ep: EntryPoint) -> PluginInfo:
+    """Import and register one entry-point plugin; a broken one is skipped with a warning, never fatal."""
+    dist = ep.dist
+    info = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+    try:
+        plugin = ep.load()
+    except Exception as exc:
+        problem = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+    else:
+        try:
+            _register(pm, plugin, ep.name)
+            pm.check_pending()
+            return info
+        except (PluginError, pluggy.PluginValidationError) as exc:
+            if pm.is_registered(plugin):
+                pm.unregister(plugin)
+            problem = f"cannot be registered: {exc}"
+    _warn_skipped(info, problem)
+    return attrs.evolve(info, problem=problem)
+
+
 def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple[str, object]] = ()) -> PluginHost:
     """Build a fresh plugin manager for one run.
 
     :param load_entrypoints: discover plugins published under the ``crmsync`` entry-point group, honouring
-        the ``CRMSYNC_PLUGINS`` allowlist and ``CRMSYNC_DISABLE_PLUGINS`` blocklist.
+        the ``CRMSYNC_PLUGINS`` allowlist and ``CRMSYNC_DISABLE_PLUGINS`` blocklist. One that fails to import
+        or to register is skipped with a warning naming it, so a broken plugin never stops every command.
     :param extra_plugins: ``(name, module_or_object)`` pairs to register as well (handy in tests).
     """
     pm = pluggy.PluginManager("crmsync")
@@ -149,16 +198,10 @@ def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in block or (allow is not None and ep.name not in allow) or pm.has_plugin(ep.name):
                 continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}") from None
-            _register(pm, plugin, ep.name)
-            dist = ep.dist
-            infos[ep.name] = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+            infos[ep.name] = _load_entry_point(pm, ep)
     for name, plugin in extra_plugins:
         _register(pm, plugin, name)
-        infos[name] = PluginInfo(name, "(registered in code)", "-")
+        infos[name] = PluginInfo(name, IN_CODE, "-")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -10,6 +10,10 @@ import attrs
 from connector_core.errors import PluginError
 
 
+class NameClash(PluginError):
+    """Two plugins registered the same name: neither is broken on its own, so the user has to choose."""
+
+
 @attrs.frozen
 class Registration:
     """One registered component type: its name, class and the plugin that provided it."""
@@ -40,11 +44,15 @@ class ComponentRegistry:
             raise PluginError(f"{self.kind} {name!r} ({self.current_plugin}): Options must be an attrs class")
         previous = self.entries.get(name)
         if previous is not None:
-            raise PluginError(
+            raise NameClash(
                 f"{self.kind} type {name!r} is registered by both plugin {previous.plugin!r} "
                 f"and plugin {self.current_plugin!r}"
             )
         self.entries[name] = Registration(name, cls, self.current_plugin)
+
+    def withdraw(self, plugin: str) -> None:
+        """Forget every type ``plugin`` registered (its registration hook failed half-way)."""
+        self.entries = {name: entry for name, entry in self.entries.items() if entry.plugin != plugin}
 
     def get(self, name: str) -> Registration | None:
         """The registration for ``name``, or None."""
@@ -83,7 +91,11 @@ class CommandRegistry:
         """Add the sub-command ``crmsync NAME``."""
         previous = self.commands.get(name)
         if previous is not None:
-            raise PluginError(
+            raise NameClash(
                 f"command {name!r} is registered by both plugin {previous.plugin!r} and plugin {self.current_plugin!r}"
             )
         self.commands[name] = Command(name, help, configure, run, self.current_plugin)
+
+    def withdraw(self, plugin: str) -> None:
+        """Forget every command ``plugin`` added (its registration hook failed half-way)."""
+        self.commands = {name: command for name, command in self.commands.items() if command.plugin != plugin}

@@ -67,14 +67,15 @@ class RunReport:
         partial.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
         partial.replace(path)
 
-    def summary(self) -> str:
-        """A short human table for the end of a run."""
+    def summary(self, headline: str | None = None) -> str:
+        """A short human table for the end of a run, under ``headline`` (default: job, status and duration)."""
+        default = f"{self.job}: {self.status} in {self.duration_s:.2f}s ({self.input_records} input records)"
         rows = [("stream", "records")]
         rows += [(name, str(count)) for name, count in self.streams.items()]
         rows += [(f"{name} (delivered)", str(count)) for name, count in self.delivered.items()]
         rows.append(("errors", str(self.errors["count"])))
         width = max(len(name) for name, _ in rows)
-        lines = [f"{self.job}: {self.status} in {self.duration_s:.2f}s ({self.input_records} input records)"]
+        lines = [headline or default]
         lines += [f"  {name:<{width}}  {count:>9}" for name, count in rows]
         for key, section in self.extra.items():
             flat = ", ".join(f"{k}={v}" for k, v in section.items() if not isinstance(v, dict))

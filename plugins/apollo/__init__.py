@@ -38,4 +38,4 @@ def register_commands(commands: CommandRegistry) -> None:
     from crmsync_plugins.apollo import demo
 
     commands.add("sandbox", "run a local stand-in of a remote API (apollo)", demo.configure_sandbox, demo.run_sandbox)
-    commands.add("demo", "run config.example.yaml against an in-process Apollo sandbox", demo.configure, demo.run)
+    commands.add("demo", "run the example job against an in-process Apollo sandbox", demo.configure, demo.run)

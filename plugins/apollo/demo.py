@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from connector_core.plugin_manager import get_plugin_host
 
 #: A placeholder key: the sandbox accepts any key, and this one is masked like a real one.
 DEMO_KEY = "sandbox-demo-key"
+#: The example job ships inside the package, so the demo works from any folder after a plain ``pip install``.
+EXAMPLE_DIR = Path(__file__).parent / "example"
+EXAMPLE_SPEC = EXAMPLE_DIR / "config.example.yaml"
+#: The example job writes its outputs to this folder (default: ``out`` beside the spec).
+OUT_ENV = "CRMSYNC_DEMO_OUT"
 
 
 def configure_sandbox(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +36,22 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """``crmsync demo [--spec FILE] [--report FILE]``."""
+    """``crmsync demo [--out DIR] [--spec FILE] [--report FILE] | --copy-to DIR``."""
     parser.add_argument(
-        "--spec", type=Path, default=Path("config.example.yaml"), help="the job to run (default: %(default)s)"
+        "--out",
+        type=Path,
+        default=Path("out"),
+        metavar="DIR",
+        help=f"where the example job writes its outputs (sets {OUT_ENV}; default: ./out)",
     )
-    parser.add_argument("--report", type=Path, help="write the run report as JSON to this file")
+    parser.add_argument("--spec", type=Path, metavar="FILE", help="run this job instead of the packaged example")
+    parser.add_argument("--report", type=Path, metavar="FILE", help="write the run report as JSON to this file")
+    parser.add_argument(
+        "--copy-to",
+        type=Path,
+        metavar="DIR",
+        help="copy the example job (config.example.yaml, data/leads.csv) into DIR to edit and run; runs nothing",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,19 +60,19 @@ def run(args: argparse.Namespace) -> int:
     from connector_core.errors import UsageError
     from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
 
-    if not args.spec.is_file():
-        raise UsageError(f"{args.spec}: not found; run the demo from the repository folder or pass --spec")
+    if args.copy_to is not None:
+        return copy_example(args.copy_to)
+    spec_path = EXAMPLE_SPEC if args.spec is None else args.spec
+    if not spec_path.is_file():
+        raise UsageError(f"{spec_path}: not found (pass the path of a spec file to --spec)")
     with SandboxServer(ApolloSandbox()) as server:
-        saved = {name: os.environ.get(name) for name in ("APOLLO_BASE_URL", "APOLLO_API_KEY")}
-        os.environ.update(APOLLO_BASE_URL=server.base_url, APOLLO_API_KEY=DEMO_KEY)
-        try:
-            spec, report = run_spec(args.spec, get_plugin_host(), args.report)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        environment = {
+            "APOLLO_BASE_URL": server.base_url,
+            "APOLLO_API_KEY": DEMO_KEY,
+            OUT_ENV: str(args.out.resolve()),
+        }
+        with _environment(environment):
+            spec, report = run_spec(spec_path, get_plugin_host(), args.report)
     print(f"\nApollo sandbox run of {spec.path.name}: {report.status}. Outputs:")
     for component in spec.components.values():
         path = getattr(component.options, "path", None)
@@ -61,3 +80,36 @@ def run(args: argparse.Namespace) -> int:
             count = report.delivered.get(component.name, 0)
             print(f"  {component.name:<10} {count:>5} records  {path}")
     return 0 if report.status == "success" else 1
+
+
+def copy_example(folder: Path) -> int:
+    """Write the example job and its leads into ``folder``, never overwriting a file that is already there."""
+    from connector_core.errors import UsageError
+
+    files = [path for path in sorted(EXAMPLE_DIR.rglob("*")) if path.is_file() and path.suffix in (".yaml", ".csv")]
+    targets = {path: folder / path.relative_to(EXAMPLE_DIR) for path in files}
+    existing = [str(target) for target in targets.values() if target.exists()]
+    if existing:
+        raise UsageError(f"{', '.join(existing)}: already exists; choose an empty folder for --copy-to")
+    for path, target in targets.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        print(f"wrote {target}")
+    spec = folder / EXAMPLE_SPEC.name
+    print(f"next: crmsync validate {spec}; crmsync demo --spec {spec}; or run it against Apollo (see its header)")
+    return 0
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

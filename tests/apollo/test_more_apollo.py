@@ -1,16 +1,12 @@
-"""Organization enrichment, lost-response replays, waterfall responses and the demo command."""
+"""Organization enrichment, lost-response replays and waterfall responses."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from connector_core.cli import main
 from connector_core.testing import read_jsonl, run_job, write_spec
 
 from .conftest import env, people, write_job, write_leads
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_lost_response_replay_routes_our_new_contacts_to_created(tmp_path: Path, sandbox) -> None:
@@ -66,19 +62,6 @@ def test_organizations_bulk_enrich_merges_known_domains(tmp_path: Path, sandbox)
     domains = {(r["domain"] or "").lower() for r in rows} - {""}
     calls = sandbox.sandbox.state()["calls"]["/api/v1/organizations/bulk_enrich"]
     assert calls == -(-len(domains) // 10)
-
-
-def test_demo_runs_the_example_job_against_an_in_process_sandbox(tmp_path: Path, capsys) -> None:
-    shutil.copy(REPO / "config.example.yaml", tmp_path)
-    (tmp_path / "data").mkdir()
-    shutil.copy(REPO / "data" / "leads.csv", tmp_path / "data")
-    code = main(["demo", "--spec", str(tmp_path / "config.example.yaml"), "--report", str(tmp_path / "r.json")])
-    assert code == 0
-    out = tmp_path / "out"
-    assert len(read_jsonl(out / "created.jsonl")) == 19
-    assert len(read_jsonl(out / "existing.jsonl")) == 3
-    assert len(read_jsonl(out / "missing.jsonl")) == 3
-    assert "created" in capsys.readouterr().out
 
 
 def test_dedupe_by_name_and_email_domain_joins_the_existing_contact(tmp_path: Path, sandbox) -> None:

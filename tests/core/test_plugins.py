@@ -57,6 +57,7 @@ def test_duplicate_type_names_name_both_plugins() -> None:
         clash.sources  # noqa: B018 - registries are filled on first use
     message = str(caught.value)
     assert "'t.shared'" in message and "'first_plugin'" in message and "'second_plugin'" in message
+    assert "CRMSYNC_DISABLE_PLUGINS=" in message
 
 
 def test_duplicate_type_names_fail_loading_a_spec(jobs: Jobs) -> None:
@@ -85,16 +86,33 @@ def test_hook_with_a_wrong_argument_name_is_a_plugin_error() -> None:
         host(("wrong_argument", WrongArgument))
 
 
-def test_registration_hook_that_raises_is_a_plugin_error_naming_the_plugin() -> None:
+def test_registration_hook_that_raises_skips_the_whole_plugin_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     class Broken:
         @hookimpl
+        def register_sources(registry):
+            registry.add("t.half", kit.Numbers)
+
+        @hookimpl
         def register_mappers(registry):
+            registry.add("t.half_mapper", kit.Split)
             raise ImportError("No module named 'salesforce_sdk'")
 
+        @hookimpl
+        def before_sync(context):
+            raise AssertionError("a skipped plugin must not be called any more")
+
     broken = host(kit.KIT, ("broken_plugin", Broken))
-    with pytest.raises(PluginError, match="broken_plugin") as caught:
-        broken.mappers  # noqa: B018
-    assert "salesforce_sdk" in str(caught.value)
+    assert "t.half" in broken.sources.names()
+    assert "t.split" in broken.mappers.names()  # the other plugins go on
+    assert "t.half_mapper" not in broken.mappers.names()
+    assert "t.half" not in broken.sources.names()  # what it registered before failing is withdrawn too
+    broken.notify("before_sync", context=None)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "'broken_plugin'" in warning and "salesforce_sdk" in warning and "register_mappers" in warning
+    [info] = [info for info in broken.plugins() if info.name == "broken_plugin"]
+    assert info.problem is not None and "salesforce_sdk" in info.problem and info.components == ()
 
 
 @pytest.mark.parametrize(
@@ -106,16 +124,19 @@ def test_registration_hook_that_raises_is_a_plugin_error_naming_the_plugin() -> 
         ("register_connections", kit.Numbers, ["not a subclass of Connection"]),
     ],
 )
-def test_registry_rejects_classes_of_the_wrong_kind(hook: str, cls: object, words: list[str]) -> None:
+def test_registry_rejects_classes_of_the_wrong_kind(
+    hook: str, cls: object, words: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
     @hookimpl
     def register(registry):
         registry.add("t.bad", cls)
 
-    bad = host(("bad_plugin", types.SimpleNamespace(**{hook: register})))
-    with pytest.raises(PluginError) as caught:
-        bad.sources, bad.mappers, bad.sinks, bad.connections  # noqa: B018
+    bad = host(kit.KIT, ("bad_plugin", types.SimpleNamespace(**{hook: register})))
+    for registry in (bad.sources, bad.mappers, bad.sinks, bad.connections):
+        assert registry.get("t.bad") is None
+    assert "t.numbers" in bad.sources.names()
     for word in [*words, "'bad_plugin'", "'t.bad'"]:
-        assert word in str(caught.value)
+        assert word in caplog.text
 
 
 def test_registry_rejects_options_that_are_not_attrs() -> None:
@@ -203,10 +224,25 @@ def test_entry_points_can_be_switched_off_in_code(fake_entry_points) -> None:
     assert [info.name for info in get_plugin_host(load_entrypoints=False).plugins()] == []
 
 
-def test_entry_point_that_fails_to_import_is_a_plugin_error(fake_entry_points) -> None:
-    fake_entry_points.append(EntryPoint("broken", "crmsync_test_no_such_module", "crmsync"))
-    with pytest.raises(PluginError, match=r"'broken'.*crmsync_test_no_such_module.*failed to import"):
-        get_plugin_host()
+def test_entry_point_that_fails_to_import_is_skipped_with_a_warning(
+    fake_entry_points, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_entry_points.insert(1, EntryPoint("broken", "crmsync_test_no_such_module", "crmsync"))
+    assert get_plugin_host().sources.names() == ["alpha.source", "beta.source", "gamma.source"]
+    assert "'broken'" in caplog.text and "No module named 'crmsync_test_no_such_module'" in caplog.text
+    assert "CRMSYNC_DISABLE_PLUGINS=broken" in caplog.text
+
+
+def test_entry_point_with_a_misspelled_hook_is_skipped_with_a_warning(
+    fake_entry_points, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = types.ModuleType("crmsync_test_typo")
+    module.register_source = hookimpl(lambda registry: None)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    fake_entry_points.append(EntryPoint("typo", module.__name__, "crmsync"))
+    assert loaded_plugins() == ["alpha", "beta", "gamma", "typo"]
+    assert not get_plugin_host().pm.has_plugin("typo")
+    assert "'typo'" in caplog.text and "register_source" in caplog.text
 
 
 def test_blocked_plugin_is_never_imported(fake_entry_points, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,8 @@ def test_plan_estimates_without_calling_apollo(tmp_path: Path, sandbox, monkeypa
     }
     assert api["estimated_credits"] == 23 and api["contacts_to_create"] == 23
     assert report["streams"]["enrich.missing"] == 1
-    assert not (tmp_path / "out").exists() and report["state"]["run_id"] == 0
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / ".crmsync").exists() and "state" not in report  # no state yet: none is created
 
     assert main(["-q", "run", str(spec)]) == 0  # now really run it
     write_leads(tmp_path, [*people(23), {"title": "no identity"}, stranger(1), *people(2, start=50)])
@@ -42,6 +43,21 @@ def test_plan_estimates_without_calling_apollo(tmp_path: Path, sandbox, monkeypa
     assert refresh["api"]["contacts_replayed_from_state"] == 23  # and the contacts this job already sent
 
 
+def test_plan_reads_an_existing_state_and_changes_nothing(tmp_path: Path, sandbox, monkeypatch, capsys) -> None:
+    write_leads(tmp_path, people(5))
+    spec = write_job(tmp_path)  # no state section: --state switches it on
+    for name, value in env(sandbox).items():
+        monkeypatch.setenv(name, value)
+    state = tmp_path / "elsewhere" / "state.db"
+    plan(spec, monkeypatch, capsys, "--state", str(state))
+    assert not state.parent.exists()
+    assert main(["-q", "run", str(spec), "--state", str(state)]) == 0
+    before = {path.name: path.read_bytes() for path in state.parent.iterdir()}
+    report = plan(spec, monkeypatch, capsys, "--state", str(state))
+    assert report["state"]["skipped_unchanged"] == 5
+    assert {path.name: path.read_bytes() for path in state.parent.iterdir()} == before
+
+
 def test_plan_text_output(tmp_path: Path, sandbox, monkeypatch, capsys) -> None:
     write_leads(tmp_path, people(3))
     spec = write_job(tmp_path)
@@ -50,3 +66,5 @@ def test_plan_text_output(tmp_path: Path, sandbox, monkeypatch, capsys) -> None:
     assert main(["plan", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "nothing was sent or written" in out and "planned_calls" in out
+    headline = out.splitlines()[0]
+    assert headline.startswith("plan: ") and "3 input records" in headline and "success" not in out
