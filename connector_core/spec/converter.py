@@ -53,7 +53,24 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
         return make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **renames)
 
     converter.register_structure_hook_factory(attrs.has, attrs_hook_factory)
+    _register_state_switch(converter)
     return converter
+
+
+def _register_state_switch(converter: cattrs.Converter) -> None:
+    """``state:`` is a mapping of settings, empty or ``true`` for the defaults, or ``false`` to turn state off."""
+    from connector_core.spec.model import StateSettings
+
+    def structure_state(value: Any, _: type) -> StateSettings | None:
+        if value is None or value is True or value == {}:
+            return StateSettings()
+        if value is False:
+            return None
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a mapping of state settings, or false to turn state off; got {value!r}")
+        return converter.structure(value, StateSettings)
+
+    converter.register_structure_hook(StateSettings | None, structure_state)
 
 
 def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
