@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from .postgres_server import PostgresServer, find_binaries
+
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
@@ -21,3 +23,25 @@ def _restore_logging() -> Iterator[None]:
         handler.filters[:] = kept
     for name, kept_level in chatty.items():
         logging.getLogger(name).setLevel(kept_level)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session (skipped, saying why, where it is not installed)."""
+    binaries = find_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'crmsync[postgres]'")
+    server = PostgresServer(binaries)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh database on the session's PostgreSQL server."""
+    return postgres_server.new_database()
