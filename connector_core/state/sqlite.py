@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS cache (
     PRIMARY KEY (namespace, identity));
 """
 
-_MAGIC = b"SQLite format 3\x00"
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
 _V1_TABLES = {"runs", "locks", "deliveries", "completed", "checkpoints", "rejects", "intents", "objects", "cache"}
 _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the file was not modified"
@@ -59,20 +58,15 @@ _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the fi
 def inspect_file(path: Path) -> int | None:
     """Check an existing state file without writing to it; its schema version, or None for a new database.
 
+    Only SQLite itself opens the file: opening and closing it by other means would drop the POSIX locks the
+    process's other connections hold on it.
+
     :raises StateError: one line naming the file and what is wrong with it.
     """
     if path.is_dir():
         raise StateError(f"{path}: is a directory, not a state database; point --state / state.path at a file")
     if not path.exists() or path.stat().st_size == 0:
         return None
-    try:
-        with path.open("rb") as file:
-            header = file.read(100)
-    except OSError as exc:
-        raise StateError(f"{path}: cannot read the state database: {exc.strerror}") from None
-    if not header.startswith(_MAGIC):
-        raise StateError(f"{path}: not a SQLite database (corrupt, or another kind of file); {_FIX}")
-    _check_length(path, header)
     try:
         db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
         try:
@@ -82,12 +76,14 @@ def inspect_file(path: Path) -> int | None:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "crmsync_meta" in tables:
                 row = db.execute("SELECT value FROM crmsync_meta WHERE name = 'schema_version'").fetchone()
-                version = int(row[0]) if row else 0
+                version = int(row[0]) if row and str(row[0]).isdigit() else 0
             else:
                 version = 1 if tables >= _V1_TABLES else 0
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StateError(f"{path}: not a SQLite database (corrupt, or another kind of file); {_FIX}") from None
         raise StateError(f"{path}: the state database is corrupt or truncated ({exc}); {_FIX}") from None
     if tables and not version:
         names = ", ".join(sorted(tables)[:5])
@@ -100,25 +96,12 @@ def inspect_file(path: Path) -> int | None:
     return version or None
 
 
-def _check_length(path: Path, header: bytes) -> None:
-    """A file shorter than the page count its header announces was truncated (unless a WAL holds the rest)."""
-    if len(header) < 100:
-        raise StateError(f"{path}: truncated state database ({len(header)} bytes); {_FIX}")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    wal = path.with_name(path.name + "-wal")
-    size = path.stat().st_size
-    if not wal.exists() and page_size and (size % page_size or size < pages * page_size):
-        raise StateError(f"{path}: truncated state database ({size} bytes, expected {pages * page_size}); {_FIX}")
-
-
 class SqliteStateStore(SqlStateStore):
     """State in one SQLite file. Safe for one writer process per job (the run lease sees to that)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, inspect: bool = True) -> None:
         self.path = path
-        version = inspect_file(path)
+        version = inspect_file(path) if inspect else SCHEMA_VERSION
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -142,7 +125,7 @@ class SqliteStateStore(SqlStateStore):
         return str(self.path)
 
     def reopen(self) -> SqliteStateStore:
-        return SqliteStateStore(self.path)
+        return SqliteStateStore(self.path, inspect=False)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, params)
