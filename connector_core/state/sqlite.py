@@ -67,8 +67,11 @@ def inspect_file(path: Path) -> int | None:
         raise StateError(f"{path}: is a directory, not a state database; point --state / state.path at a file")
     if not path.exists() or path.stat().st_size == 0:
         return None
+    # Without a WAL beside it nothing is writing the file: `immutable` then reads it without creating the
+    # -wal/-shm files a WAL-mode database otherwise gets on open. With a WAL, a run may be live: read it properly.
+    wal = path.with_name(path.name + "-wal").exists()
     try:
-        db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{'' if wal else '&immutable=1'}", uri=True)
         try:
             result = db.execute("PRAGMA quick_check").fetchone()[0]
             if result != "ok":

@@ -80,3 +80,50 @@ def test_a_killed_runner_s_lease_is_taken_over_by_another_host_after_ttl(tmp_pat
             [first_spec.parent, second_spec.parent], second_spec.parent, [r["email"] for r in rows], server
         )
         assert lease(shared_state) is None
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_gracefully_with_a_report_and_no_lease(
+    tmp_path: Path, shared_state: str, signum: int, code: int
+) -> None:
+    rows = people(150)
+    spec = job_folder(tmp_path / "runner", rows, "{lock_ttl_s: 60}")
+    report_path = tmp_path / "report.json"
+    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=100))) as server:
+        run = start(command(spec, "--state", shared_state, "--report", str(report_path)), server)
+        wait_for(lambda: delivered(shared_state) > 0, what="the run to deliver")
+        run.send_signal(signum)
+        began = time.monotonic()
+        _, stderr = run.communicate(timeout=30)
+        assert run.returncode == code, stderr
+        assert time.monotonic() - began < 5 + 2, "in-flight calls get the grace period, not more"
+        assert "Traceback" not in stderr and "stopping" in stderr
+        report = json.loads(report_path.read_text())
+        assert report["status"] == "stopped" and report["stopped_by"] == signal.Signals(signum).name
+        assert lease(shared_state) is None, "a stopped run must not leave a lease behind"
+
+        again = start(command(spec, "--state", shared_state), server)
+        _, stderr = again.communicate(timeout=120)
+        assert again.returncode == 0, stderr
+        assert "took over" not in stderr
+        check_exactly_once([spec.parent], spec.parent, [r["email"] for r in rows], server)
+
+
+def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
+    rows = people(60)
+    spec = job_folder(tmp_path / "runner", rows, "{}")
+    report_path = tmp_path / "report.json"
+    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=4000))) as server:  # every call hangs for 4 s
+        run = start(command(spec, "--report", str(report_path), "--stop-grace-s", "30"), server)
+        state = spec.parent / ".crmsync" / "state.db"
+        wait_for(lambda: server.sandbox.state()["calls"] != {}, what="the first call")
+        run.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        began = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=30)
+        assert run.returncode == 143, stderr
+        assert time.monotonic() - began < 2.5, "the second signal must not wait for the call in flight"
+        assert "again: stopping at once" in stderr and "Traceback" not in stderr
+        assert json.loads(report_path.read_text())["status"] == "stopped"
+        assert lease(str(state)) is None
