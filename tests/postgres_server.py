@@ -38,8 +38,10 @@ def _free_port() -> int:
 class PostgresServer:
     """Start with :meth:`start`, make databases with :meth:`new_database`, :meth:`stop` at the end."""
 
-    def __init__(self, binaries: Path) -> None:
+    def __init__(self, binaries: Path, fsync: bool = False) -> None:
         self.binaries = binaries
+        #: Tests run without fsync (fast, nothing to survive); a benchmark measures real durability.
+        self.fsync = fsync
         self.folder = Path(tempfile.mkdtemp(prefix="crmsync-pg-"))
         self.data = self.folder / "data"
         self.port = _free_port()
@@ -62,7 +64,9 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", USER, "--pwfile", str(password_file), "-A", "scram-sha-256",
             "--no-sync", "-E", "UTF8",
         )  # fmt: skip
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.fsync:
+            options += " -c fsync=off -c synchronous_commit=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
 
     def url(self, database: str = "postgres") -> str:
