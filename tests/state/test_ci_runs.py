@@ -49,8 +49,8 @@ def lease(target: str) -> dict | None:
 @pytest.mark.skipif(not can_set_hostname(), reason="needs root and `unshare --uts` to give runners their own host")
 def test_a_killed_runner_s_lease_is_taken_over_by_another_host_after_ttl(tmp_path: Path, shared_state: str) -> None:
     rows = people(150)
-    first_spec = job_folder(tmp_path / "runner-1", rows, "{lock_ttl_s: 2}")
-    second_spec = job_folder(tmp_path / "runner-2", rows, "{lock_ttl_s: 2}")
+    first_spec = job_folder(tmp_path / "runner-1", rows, "{lock_ttl_s: 6}")
+    second_spec = job_folder(tmp_path / "runner-2", rows, "{lock_ttl_s: 6}")
     with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=100))) as server:
         first = start(command(first_spec, "--state", shared_state, host="runner-1"), server)
         wait_for(lambda: delivered(shared_state) > 0, what="the first runner to deliver")
