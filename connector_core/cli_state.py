@@ -33,6 +33,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("file", type=Path, nargs="?", help="output file (default: stdout)")
     imported = _action(actions, "import", "replace the job's state with an export", common, _import)
     imported.add_argument("file", type=Path, help="a file written by `crmsync state export`")
+    imported.add_argument("--force", action="store_true", help="even while a run holds the job's lease")
     unlock_help = "remove the job's run lease (after a run on another machine died)"
     unlock = _action(actions, "unlock", unlock_help, common, _unlock)
     unlock.add_argument("--force", action="store_true", help="even if the lease is live (its run may be running)")
@@ -129,6 +130,7 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
         raise UsageError(f"{args.file}: cannot read a state export: {exc}") from None
     job, store = _open(args, host)
     try:
+        refuse_if_live(store, job, args.force, "replace its state")
         store.import_(job, data)
     except (ValueError, KeyError) as exc:
         raise UsageError(f"{args.file}: {exc}") from None

@@ -124,12 +124,16 @@ class Heartbeat:
                 self._on_close()
 
     def _beat(self) -> None:
+        renewed = time.monotonic()
         while not self._stop.wait(self.interval):
             try:
                 held = self._renew()
             except Exception as exc:  # a network blip: the next beat may succeed before the lease expires
                 log.warning("could not renew the run lease: %s: %s", type(exc).__name__, exc)
-                continue
+                # Past the TTL another run may have taken the job over: stop committing, as for a lost lease.
+                held = time.monotonic() - renewed < self.interval * 3
+            else:
+                renewed = time.monotonic() if held else renewed
             if not held:
                 self.lost = "the run lease was lost (it expired or was force-unlocked): another run may own the job"
                 log.error("%s", self.lost)
