@@ -105,12 +105,16 @@ class SqliteStateStore(SqlStateStore):
     def __init__(self, path: Path, inspect: bool = True) -> None:
         self.path = path
         version = inspect_file(path) if inspect else SCHEMA_VERSION
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
-        # every WAL user makes for not fsyncing each small transaction.
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Not bound to one thread: the lease heartbeat closes its own connection from its thread.
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
+            # every WAL user makes for not fsyncing each small transaction.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"{path}: cannot open the state database: {exc}") from None
         if version != SCHEMA_VERSION:
             with self._transaction():
                 if version == 1:  # schema 1 had a pid lock without expiry: locks are transient, start afresh

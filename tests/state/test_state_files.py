@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -158,3 +159,34 @@ def test_export_is_atomic_and_import_validates(tmp_path: Path, capsys, monkeypat
     capsys.readouterr()
     assert main(["state", "import", str(spec), str(bad)]) == 2
     assert "completed[0].key: expected str, got int" in capsys.readouterr().err
+
+
+def test_an_unwritable_state_location_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("APOLLO_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("APOLLO_API_KEY", "unused")
+    spec = job_folder(tmp_path, people(3), "{}")
+    (tmp_path / "file").write_text("x")
+    assert main(["-q", "run", str(spec), "--state", str(tmp_path / "file" / "state.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open the state database" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("CREATE TABLE crmsync_meta (name TEXT PRIMARY KEY, value TEXT); "
+         "INSERT INTO crmsync_meta VALUES ('schema_version', '99')", "newer crmsync (state schema 99"),
+        ("CREATE TABLE runs (id INT)", "a `runs` table that is not crmsync's"),
+    ],
+)  # fmt: skip
+def test_a_newer_or_foreign_postgres_database_is_refused(postgres_url: str, setup: str, message: str) -> None:
+    import psycopg
+
+    from connector_core.state.postgres import PostgresStateStore
+    from connector_core.state.store import StateError
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(setup)
+    with pytest.raises(StateError, match=re.escape(message)) as raised:
+        PostgresStateStore(postgres_url)
+    assert "***" in str(raised.value) and ":pg-canary" not in str(raised.value)
