@@ -127,3 +127,17 @@ def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
         assert "again: stopping at once" in stderr and "Traceback" not in stderr
         assert json.loads(report_path.read_text())["status"] == "stopped"
         assert lease(str(state)) is None
+
+
+def test_two_jobs_on_one_database_never_pay_twice_for_a_person(tmp_path: Path, postgres_url: str) -> None:
+    rows = people(40)
+    first = job_folder(tmp_path / "job-a", rows, "{}")
+    second = job_folder(tmp_path / "job-b", rows, "{}")
+    second.write_text(second.read_text().replace("job: apollo-test", "job: another-job", 1))
+    with SandboxServer(ApolloSandbox()) as server:
+        for spec in (first, second):
+            run = start(command(spec, "--state", postgres_url), server)
+            _, stderr = run.communicate(timeout=120)
+            assert run.returncode == 0, stderr
+        assert server.sandbox.state()["credits"] == len(rows), "the second job must enrich from the shared cache"
+        assert server.sandbox.state()["calls"]["/api/v1/people/bulk_match"] == 4
