@@ -100,6 +100,7 @@ class Heartbeat:
 
     def __init__(self, renew: Callable[[], bool], ttl_s: float, on_close: Callable[[], None] | None = None) -> None:
         self._renew = renew
+        self.ttl_s = ttl_s
         self.interval = max(ttl_s / 3, 0.05)
         self._on_close = on_close
         self._stop = threading.Event()
@@ -131,7 +132,7 @@ class Heartbeat:
             except Exception as exc:  # a network blip: the next beat may succeed before the lease expires
                 log.warning("could not renew the run lease: %s: %s", type(exc).__name__, exc)
                 # Past the TTL another run may have taken the job over: stop committing, as for a lost lease.
-                held = time.monotonic() - renewed < self.interval * 3
+                held = time.monotonic() - renewed < self.ttl_s
             else:
                 renewed = time.monotonic() if held else renewed
             if not held:
