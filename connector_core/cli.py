@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from connector_core import __version__
 from connector_core.cli_state import add_commands as add_state_commands
 from connector_core.errors import CrmsyncError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
 from connector_core.redact import RedactingFilter, Redactor
+from connector_core.signals import DEFAULT_GRACE_S, GracefulStop, exit_code
 
 if TYPE_CHECKING:
     from connector_core.report import RunReport
@@ -89,8 +88,16 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     run.add_argument("spec", type=Path, help="the job's YAML spec")
     run.add_argument("--report", type=Path, help="write the run report as JSON to this file")
     run.add_argument("--max-error-rate", type=float, help="fail the run when more than this fraction of records fail")
-    run.add_argument("--state", type=Path, help="keep durable state in this SQLite file (resume, skip delivered)")
+    _add_state_options(run)
     run.add_argument("--full-refresh", action="store_true", help="process every record, even those already delivered")
+    run.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    run.add_argument(
+        "--stop-grace-s",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        metavar="S",
+        help="on SIGTERM/SIGINT, how long calls in flight may finish (default: %(default)s)",
+    )
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser(
@@ -106,7 +113,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         description="Read the sources, run local mappers, consult state and cache; call no write or paid API.",
     )
     plan.add_argument("spec", type=Path, help="the job's YAML spec")
-    plan.add_argument("--state", type=Path, help="the state database (default: from the spec)")
+    _add_state_options(plan)
     plan.add_argument("--full-refresh", action="store_true", help="plan as if nothing had been delivered")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(handler=_plan)
@@ -121,6 +128,18 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         command.configure(sub)
         sub.set_defaults(handler=lambda args, _host, run=command.run: run(args))
     return parser
+
+
+def _add_state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        metavar="FILE|URL",
+        help="durable state: a SQLite file or a postgresql:// URL (default: the spec's state:, else "
+        ".crmsync/state.db beside the spec)",
+    )
+    parser.add_argument(
+        "--no-state", action="store_true", help="keep no state: a pure conversion (no resume, no skip, no cache)"
+    )
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -147,49 +166,78 @@ def run_spec(
     host: PluginHost,
     report_path: Path | None = None,
     max_error_rate: float | None = None,
-    state_path: Path | None = None,
+    state: str | None = None,
     full_refresh: bool = False,
+    no_state: bool = False,
+    grace_s: float = DEFAULT_GRACE_S,
 ) -> tuple[SyncSpec, RunReport]:
     """Load and run a spec the way ``crmsync run`` does: redacted logs, report file, summary on stderr.
 
-    Durable state is used when the spec has a ``state:`` section or ``state_path`` is given.
+    Durable state is kept unless the spec says ``state: false`` or ``no_state`` is set (``state`` overrides
+    where). A run stopped by a signal says so in its report (``stopped_by``).
     """
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(path, host)
     for warning in spec.warnings:
         log.warning("%s", warning)
-    report = _execute(spec, host, state_path, max_error_rate=max_error_rate, full_refresh=full_refresh)
+    report = _execute(
+        spec, host, state, no_state, max_error_rate=max_error_rate, full_refresh=full_refresh, grace_s=grace_s
+    )
     if report_path:
         report.write(report_path)
     print(report.summary(), file=sys.stderr)
     return spec, report
 
 
-def _execute(spec: SyncSpec, host: PluginHost, state_path: Path | None, **options: Any) -> RunReport:
-    """Run (or plan) ``spec`` with its state store open and secrets masked in the logs."""
+def _execute(
+    spec: SyncSpec,
+    host: PluginHost,
+    state: str | None,
+    no_state: bool,
+    grace_s: float = DEFAULT_GRACE_S,
+    **options: Any,
+) -> RunReport:
+    """Run (or plan) ``spec`` with its state store open, secrets masked and SIGTERM/SIGINT handled gracefully."""
     from connector_core.engine import Engine
+    from connector_core.state.open import open_store, state_target
 
-    store = open_state(spec, state_path) if spec.state is not None or state_path else None
+    target = None if no_state or (spec.state is None and not state) else state_target(spec, state)
+    store = open_store(target) if target else None
     try:
         engine = Engine(spec, host, state=store, **options)
         install_redaction(engine.context.redactor)
-        return asyncio.run(engine.run())
+        stopper = GracefulStop(engine, grace_s)
+        return asyncio.run(stopper.run())
     finally:
         if store is not None:
             store.close()
 
 
-def open_state(spec: SyncSpec, override: Path | None = None) -> StateStore:
-    """The job's state store (SQLite at the spec's ``state.path``, ``override``, or ``.crmsync/state.db``)."""
-    from connector_core.state.sqlite import SqliteStateStore
+def open_state(spec: SyncSpec, override: str | None = None) -> StateStore:
+    """The job's state store: ``override`` (a file or ``postgresql://`` URL), the spec's ``state:``, or
+    ``.crmsync/state.db`` beside the spec."""
+    from connector_core.state.open import open_store, state_target
 
-    return SqliteStateStore(spec.state_path(override))
+    return open_store(state_target(spec, override))
 
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
-    _, report = run_spec(args.spec, host, args.report, args.max_error_rate, args.state, args.full_refresh)
-    return 0 if report.status == "success" else 1
+    _, report = run_spec(
+        args.spec,
+        host,
+        args.report,
+        args.max_error_rate,
+        args.state,
+        args.full_refresh,
+        no_state=args.no_state,
+        grace_s=args.stop_grace_s,
+    )
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    return exit_code(report)
 
 
 def _plan(args: argparse.Namespace, host: PluginHost) -> int:
@@ -198,21 +246,24 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(args.spec, host, offline=True)
+    no_state = args.no_state or (spec.state is None and not args.state)
     # A plan only reads state: without a state file yet, it plans the first run instead of creating one.
-    stateful = spec.state is not None or args.state is not None
-    state_path = spec.state_path(args.state) if stateful else None
-    if state_path is not None and not state_path.is_file():
-        log.info("no state at %s yet: planning a first run", state_path)
-        spec = attrs.evolve(spec, state=None)
-        state_path = None
-    report = _execute(spec, host, state_path, full_refresh=args.full_refresh, plan=True)
+    if not no_state:
+        from connector_core.state.open import state_target
+        from connector_core.state.postgres import is_url
+
+        target = state_target(spec, args.state)
+        if not is_url(target) and not Path(target).is_file():
+            log.info("no state at %s yet: planning a first run", target)
+            no_state = True
+    report = _execute(spec, host, args.state, no_state, full_refresh=args.full_refresh, plan=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         outcome = "failed" if report.status == "failed" else "nothing was sent or written"
         read = f"{report.input_records} input records read in {report.duration_s:.2f}s"
         print(report.summary(headline=f"plan: {spec.job} ({spec.path.name}): {read}; {outcome}"))
-    return 0 if report.status == "success" else 1
+    return exit_code(report)
 
 
 def _validate(args: argparse.Namespace, host: PluginHost) -> int:

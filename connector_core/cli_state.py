@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector_core.errors import UsageError
+from connector_core.state.lease import refuse_if_live
 
 if TYPE_CHECKING:
     from connector_core.plugin_manager import PluginHost
@@ -22,6 +24,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     show = _action(actions, "show", "runs, counts, checkpoints, cache size", common, _show)
     show.add_argument("--json", action="store_true", help="print JSON")
     reset = _action(actions, "reset", "forget delivered records, errors and/or the cache", common, _reset)
+    reset.add_argument("--force", action="store_true", help="even while a run holds the job's lease")
     for part in ("delivered", "errors", "cache"):
         reset.add_argument(f"--{part}", action="store_true", help=f"reset only {part} (combinable)")
     export = _action(
@@ -30,7 +33,10 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("file", type=Path, nargs="?", help="output file (default: stdout)")
     imported = _action(actions, "import", "replace the job's state with an export", common, _import)
     imported.add_argument("file", type=Path, help="a file written by `crmsync state export`")
-    _action(actions, "unlock", "remove the job's run lock (after a run on another machine died)", common, _unlock)
+    imported.add_argument("--force", action="store_true", help="even while a run holds the job's lease")
+    unlock_help = "remove the job's run lease (after a run on another machine died)"
+    unlock = _action(actions, "unlock", unlock_help, common, _unlock)
+    unlock.add_argument("--force", action="store_true", help="even if the lease is live (its run may be running)")
 
     errors = commands.add_parser("errors", help="list, retry or discard rejected records", parents=[common])
     actions = errors.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -46,7 +52,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 def _action(actions: Any, name: str, help_text: str, common: argparse.ArgumentParser, handler: Any) -> Any:
     parser = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
     parser.add_argument("spec", type=Path, help="the job's YAML spec")
-    parser.add_argument("--state", type=Path, help="the state database (default: from the spec)")
+    parser.add_argument("--state", metavar="FILE|URL", help="the state database (default: from the spec)")
     parser.set_defaults(handler=handler)
     return parser
 
@@ -68,7 +74,8 @@ def _show(args: argparse.Namespace, host: PluginHost) -> int:
         return 0
     print(f"job {job!r}, state in {summary['database']}")
     lock = summary["lock"]
-    print(f"  lock: {'held by pid {pid} on {host} since {since}'.format(**lock) if lock else 'free'}")
+    held = "held by pid {pid} on {host} since {since}, lease until {until}".format(**lock) if lock else "free"
+    print(f"  lock: {held}{' (expired)' if lock and lock['expired'] else ''}")
     print(f"  completed records: {summary['completed_records']}")
     for sink, count in sorted(summary["deliveries"].items()):
         print(f"  delivered to {sink}: {count}")
@@ -95,8 +102,11 @@ def _reset(args: argparse.Namespace, host: PluginHost) -> int:
         "cache",
     }
     job, store = _open(args, host)
-    store.reset(job, parts)
-    store.close()
+    try:
+        refuse_if_live(store, job, args.force, "reset its state")
+        store.reset(job, parts)
+    finally:
+        store.close()
     print(f"job {job!r}: reset {', '.join(sorted(parts))}")
     return 0
 
@@ -106,7 +116,7 @@ def _export(args: argparse.Namespace, host: PluginHost) -> int:
     text = json.dumps(store.export(job), indent=1, default=str)
     store.close()
     if args.file:
-        args.file.write_text(text + "\n", encoding="utf-8")
+        write_atomically(args.file, text + "\n")
         print(f"job {job!r}: state written to {args.file}", file=sys.stderr)
     else:
         print(text)
@@ -120,6 +130,7 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
         raise UsageError(f"{args.file}: cannot read a state export: {exc}") from None
     job, store = _open(args, host)
     try:
+        refuse_if_live(store, job, args.force, "replace its state")
         store.import_(job, data)
     except (ValueError, KeyError) as exc:
         raise UsageError(f"{args.file}: {exc}") from None
@@ -131,10 +142,23 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
 
 def _unlock(args: argparse.Namespace, host: PluginHost) -> int:
     job, store = _open(args, host)
-    store.release_lock(job)
-    store.close()
+    try:
+        refuse_if_live(store, job, args.force, "unlock it")
+        store.release_lock(job)
+    finally:
+        store.close()
     print(f"job {job!r}: unlocked")
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    partial.replace(path)
 
 
 def _errors_list(args: argparse.Namespace, host: PluginHost) -> int:

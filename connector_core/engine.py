@@ -75,6 +75,21 @@ class Engine:
         self.nodes: dict[str, Component] = {}
         self.component_failures: dict[str, str] = {}
         self.progress = Progress(self.context.stats)
+        #: Why the run was asked to stop early (see :meth:`stop`), and why it was cut short (:meth:`abort`).
+        self.stopped: str | None = None
+        self.aborted: str | None = None
+        self._graph: asyncio.Task[None] | None = None
+
+    def stop(self, reason: str) -> None:
+        """Stop gracefully: sources read no further, no new remote work starts, what is in flight finishes."""
+        self.stopped = self.stopped or reason
+        self.context.halt(reason)
+
+    def abort(self, reason: str) -> None:
+        """Stop now: cancel every component; what was committed stays committed, the run resumes later."""
+        if self.aborted is None and self._graph is not None and not self._graph.done():
+            self.aborted = reason
+            self._graph.cancel()
 
     async def run(self) -> RunReport:
         """Run the job to the end and return its report; a fatal error is reported, not raised."""
@@ -82,8 +97,9 @@ class Engine:
         failure: str | None = None
         opened: list[Component] = []
         if self.store is not None:  # before anything else: a second run of the job must not start at all
+            settings = self.spec.state_settings
             self.ledger = Ledger(
-                self.store, self.spec.job, self.spec.state_settings.max_attempts, self.full_refresh, self.plan
+                self.store, self.spec.job, settings.max_attempts, self.full_refresh, self.plan, settings.lock_ttl_s
             )
             context.state = self.ledger.state
         try:
@@ -99,9 +115,11 @@ class Engine:
                 self.nodes[name] = node
             host.notify("before_sync", context=context)
             self.progress.start()
-            async with asyncio.TaskGroup() as group:
-                for name in self.nodes:
-                    group.create_task(self._run_component(name))
+            self._graph = asyncio.create_task(self._run_graph())
+            await asyncio.wait([self._graph])
+            if self._graph.cancelled():
+                raise RunFailed(self.aborted or "run cancelled")
+            self._graph.result()
         except* RunFailed as errors:
             failure = context.redactor.text(str(_first(errors)))
         except* Exception as errors:
@@ -117,6 +135,11 @@ class Engine:
             self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
         host.notify("after_sync", context=context, report=report)
         return report
+
+    async def _run_graph(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name in self.nodes:
+                group.create_task(self._run_component(name))
 
     def _acts(self, node: Component) -> bool:
         """Whether ``node`` really runs: always, except sinks with no ``plan`` method in plan mode."""
@@ -165,6 +188,8 @@ class Engine:
     async def _run_source(self, node: Source) -> None:
         stats, read = self.context.stats, 0
         async for chunk in _chunks(node.read(), self.spec.settings.source_batch_size):
+            if self.stopped:
+                break
             stats.input_records += len(chunk)
             if self.ledger is not None:
                 read += len(chunk)
@@ -317,7 +342,7 @@ class Engine:
         if self.ledger is not None:
             extra["state"] = {"run_id": self.ledger.run_id, "skipped_unchanged": self.ledger.skipped}
         return RunReport(
-            status="failed" if failure else "success",
+            status="stopped" if self.stopped else "failed" if failure else "success",
             job=self.spec.job,
             started_at=stats.started_at,
             duration_s=round(time.monotonic() - stats.started, 3),

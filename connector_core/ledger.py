@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from connector_core.components import Failed
+from connector_core.errors import RunFailed
 from connector_core.records import Record, content_key
+from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
 from connector_core.state.store import JobState, StateStore
 
 log = logging.getLogger("crmsync.state")
 
 
 class Ledger:
-    """One run's bookkeeping: takes the job's lock, skips records already delivered, records deliveries and
-    rejects batch by batch, and settles the run at the end."""
+    """One run's bookkeeping: takes the job's lease (renewed in the background), skips records already
+    delivered, records deliveries and rejects batch by batch, and settles the run at the end."""
 
     def __init__(
-        self, store: StateStore, job: str, max_attempts: int, full_refresh: bool = False, read_only: bool = False
+        self,
+        store: StateStore,
+        job: str,
+        max_attempts: int,
+        full_refresh: bool = False,
+        read_only: bool = False,
+        lock_ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
         self.store = store
         self.job = job
@@ -30,11 +36,14 @@ class Ledger:
         #: A plan only looks: no lock, no run in the history, nothing recorded.
         self.read_only = read_only
         self.run_id = 0
+        self.owner = new_owner()
+        self.heartbeat: Heartbeat | None = None
         if not read_only:
-            note = store.acquire_lock(job, {"pid": os.getpid(), "host": socket.gethostname()})
+            note = store.acquire_lock(job, self.owner, lock_ttl_s)
             if note:
                 log.warning("%s", note)
             self.run_id = store.start_run(job)
+            self.heartbeat = _start_heartbeat(store, job, self.owner["token"], lock_ttl_s)
         self.state = JobState(store, job, self.run_id)
         self.skipped = 0
 
@@ -75,6 +84,8 @@ class Ledger:
 
     def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
         """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
+        if self.heartbeat is not None and self.heartbeat.lost:
+            raise RunFailed(self.heartbeat.lost)
         if not self.read_only:
             self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in records), checkpoint)
 
@@ -95,12 +106,26 @@ class Ledger:
         """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""
         if self.read_only:
             return
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         try:
             if settled:
                 self.store.complete_run(self.job, self.run_id)
             self.store.finish_run(self.run_id, status, report)
         finally:
-            self.store.release_lock(self.job)
+            self.store.release_lock(self.job, self.owner["token"])
+
+
+def _start_heartbeat(store: StateStore, job: str, token: str, ttl_s: float) -> Heartbeat:
+    """Renew the lease on a connection of its own: the run's connection belongs to the event loop's thread."""
+    beat_store = store.reopen()
+
+    def renew() -> bool:
+        return beat_store.renew_lock(job, token, ttl_s)
+
+    heartbeat = Heartbeat(renew, ttl_s, on_close=beat_store.close)
+    heartbeat.start()
+    return heartbeat
 
 
 def _reject_rows(component: str, records: list[Record], reason: Callable[[Record], str]) -> list[dict[str, Any]]:

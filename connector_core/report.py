@@ -78,6 +78,9 @@ class RunReport:
         lines = [headline or default]
         lines += [f"  {name:<{width}}  {count:>9}" for name, count in rows]
         for key, section in self.extra.items():
+            if not isinstance(section, dict):
+                lines.append(f"  {key}: {section}")
+                continue
             flat = ", ".join(f"{k}={v}" for k, v in section.items() if not isinstance(v, dict))
             lines.append(f"  {key}: {flat}")
             for name, counts in section.items():

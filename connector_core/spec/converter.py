@@ -96,7 +96,24 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
         is_mapping, lambda type_: strict(mapping_structure_factory(type_, converter), dict, "a mapping")
     )
     converter.register_structure_hook_factory(attrs.has, attrs_hook_factory)
+    _register_state_switch(converter)
     return converter
+
+
+def _register_state_switch(converter: cattrs.Converter) -> None:
+    """``state:`` is a mapping of settings, empty or ``true`` for the defaults, or ``false`` to turn state off."""
+    from connector_core.spec.model import StateSettings
+
+    def structure_state(value: Any, _: type) -> StateSettings | None:
+        if value is None or value is True or value == {}:
+            return StateSettings()
+        if value is False:
+            return None
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a mapping of state settings, or false to turn state off; got {value!r}")
+        return converter.structure(value, StateSettings)
+
+    converter.register_structure_hook(StateSettings | None, structure_state)
 
 
 def yaml_name(field: str) -> str:

@@ -32,10 +32,18 @@ class JobSettings:
 
 @attrs.frozen
 class StateSettings:
-    """Durable state, under ``state:`` in the spec (or enabled with ``--state``)."""
+    """Durable state, under ``state:`` in the spec: on by default; ``state: false`` (or ``--no-state``) turns
+    it off for pure conversions."""
 
     #: The SQLite database; default ``.crmsync/state.db`` beside the spec.
     path: Path | None = None
+    #: A PostgreSQL database instead of the file, e.g. ``${CRMSYNC_STATE_URL}`` (shared by a team's runners).
+    url: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.matches_re(r"postgres(ql)?://.+"))
+    )
+    #: The run lease expires this many seconds after its last renewal (renewed every third of it): a run killed
+    #: on a vanished CI runner blocks the job for at most this long.
+    lock_ttl_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     #: A rejected record is retried by later runs until it has failed this many times.
     max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     #: How long an enrichment result is reused, in days.
@@ -49,7 +57,8 @@ class RawSpec:
     version: Literal[1]
     job: str
     settings: JobSettings = JobSettings()
-    state: StateSettings | None = None
+    #: ``state: false`` structures to None (no state); absent means the defaults.
+    state: StateSettings | None = StateSettings()
     #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
     public_env: list[str] = attrs.Factory(list)
     # Each component's body is checked by the loader against its plugin (a body that is no mapping included).
@@ -93,8 +102,8 @@ class SyncSpec:
     #: Values interpolated from the environment, redacted from every log line, report and error.
     secrets: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
-    #: ``None`` when the spec does not ask for durable state.
-    state: StateSettings | None = None
+    #: ``None`` when the spec turns durable state off (``state: false``).
+    state: StateSettings | None = StateSettings()
 
     @property
     def base_dir(self) -> Path:
@@ -103,7 +112,7 @@ class SyncSpec:
 
     @property
     def state_settings(self) -> StateSettings:
-        """The state settings, defaults when the spec has none (state enabled from the command line)."""
+        """The state settings, defaults when the spec turned state off (and ``--state`` turned it on again)."""
         return self.state or StateSettings()
 
     def state_path(self, override: Path | None = None) -> Path:

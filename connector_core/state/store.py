@@ -6,27 +6,51 @@ import abc
 from collections.abc import Iterable
 from typing import Any
 
-from connector_core.errors import RunFailed
+from connector_core.errors import CrmsyncError, RunFailed
 
 
 class JobLocked(RunFailed):
-    """Another run of the same job holds the lock."""
+    """Another run of the same job holds the lease."""
+
+
+class StateError(CrmsyncError):
+    """The state cannot be used as it is (corrupt, foreign, newer schema, unreachable): fix it, then rerun."""
+
+    exit_code = 2
 
 
 class StateStore(abc.ABC):
     """Everything crmsync remembers between runs, per job. Each method is one transaction."""
 
-    # -- runs and the lock -------------------------------------------------------------------------------
+    # -- runs and the lease (see connector_core.state.lease) ----------------------------------------------
     @abc.abstractmethod
-    def acquire_lock(self, job: str, owner: dict[str, Any]) -> str | None:
-        """Take the job's lock. Returns a note when a stale lock (its process is gone) was taken over.
+    def acquire_lock(self, job: str, owner: dict[str, Any], ttl_s: float) -> str | None:
+        """Take the job's lease for ``ttl_s`` seconds (``owner``: ``token``, ``pid``, ``host``). Returns a note
+        when a dead run's lease was taken over.
 
         :raises JobLocked: a live run holds it.
         """
 
     @abc.abstractmethod
-    def release_lock(self, job: str) -> None:
-        """Release the job's lock."""
+    def renew_lock(self, job: str, token: str, ttl_s: float) -> bool:
+        """Extend the lease held by ``token``; False when it is no longer ours."""
+
+    @abc.abstractmethod
+    def release_lock(self, job: str, token: str | None = None) -> None:
+        """Release the job's lease (only if ``token`` holds it, when given)."""
+
+    @abc.abstractmethod
+    def lock(self, job: str) -> dict[str, Any] | None:
+        """The lease (``token``, ``pid``, ``host``, ``acquired_at``, ``expires_at`` as epoch seconds), or None."""
+
+    @abc.abstractmethod
+    def reopen(self) -> StateStore:
+        """Another connection to the same state (the lease heartbeat runs on its own thread and connection)."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the state lives, safe to print (a database URL without its password)."""
 
     @abc.abstractmethod
     def start_run(self, job: str) -> int:

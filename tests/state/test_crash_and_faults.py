@@ -24,9 +24,9 @@ from ..apollo.conftest import env, people, write_job, write_leads
 OUTPUTS = ("created", "existing", "missing", "skipped", "errors")
 
 
-def start(spec: Path, server: SandboxServer) -> subprocess.Popen[bytes]:
+def start(spec: Path, server: SandboxServer, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "connector_core", "-q", "run", str(spec)],
+        [sys.executable, "-m", "connector_core", "-q", "run", str(spec), *extra],
         env={**os.environ, **env(server)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -44,8 +44,12 @@ def check_exactly_once(folder: Path, expected_keys: list[str], server: SandboxSe
     assert len(emails) == len(set(emails)), "a contact was created twice"
 
 
-@pytest.mark.parametrize("seed", [11, 22, 33, 44])
-def test_sigkill_and_resume(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "store"),
+    [(11, "sqlite"), (22, "sqlite"), (33, "sqlite"), (44, "sqlite"), (55, "postgres"), (66, "postgres")],
+)
+def test_sigkill_and_resume(tmp_path: Path, seed: int, store: str, request: pytest.FixtureRequest) -> None:
+    extra = ("--state", request.getfixturevalue("postgres_url")) if store == "postgres" else ()
     rng = random.Random(seed)
     rows = people(300)
     write_leads(tmp_path, rows)
@@ -53,7 +57,7 @@ def test_sigkill_and_resume(tmp_path: Path, seed: int) -> None:
     crashes, kills_at = 0, []
     with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=15))) as server:
         for _ in range(2):
-            process = start(spec, server)
+            process = start(spec, server, *extra)
             delay = rng.uniform(0.3, 1.6)
             time.sleep(delay)
             if process.poll() is None:
@@ -61,7 +65,7 @@ def test_sigkill_and_resume(tmp_path: Path, seed: int) -> None:
                 crashes += 1
                 kills_at.append(round(delay, 2))
             process.wait()
-        final = start(spec, server)
+        final = start(spec, server, *extra)
         assert final.wait(120) == 0, f"seed {seed}: resume failed (kills at {kills_at})"
         print(f"seed {seed}: killed at {kills_at} s")
         check_exactly_once(tmp_path, [r["email"] for r in rows], server)

@@ -86,7 +86,8 @@ def test_a_second_concurrent_run_exits_1(job: Path, capsys) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         store = SqliteStateStore(job.parent / "state.db")
-        store.acquire_lock("rejects", {"pid": holder.pid, "host": socket.gethostname()})
+        owner = {"token": "holder", "pid": holder.pid, "host": socket.gethostname()}
+        store.acquire_lock("rejects", owner, 60)
         assert run(job) == 1
         assert f"already running (pid {holder.pid}" in capsys.readouterr().err
         assert not (job.parent / "out" / "people.jsonl").exists()

@@ -1,0 +1,149 @@
+"""The PostgreSQL state store: the same tables and statements as SQLite, in one database a team shares.
+
+Runs of a job on different machines see one ledger, one lease and one enrichment cache (shared by every job
+pointed at the same database, so a person enriched by one job is never paid for again by another). Needs the
+optional extra ``crmsync[postgres]`` (psycopg 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
+from connector_core.state.store import StateError
+
+if TYPE_CHECKING:
+    import psycopg
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS crmsync_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id BIGSERIAL PRIMARY KEY, job TEXT NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, status TEXT NOT NULL DEFAULT 'running', report TEXT);
+CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
+CREATE TABLE IF NOT EXISTS locks (
+    job TEXT PRIMARY KEY, token TEXT NOT NULL, pid BIGINT NOT NULL, host TEXT NOT NULL,
+    acquired_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
+    PRIMARY KEY (job, sink, key));
+CREATE INDEX IF NOT EXISTS deliveries_by_run ON deliveries (job, run_id);
+CREATE TABLE IF NOT EXISTS completed (
+    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
+    PRIMARY KEY (job, key));
+CREATE TABLE IF NOT EXISTS checkpoints (
+    job TEXT NOT NULL, sink TEXT NOT NULL, checkpoint TEXT NOT NULL, run_id BIGINT NOT NULL,
+    PRIMARY KEY (job, sink));
+CREATE TABLE IF NOT EXISTS rejects (
+    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, component TEXT NOT NULL, reason TEXT NOT NULL,
+    attempts BIGINT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, source TEXT, position BIGINT,
+    run_id BIGINT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (job, key));
+CREATE TABLE IF NOT EXISTS intents (
+    intent_id BIGSERIAL PRIMARY KEY, job TEXT NOT NULL, component TEXT NOT NULL, keys TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+    job TEXT NOT NULL, component TEXT NOT NULL, key TEXT NOT NULL, outcome TEXT NOT NULL,
+    PRIMARY KEY (job, component, key));
+CREATE TABLE IF NOT EXISTS cache (
+    namespace TEXT NOT NULL, identity TEXT NOT NULL, value TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (namespace, identity));
+"""
+#: Two runners creating the schema at once must not both run the DDL.
+_SCHEMA_LOCK = 0x63726D73  # "crms"
+
+
+def is_url(target: str) -> bool:
+    """Whether a ``--state`` value names a PostgreSQL database rather than a file."""
+    return target.startswith(URL_SCHEMES)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: safe for logs, reports and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStateStore(SqlStateStore):
+    """State in a PostgreSQL database (autocommit connection; every store call is one explicit transaction)."""
+
+    for_update = " FOR UPDATE"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise StateError("a postgresql:// state needs psycopg: pip install 'crmsync[postgres]'") from None
+        self.url = url
+        password = urlsplit(url).password
+        try:
+            self.db: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if password:
+                message = message.replace(password, "***")
+            raise StateError(f"{self.location}: cannot connect to the state database: {message}") from None
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        with self._transaction():
+            self._exec("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            exists = self._exec("SELECT to_regclass('crmsync_meta') IS NOT NULL").fetchone()[0]
+            version = 0
+            if exists:
+                row = self._exec("SELECT value FROM crmsync_meta WHERE name = 'schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+            elif self._exec("SELECT to_regclass('runs') IS NOT NULL").fetchone()[0]:
+                raise StateError(
+                    f"{self.location}: the database has a `runs` table that is not crmsync's; "
+                    f"use a database (or schema, via ?options=-csearch_path=...) of its own"
+                )
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.location}: written by a newer crmsync (state schema {version}, this one knows up to "
+                    f"{SCHEMA_VERSION}); upgrade crmsync"
+                )
+            if version < SCHEMA_VERSION:
+                self.db.execute(SCHEMA)
+                self._exec(
+                    "INSERT INTO crmsync_meta (name, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    @property
+    def location(self) -> str:
+        return mask_url(self.url)
+
+    def reopen(self) -> PostgresStateStore:
+        return PostgresStateStore(self.url)
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql.replace("?", "%s"), params)  # type: ignore[call-overload]
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.db.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self.db.transaction():
+            yield
+
+    def _after_import(self) -> None:
+        for table, column in (("runs", "run_id"), ("intents", "intent_id")):
+            self._exec(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                f"GREATEST((SELECT MAX({column}) FROM {table}), 1))"
+            )
+
+    def close(self) -> None:
+        self.db.close()

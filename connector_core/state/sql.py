@@ -1,0 +1,413 @@
+"""The state store in SQL, shared by the SQLite and PostgreSQL stores: one transaction per call.
+
+Statements are written once, with ``?`` placeholders and ``INSERT ... ON CONFLICT`` upserts that both SQLite
+(3.35+) and PostgreSQL understand; a subclass only connects, runs statements and creates the schema.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
+from connector_core.state.lease import takeover_note
+from connector_core.state.store import JobLocked, StateStore
+
+#: The schema this crmsync writes; a database with a higher version was written by a newer crmsync.
+SCHEMA_VERSION = 2
+#: Look-ups are chunked below SQLite's limit of host parameters in one statement.
+_CHUNK = 500
+_REJECT_COLUMNS = (
+    "fingerprint",
+    "component",
+    "reason",
+    "attempts",
+    "status",
+    "data",
+    "source",
+    "position",
+    "run_id",
+    "updated_at",
+)
+_ON_COMPLETED = " ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _upsert(table: str, keys: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE``: insert a row or replace its non-key columns."""
+    columns = (*keys, *values)
+    updates = ", ".join(f"{column} = excluded.{column}" for column in values)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+class SqlStateStore(StateStore):
+    """The whole store logic over a DB-API connection; subclasses supply the dialect."""
+
+    #: Appended to the lease read inside :meth:`acquire_lock` (PostgreSQL: `` FOR UPDATE``).
+    for_update = ""
+
+    @abc.abstractmethod
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (``?`` placeholders) and return its cursor."""
+
+    @abc.abstractmethod
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many rows."""
+
+    @abc.abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction: committed at the end, rolled back on an exception."""
+
+    def _lookup(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._exec(sql.format(marks=marks), (*params, *chunk)).fetchall())
+        return found
+
+    # -- runs and the lease --------------------------------------------------------------------------------
+    def acquire_lock(self, job: str, owner: dict[str, Any], ttl_s: float) -> str | None:
+        now = time.time()
+        row = (job, owner["token"], owner["pid"], owner["host"], now, now + ttl_s)
+        with self._transaction():
+            taken = self._exec(
+                "INSERT INTO locks (job, token, pid, host, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job) DO NOTHING",
+                row,
+            )
+            if taken.rowcount == 1:
+                return None
+            held = self._lock_row(job, for_update=True)
+            note = takeover_note(job, held, owner, now)
+            # Compare-and-swap on the old token: of two runners taking over at once, one wins.
+            swapped = self._exec(
+                "UPDATE locks SET token = ?, pid = ?, host = ?, acquired_at = ?, expires_at = ? "
+                "WHERE job = ? AND token = ?",
+                (*row[1:], job, held["token"] if held else ""),
+            )
+            if swapped.rowcount != 1:
+                raise JobLocked(f"job {job!r}: another run took the lease at the same moment")
+            return note
+
+    def renew_lock(self, job: str, token: str, ttl_s: float) -> bool:
+        with self._transaction():
+            cursor = self._exec(
+                "UPDATE locks SET expires_at = ? WHERE job = ? AND token = ?", (time.time() + ttl_s, job, token)
+            )
+            return cursor.rowcount == 1
+
+    def release_lock(self, job: str, token: str | None = None) -> None:
+        with self._transaction():
+            if token is None:
+                self._exec("DELETE FROM locks WHERE job = ?", (job,))
+            else:
+                self._exec("DELETE FROM locks WHERE job = ? AND token = ?", (job, token))
+
+    def lock(self, job: str) -> dict[str, Any] | None:
+        return self._lock_row(job)
+
+    def _lock_row(self, job: str, for_update: bool = False) -> dict[str, Any] | None:
+        sql = "SELECT token, pid, host, acquired_at, expires_at FROM locks WHERE job = ?"
+        row = self._exec(sql + (self.for_update if for_update else ""), (job,)).fetchone()
+        return dict(zip(("token", "pid", "host", "acquired_at", "expires_at"), row, strict=True)) if row else None
+
+    def start_run(self, job: str) -> int:
+        with self._transaction():
+            # A run still marked running belongs to a process that died: say so in its history.
+            self._exec("UPDATE runs SET status = 'crashed' WHERE job = ? AND status = 'running'", (job,))
+            cursor = self._exec("INSERT INTO runs (job, started_at) VALUES (?, ?) RETURNING run_id", (job, _now()))
+            return int(cursor.fetchone()[0])
+
+    def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
+        with self._transaction():
+            self._exec(
+                "UPDATE runs SET status = ?, finished_at = ?, report = ? WHERE run_id = ?",
+                (status, _now(), json.dumps(report, default=str), run_id),
+            )
+
+    def runs(self, job: str, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._exec(
+            "SELECT run_id, started_at, finished_at, status, report FROM runs WHERE job = ? "
+            "ORDER BY run_id DESC LIMIT ?",
+            (job, limit),
+        ).fetchall()
+        return [
+            {
+                "run_id": r[0],
+                "started_at": r[1],
+                "finished_at": r[2],
+                "status": r[3],
+                "report": json.loads(r[4] or "null"),
+            }
+            for r in rows
+        ]
+
+    # -- delivery ledger ---------------------------------------------------------------------------------
+    def completed(self, job: str, keys: list[str]) -> dict[str, str]:
+        return self._lookup("SELECT key, fingerprint FROM completed WHERE job = ? AND key IN ({marks})", (job,), keys)
+
+    def delivered(self, job: str, sink: str, keys: list[str]) -> dict[str, str]:
+        sql = "SELECT key, fingerprint FROM deliveries WHERE job = ? AND sink = ? AND key IN ({marks})"
+        return self._lookup(sql, (job, sink), keys)
+
+    def commit_batch(
+        self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
+    ) -> None:
+        with self._transaction():
+            self._many(
+                _upsert("deliveries", ("job", "sink", "key"), ("fingerprint", "run_id")),
+                ((job, sink, key, fingerprint, run_id) for key, fingerprint in records),
+            )
+            if checkpoint is not None:
+                self._exec(
+                    _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
+                    (job, sink, json.dumps(checkpoint), run_id),
+                )
+
+    def sink_checkpoint(self, job: str, sink: str) -> Any:
+        row = self._exec("SELECT checkpoint FROM checkpoints WHERE job = ? AND sink = ?", (job, sink)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def complete_run(self, job: str, run_id: int) -> int:
+        with self._transaction():
+            cursor = self._exec(
+                "INSERT INTO completed (job, key, fingerprint, run_id) "
+                "SELECT d.job, d.key, MAX(d.fingerprint), d.run_id FROM deliveries d "
+                "WHERE d.job = ? AND d.run_id = ? AND NOT EXISTS (SELECT 1 FROM rejects r "
+                "WHERE r.job = d.job AND r.key = d.key AND r.run_id = d.run_id AND r.status = 'pending') "
+                "GROUP BY d.job, d.key, d.run_id" + _ON_COMPLETED,
+                (job, run_id),
+            )
+            self._exec(
+                "DELETE FROM rejects WHERE job = ? AND key IN (SELECT key FROM completed WHERE job = ? AND run_id = ?) "
+                "AND status = 'pending'",
+                (job, job, run_id),
+            )
+            return cursor.rowcount
+
+    # -- rejects -----------------------------------------------------------------------------------------
+    def record_rejects(self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int) -> None:
+        with self._transaction():
+            for reject in rejects:
+                row = self._exec(
+                    "SELECT fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key = ?", (job, reject["key"])
+                ).fetchone()
+                if row is None or row[0] != reject["fingerprint"]:
+                    attempts = 1
+                else:  # rejected again in the same run (fan-out) counts once
+                    attempts = row[1] + (0 if row[2] == run_id else 1)
+                status = "discarded" if attempts >= max_attempts else "pending"
+                self._exec(
+                    _upsert(
+                        "rejects",
+                        ("job", "key"),
+                        _REJECT_COLUMNS,
+                    ),
+                    (
+                        job,
+                        reject["key"],
+                        reject["fingerprint"],
+                        reject["component"],
+                        reject["reason"],
+                        attempts,
+                        status,
+                        json.dumps(reject["data"], default=str),
+                        reject.get("source"),
+                        reject.get("position"),
+                        run_id,
+                        _now(),
+                    ),
+                )
+                if status == "discarded":
+                    self._exec(
+                        _upsert("completed", ("job", "key"), ("fingerprint", "run_id")),
+                        (job, reject["key"], reject["fingerprint"], run_id),
+                    )
+
+    def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT key, fingerprint, component, reason, attempts, status, data, source, position, updated_at "
+            "FROM rejects WHERE job = ?" + (" AND status = ?" if status else "") + " ORDER BY updated_at, key"
+        )
+        columns = ("key", "fingerprint", "component", "reason", "attempts", "status", "data", "source", "position")
+        rows = self._exec(sql, (job, status) if status else (job,)).fetchall()
+        return [
+            {**dict(zip(columns, row, strict=False)), "data": json.loads(row[6]), "updated_at": row[9]} for row in rows
+        ]
+
+    def set_rejects(self, job: str, status: str, keys: list[str] | None = None) -> int:
+        where, params = (
+            ("job = ?", [job])
+            if keys is None
+            else (
+                f"job = ? AND key IN ({','.join('?' * len(keys))})",
+                [job, *keys],
+            )
+        )
+        with self._transaction():
+            if status == "pending":
+                # Retrying means forgetting that a discarded record was settled.
+                self._exec(
+                    f"DELETE FROM completed WHERE job = ? AND key IN (SELECT key FROM rejects WHERE {where})",
+                    [job, *params],
+                )
+                cursor = self._exec(f"UPDATE rejects SET status = 'pending', attempts = 0 WHERE {where}", params)
+            else:
+                cursor = self._exec(f"UPDATE rejects SET status = 'discarded' WHERE {where}", params)
+                self._exec(
+                    "INSERT INTO completed (job, key, fingerprint, run_id) "
+                    f"SELECT job, key, fingerprint, run_id FROM rejects WHERE {where}" + _ON_COMPLETED,
+                    params,
+                )
+            return cursor.rowcount
+
+    # -- intents and objects -----------------------------------------------------------------------------
+    def open_intent(self, job: str, component: str, keys: list[str], started_at: float) -> int:
+        with self._transaction():
+            cursor = self._exec(
+                "INSERT INTO intents (job, component, keys, started_at) VALUES (?, ?, ?, ?) RETURNING intent_id",
+                (job, component, json.dumps(keys), started_at),
+            )
+            return int(cursor.fetchone()[0])
+
+    def close_intent(self, intent_id: int, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        with self._transaction():
+            self._many(
+                _upsert("objects", ("job", "component", "key"), ("outcome",)),
+                ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
+            )
+            self._exec("DELETE FROM intents WHERE intent_id = ?", (intent_id,))
+            # Intents of a run that died are settled once every one of their records has an outcome.
+            for older_id, keys in self._exec(
+                "SELECT intent_id, keys FROM intents WHERE job = ? AND component = ?", (job, component)
+            ).fetchall():
+                keys = json.loads(keys)
+                known = self._lookup(
+                    "SELECT key, 1 FROM objects WHERE job = ? AND component = ? AND key IN ({marks})",
+                    (job, component),
+                    keys,
+                )
+                if len(known) == len(set(keys)):
+                    self._exec("DELETE FROM intents WHERE intent_id = ?", (older_id,))
+
+    def open_intents(self, job: str, component: str) -> dict[str, float]:
+        pending: dict[str, float] = {}
+        rows = self._exec(
+            "SELECT keys, started_at FROM intents WHERE job = ? AND component = ? ORDER BY intent_id",
+            (job, component),
+        )
+        for keys, started_at in rows:
+            for key in json.loads(keys):
+                pending.setdefault(key, started_at)
+        return pending
+
+    def objects(self, job: str, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        sql = "SELECT key, outcome FROM objects WHERE job = ? AND component = ? AND key IN ({marks})"
+        return {key: json.loads(value) for key, value in self._lookup(sql, (job, component), keys).items()}
+
+    # -- cache -------------------------------------------------------------------------------------------
+    def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:
+        sql = "SELECT identity, value FROM cache WHERE namespace = ? AND stored_at >= ? AND identity IN ({marks})"
+        found = self._lookup(sql, (namespace, time.time() - max_age_s), identities)
+        return {identity: json.loads(value) for identity, value in found.items()}
+
+    def cache_put(self, namespace: str, values: dict[str, Any]) -> None:
+        now = time.time()
+        with self._transaction():
+            self._many(
+                _upsert("cache", ("namespace", "identity"), ("value", "stored_at")),
+                ((namespace, identity, json.dumps(value, default=str), now) for identity, value in values.items()),
+            )
+
+    # -- administration ----------------------------------------------------------------------------------
+    def summary(self, job: str) -> dict[str, Any]:
+        def count(sql: str, *params: Any) -> int:
+            return int(self._exec(sql, params).fetchone()[0])
+
+        lock = self.lock(job)
+        return {
+            "job": job,
+            "database": self.location,
+            "runs": self.runs(job, limit=10),
+            "completed_records": count("SELECT COUNT(*) FROM completed WHERE job = ?", job),
+            "deliveries": dict(
+                self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
+            ),
+            "checkpoints": {
+                sink: json.loads(value)
+                for sink, value in self._exec("SELECT sink, checkpoint FROM checkpoints WHERE job = ?", (job,))
+            },
+            "rejects": dict(
+                self._exec("SELECT status, COUNT(*) FROM rejects WHERE job = ? GROUP BY status", (job,)).fetchall()
+            ),
+            "open_intents": count("SELECT COUNT(*) FROM intents WHERE job = ?", job),
+            "objects": count("SELECT COUNT(*) FROM objects WHERE job = ?", job),
+            "cache_entries": count("SELECT COUNT(*) FROM cache"),
+            "lock": None
+            if lock is None
+            else {
+                "pid": lock["pid"],
+                "host": lock["host"],
+                "since": _iso(lock["acquired_at"]),
+                "until": _iso(lock["expires_at"]),
+                "expired": lock["expires_at"] <= time.time(),
+            },
+        }
+
+    def reset(self, job: str, parts: set[str]) -> None:
+        tables = {
+            "delivered": ("deliveries", "completed", "checkpoints", "objects", "intents"),
+            "errors": ("rejects",),
+        }
+        with self._transaction():
+            for part in parts:
+                if part == "cache":
+                    self._exec("DELETE FROM cache")
+                for table in tables.get(part, ()):
+                    self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
+
+    def export(self, job: str) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": EXPORT_FORMAT, "job": job}
+        for table in (*JOB_TABLES, "runs"):
+            data[table] = self._rows(f"SELECT * FROM {table} WHERE job = ?", (job,))
+        data["cache"] = self._rows("SELECT * FROM cache", ())
+        return data
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cursor = self._exec(sql, params)
+        columns = [c[0] for c in cursor.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def import_(self, job: str, data: dict[str, Any]) -> None:
+        tables = validate_export(data)
+        with self._transaction():
+            for table in (*JOB_TABLES, "runs"):
+                self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
+                for row in tables[table]:
+                    row = {**row, "job": job}
+                    marks = ",".join("?" * len(row))
+                    self._exec(f"INSERT INTO {table} ({','.join(row)}) VALUES ({marks})", tuple(row.values()))
+            self._many(
+                _upsert("cache", ("namespace", "identity"), ("value", "stored_at")),
+                ((r["namespace"], r["identity"], r["value"], r["stored_at"]) for r in tables["cache"]),
+            )
+            self._after_import()
+
+    def _after_import(self) -> None:
+        """Dialect hook: e.g. move id sequences past imported ids."""

@@ -1,0 +1,117 @@
+"""State is on by default and can be turned off; ``--json``; unlock and reset refuse a live lease; database
+URLs never show their password."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from connector_core.cli import main
+from connector_core.state.lease import new_owner
+from connector_core.state.open import open_store
+from connector_core.testing import write_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = """
+version: 1
+job: plain
+{state}
+sources:
+  rows: {{type: jsonl, path: rows.jsonl, key: id}}
+sinks:
+  out: {{type: jsonl, inputs: [rows], path: out/rows.jsonl}}
+"""
+
+
+def job(folder: Path, state: str = "") -> Path:
+    (folder / "rows.jsonl").write_text("".join(json.dumps({"id": str(i)}) + "\n" for i in range(7)))
+    return write_spec(folder, JOB.format(state=state))
+
+
+def run_json(spec: Path, capsys, *extra: str) -> dict:
+    capsys.readouterr()
+    assert main(["-q", "run", str(spec), "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_state_is_kept_by_default_beside_the_spec(tmp_path: Path, capsys) -> None:
+    spec = job(tmp_path)
+    first = run_json(spec, capsys)
+    assert first["status"] == "success" and first["delivered"] == {"out": 7} and first["state"]["run_id"] == 1
+    assert (tmp_path / ".crmsync" / "state.db").is_file()
+    second = run_json(spec, capsys)
+    assert second["state"]["skipped_unchanged"] == 7 and second["input_records"] == 7
+    assert len((tmp_path / "out" / "rows.jsonl").read_text().splitlines()) == 7
+
+
+@pytest.mark.parametrize(("state", "flag"), [("state: false", ()), ("", ("--no-state",))])
+def test_state_can_be_turned_off_for_pure_conversions(tmp_path: Path, capsys, state: str, flag: tuple) -> None:
+    spec = job(tmp_path, state)
+    for _ in range(2):
+        report = run_json(spec, capsys, *flag)
+        assert "state" not in report and report["delivered"] == {"out": 7}
+    assert not (tmp_path / ".crmsync").exists()
+
+
+def test_state_settings_are_checked(tmp_path: Path, capsys) -> None:
+    spec = job(tmp_path, "state: {lock_ttl_s: 0}")
+    assert main(["-q", "run", str(spec)]) == 2
+    assert "lock_ttl_s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["unlock", "reset"])
+def test_unlock_and_reset_refuse_a_live_lease_unless_forced(tmp_path: Path, capsys, command: str) -> None:
+    spec = job(tmp_path)
+    assert main(["-q", "run", str(spec)]) == 0
+    store = open_store(str(tmp_path / ".crmsync" / "state.db"))
+    store.acquire_lock("plain", {**new_owner(), "host": "runner-9"}, 60)
+    capsys.readouterr()
+    assert main(["state", command, str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "runner-9" in err and "--force" in err
+    assert store.lock("plain") is not None and store.summary("plain")["completed_records"] == 7
+    assert main(["state", command, str(spec), "--force"]) == 0
+    if command == "unlock":
+        assert store.lock("plain") is None
+    else:
+        assert store.summary("plain")["completed_records"] == 0
+    store.close()
+
+
+def test_unlock_needs_no_force_once_the_lease_expired(tmp_path: Path) -> None:
+    spec = job(tmp_path)
+    store = open_store(str(tmp_path / ".crmsync" / "state.db"))
+    store.acquire_lock("plain", {**new_owner(), "host": "runner-9"}, 0.1)
+    time.sleep(0.2)
+    assert main(["state", "unlock", str(spec)]) == 0
+    assert store.lock("plain") is None
+    store.close()
+
+
+def test_the_demo_runs_again_and_again(tmp_path: Path, capsys) -> None:
+    shutil.copy(ROOT / "config.example.yaml", tmp_path)
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    spec = tmp_path / "config.example.yaml"
+    for _ in range(3):
+        assert main(["-q", "demo", "--spec", str(spec)]) == 0
+    assert (tmp_path / ".crmsync" / "state.db").is_file()
+
+
+def test_a_database_url_never_shows_its_password(postgres_url: str, tmp_path: Path, capsys) -> None:
+    from tests.postgres_server import PASSWORD
+
+    spec = job(tmp_path, "state:\n  url: ${STATE_URL}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("STATE_URL", postgres_url)
+        assert main(["-v", "run", str(spec)]) == 0
+        assert main(["state", "show", str(spec)]) == 0
+        wrong = postgres_url.replace(PASSWORD, PASSWORD + "-wrong")
+        assert main(["state", "show", str(spec), "--state", wrong]) == 2
+    out = capsys.readouterr()
+    assert PASSWORD not in out.out + out.err
+    assert "postgresql://crmsync:***@127.0.0.1" in out.out and "cannot connect" in out.err
+    assert "lock: free" in out.out

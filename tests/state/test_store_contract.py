@@ -1,0 +1,171 @@
+"""The StateStore contract, run against every store: SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector_core.state.lease import new_owner
+from connector_core.state.open import open_store
+from connector_core.state.store import JobLocked, StateStore
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(target: str) -> Iterator[StateStore]:
+    opened = open_store(target)
+    yield opened
+    opened.close()
+
+
+def other_host() -> dict[str, object]:
+    return {**new_owner(), "host": "another-runner", "pid": 1}
+
+
+def test_a_live_lease_refuses_a_second_owner_and_renews(store: StateStore) -> None:
+    first = new_owner()
+    assert store.acquire_lock("job", first, 30) is None
+    with pytest.raises(JobLocked, match="already running"):
+        store.acquire_lock("job", other_host(), 30)
+    before = store.lock("job")
+    assert before is not None and before["token"] == first["token"] and before["host"] == socket.gethostname()
+    assert store.renew_lock("job", first["token"], 120)
+    after = store.lock("job")
+    assert after is not None and after["expires_at"] > before["expires_at"] + 60
+    assert not store.renew_lock("job", "not-the-owner", 30)
+    store.release_lock("job", "not-the-owner")  # only the owner's token releases
+    assert store.lock("job") is not None
+    store.release_lock("job", first["token"])
+    assert store.lock("job") is None
+
+
+def test_an_expired_lease_is_taken_over_from_any_host(store: StateStore) -> None:
+    store.acquire_lock("job", other_host(), 0.2)
+    with pytest.raises(JobLocked):
+        store.acquire_lock("job", new_owner(), 30)
+    time.sleep(0.3)
+    me = new_owner()
+    note = store.acquire_lock("job", me, 30)
+    assert note is not None and "expired" in note and "another-runner" in note
+    held = store.lock("job")
+    assert held is not None and held["token"] == me["token"]
+    assert store.renew_lock("job", me["token"], 30)
+
+
+def test_a_dead_process_on_this_host_is_taken_over_at_once(store: StateStore) -> None:
+    dead = {**new_owner(), "pid": 2**22 + 12345}  # beyond pid_max: no such process
+    store.acquire_lock("job", dead, 600)
+    assert "gone" in (store.acquire_lock("job", new_owner(), 30) or "")
+
+
+def test_leases_of_different_jobs_are_independent(store: StateStore) -> None:
+    store.acquire_lock("a", other_host(), 30)
+    assert store.acquire_lock("b", new_owner(), 30) is None
+
+
+def test_runs_deliveries_checkpoints_and_completion(store: StateStore) -> None:
+    first = store.start_run("job")
+    store.commit_batch("job", first, "out", [("k1", "f1"), ("k2", "f2")], {"line": 2})
+    assert store.delivered("job", "out", ["k1", "k2", "k3"]) == {"k1": "f1", "k2": "f2"}
+    assert store.sink_checkpoint("job", "out") == {"line": 2}
+    assert store.completed("job", ["k1"]) == {}
+    second = store.start_run("job")  # the first never finished: it crashed
+    assert second > first
+    assert [r["status"] for r in store.runs("job")] == ["running", "crashed"]
+    store.commit_batch("job", second, "out", [("k1", "f1")])
+    store.commit_batch("job", second, "other", [("k1", "f1")])  # one key through two sinks counts once
+    assert store.complete_run("job", second) == 1
+    assert store.completed("job", ["k1", "k2"]) == {"k1": "f1"}
+    store.finish_run(second, "success", {"input_records": 1})
+    assert store.runs("job")[0]["report"] == {"input_records": 1}
+    keys = [f"k{i}" for i in range(1200)]  # more than one look-up chunk
+    store.commit_batch("job", second, "big", [(key, "f") for key in keys])
+    assert len(store.delivered("job", "big", keys)) == 1200
+
+
+def test_rejects_retry_then_discard(store: StateStore) -> None:
+    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {"x": 1}, "source": "s"}
+    for run in range(1, 3):
+        run_id = store.start_run("job")
+        store.record_rejects("job", run_id, [{**reject, "position": run}], max_attempts=2)
+    [row] = store.rejects("job")
+    assert row["status"] == "discarded" and row["attempts"] == 2 and row["data"] == {"x": 1}
+    assert store.completed("job", ["r"]) == {"r": "f"}
+    assert store.set_rejects("job", "pending", ["r"]) == 1
+    assert store.completed("job", ["r"]) == {} and store.rejects("job", "pending")[0]["attempts"] == 0
+    assert store.set_rejects("job", "discarded") == 1
+
+
+def test_intents_and_objects(store: StateStore) -> None:
+    intent = store.open_intent("job", "contacts", ["a", "b"], 100.0)
+    assert store.open_intents("job", "contacts") == {"a": 100.0, "b": 100.0}
+    store.close_intent(intent, "job", "contacts", {"a": {"output": "created", "id": "1"}})
+    assert store.open_intents("job", "contacts") == {}
+    assert store.objects("job", "contacts", ["a", "b"]) == {"a": {"output": "created", "id": "1"}}
+
+
+def test_the_cache_is_shared_between_jobs_and_expires(store: StateStore) -> None:
+    store.cache_put("apollo https://api x", {"p1": {"person": {"id": 1}}})
+    assert store.cache_get("apollo https://api x", ["p1", "p2"], 60) == {"p1": {"person": {"id": 1}}}
+    assert store.cache_get("apollo other-account", ["p1"], 60) == {}
+    time.sleep(0.05)
+    assert store.cache_get("apollo https://api x", ["p1"], 0.01) == {}
+
+
+def test_summary_reset_and_export_import_between_stores(store: StateStore, tmp_path: Path) -> None:
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [("k", "f")], {"n": 1})
+    store.complete_run("job", run_id)
+    store.open_intent("job", "c", ["k"], 1.0)
+    store.cache_put("ns", {"i": {"v": 1}})
+    store.acquire_lock("job", new_owner(), 30)
+    summary = store.summary("job")
+    assert summary["completed_records"] == 1 and summary["deliveries"] == {"out": 1}
+    assert summary["lock"]["host"] == socket.gethostname() and not summary["lock"]["expired"]
+    exported = json.loads(json.dumps(store.export("job")))
+    assert "locks" not in exported  # a lease never travels to another store
+
+    other = open_store(str(tmp_path / "other.db"))
+    other.import_("job", exported)
+    assert other.completed("job", ["k"]) == {"k": "f"} and other.cache_get("ns", ["i"], 60) == {"i": {"v": 1}}
+    assert other.start_run("job") > run_id  # ids continue after the imported ones
+    other.close()
+    store.import_("job", exported)  # importing into the store itself keeps ids usable
+    assert store.start_run("job") > run_id
+    assert store.open_intent("job", "c", ["z"], 2.0) > 0
+
+    store.reset("job", {"delivered"})
+    assert store.completed("job", ["k"]) == {} and store.cache_get("ns", ["i"], 60)
+    store.reset("job", {"cache"})
+    assert store.cache_get("ns", ["i"], 60) == {}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(format="other/1"), "not a crmsync state export"),
+        (lambda d: d.update(deliveries={"x": 1}), "deliveries: expected a list"),
+        (lambda d: d["deliveries"].append({"sink": "s", "key": "k", "fingerprint": "f"}), "missing run_id"),
+        (lambda d: d["completed"].append({"key": "k", "fingerprint": "f", "run_id": 1, "evil": 1}), "unknown"),
+        (lambda d: d["cache"].append({"namespace": "n", "identity": "i", "value": 3, "stored_at": 1}), "value"),
+    ],
+)
+def test_an_invalid_import_changes_nothing(store: StateStore, mutate, message: str) -> None:
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [("k", "f")])
+    data = json.loads(json.dumps(store.export("job")))
+    mutate(data)
+    with pytest.raises(ValueError, match=message):
+        store.import_("job", data)
+    assert store.delivered("job", "out", ["k"]) == {"k": "f"}
