@@ -253,7 +253,7 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
         from connector_core.state.postgres import is_url
 
         target = state_target(spec, args.state)
-        if not is_url(target) and not Path(target).is_file():
+        if not is_url(target) and not Path(target).exists():
             log.info("no state at %s yet: planning a first run", target)
             no_state = True
     report = _execute(spec, host, args.state, no_state, full_refresh=args.full_refresh, plan=True)

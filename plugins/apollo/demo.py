@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             OUT_ENV: str(args.out.resolve()),
         }
         with _environment(environment):
-            spec, report = run_spec(spec_path, get_plugin_host(), args.report)
+            # The in-process sandbox starts empty every time, so the demo's state would only hide its answers.
+            spec, report = run_spec(spec_path, get_plugin_host(), args.report, no_state=True)
     print(f"\nApollo sandbox run of {spec.path.name}: {report.status}. Outputs:")
     for component in spec.components.values():
         path = getattr(component.options, "path", None)

@@ -109,7 +109,7 @@ def test_blank_keys_do_not_collide_in_sqlite_and_the_report_matches_the_table(
     sinks = {"db": {"type": "sqlite", "path": "crm.sqlite", "table": "people", "inputs": ["src"]}}
     spec = job(tmp_path, {"type": "csv", "path": "in.csv", "key": "id"}, sinks)
     report_path = tmp_path / "report.json"
-    for run in range(2):  # the second run updates the same rows in place
+    for run in range(2):  # without state, the second run updates the same rows in place
         assert main(["run", str(spec), "--report", str(report_path)]) == 0
         names = sorted(name for _, name in sqlite_rows(tmp_path / "crm.sqlite"))
         assert names == list("abcdefghij"), f"run {run}"

@@ -4,7 +4,6 @@ URLs never show their password."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -93,12 +92,13 @@ def test_unlock_needs_no_force_once_the_lease_expired(tmp_path: Path) -> None:
 
 
 def test_the_demo_runs_again_and_again(tmp_path: Path, capsys) -> None:
-    shutil.copy(ROOT / "config.example.yaml", tmp_path)
-    shutil.copytree(ROOT / "data", tmp_path / "data")
+    # Each demo talks to a new, empty in-process sandbox: it keeps no state, so every run does the whole job.
+    assert main(["demo", "--copy-to", str(tmp_path)]) == 0
     spec = tmp_path / "config.example.yaml"
     for _ in range(3):
-        assert main(["-q", "demo", "--spec", str(spec)]) == 0
-    assert (tmp_path / ".crmsync" / "state.db").is_file()
+        assert main(["-q", "demo", "--spec", str(spec), "--out", str(tmp_path / "out")]) == 0
+        assert len((tmp_path / "out" / "created.jsonl").read_text().splitlines()) == 19
+    assert not (tmp_path / ".crmsync").exists()
 
 
 def test_a_database_url_never_shows_its_password(postgres_url: str, tmp_path: Path, capsys) -> None:
