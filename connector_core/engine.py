@@ -97,7 +97,7 @@ class Engine:
                     await _maybe_await(node.open())
                     opened.append(node)
                 self.nodes[name] = node
-            host.notify("before_sync", context=context)
+            host.hooks.before_sync(context=context)
             self.progress.start()
             async with asyncio.TaskGroup() as group:
                 for name in self.nodes:
@@ -115,7 +115,7 @@ class Engine:
         report = self._report(failure)
         if self.ledger is not None:
             self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
-        host.notify("after_sync", context=context, report=report)
+        host.hooks.after_sync(context=context, report=report)
         return report
 
     def _acts(self, node: Component) -> bool:
@@ -250,8 +250,8 @@ class Engine:
             stats.streams[stream_name(name, output)] += len(records)
             if self.ledger is not None and output in self.spec.components[name].cls.deferred_outputs:
                 self.ledger.deferred(name, records, f"set aside by {stream_name(name, output)}; retried next run")
-            if host.has_observers("after_batch"):
-                host.notify("after_batch", context=self.context, component=name, output=output, records=records)
+            if host.hooks.observes_batches:
+                host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
                 await queue.put(records)
         if out.failed:
@@ -265,7 +265,7 @@ class Engine:
             record, reason = item.record, redactor.text(item.reason)
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
             stats.record_error({**detail, "key": record.key})
-            host.notify("on_record_error", context=context, component=name, record=record, reason=reason)
+            host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
         limit = self.max_error_rate
         if limit is not None and stats.input_records >= MIN_RECORDS_FOR_RATE and not context.halted:
