@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector_core import __version__
+from connector_core.cli_author import add_commands as add_author_commands
 from connector_core.cli_state import add_commands as add_state_commands
 from connector_core.errors import CrmsyncError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
@@ -81,6 +82,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plan.set_defaults(handler=_plan)
 
     add_state_commands(commands, common)
+    add_author_commands(commands, common)
 
     plugins = commands.add_parser("plugins", help="list installed plugins", parents=[common])
     plugins.set_defaults(handler=_plugins)

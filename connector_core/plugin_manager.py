@@ -95,6 +95,10 @@ class PluginHost:
         self._call_registration("register_commands", registry)
         return registry
 
+    def plugin_info(self, name: str) -> PluginInfo | None:
+        """The distribution and version of the plugin registered as ``name``, or None."""
+        return self._infos.get(name)
+
     def plugins(self) -> list[PluginInfo]:
         """Every loaded plugin with the component types it registered."""
         by_plugin: dict[str, list[str]] = {}

@@ -10,6 +10,7 @@ from typing import Any
 import cattrs
 
 from connector_core.errors import SpecError
+from connector_core.options import check_connection_references, secret_values
 from connector_core.plugin_manager import PluginHost
 from connector_core.redact import Redactor
 from connector_core.registry import ComponentRegistry
@@ -106,10 +107,8 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
                 target[name] = spec
 
     for spec in components.values():
-        connection = getattr(spec.options, "connection", None)
-        if isinstance(connection, str) and connection not in connections:
-            known = ", ".join(sorted(connections)) or "none declared"
-            problems.add(f"{spec.path}.connection", f"unknown connection {connection!r} (connections: {known})")
+        for message_path, message in check_connection_references(spec, connections):
+            problems.add(message_path, message)
     broken = frozenset(declared - set(components) - set(connections))
     graph_problems, warnings = check_graph(components, broken)
     for spec_path, message in graph_problems:
@@ -118,13 +117,14 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
         problems.add("$.sources", "a job needs at least one source")
     if problems.items:
         raise SpecError(problems.items)
+    all_specs = [*connections.values(), *components.values()]
     return SyncSpec(
         job=raw.job,
         path=path,
         settings=raw.settings,
         connections=connections,
         components=components,
-        secrets=frozenset(env.secrets),
+        secrets=frozenset(env.secrets).union(*(secret_values(spec.options) for spec in all_specs)),
         state=raw.state,
         warnings=tuple(f"{path}: {warning}" for warning in warnings),
     )

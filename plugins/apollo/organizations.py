@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import attrs
 
 from connector_core.components import Emitter, Mapper
+from connector_core.options import option
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import ApolloError
@@ -28,7 +29,7 @@ DEFAULT_SELECT = {
 class OrganizationsOptions:
     """Options of ``apollo.organizations_bulk_enrich``."""
 
-    connection: str
+    connection: str = option(help="the name of an apollo connection under connections:", connection="apollo")
     #: The record field holding the company's domain (no ``www.``, no ``@``).
     domain_field: str = "domain"
     #: Output field → dotted path in Apollo's organization.
