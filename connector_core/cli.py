@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connector_core import __version__
+from connector_core.api import execute
 from connector_core.cli_author import add_commands as add_author_commands
 from connector_core.cli_state import add_commands as add_state_commands
 from connector_core.errors import CrmsyncError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
-from connector_core.redact import RedactingFilter, Redactor
 
 if TYPE_CHECKING:
     from connector_core.report import RunReport
     from connector_core.spec.model import SyncSpec
-    from connector_core.state.store import StateStore
 
 log = logging.getLogger("crmsync")
 
@@ -106,13 +104,6 @@ def _configure_logging(verbosity: int) -> None:
         logging.getLogger(chatty).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
 
-def install_redaction(redactor: Redactor) -> None:
-    """Mask secrets in everything logged from now on."""
-    redacting = RedactingFilter(redactor)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redacting)
-
-
 def run_spec(
     path: Path,
     host: PluginHost,
@@ -130,32 +121,11 @@ def run_spec(
     spec = load_spec(path, host)
     for warning in spec.warnings:
         log.warning("%s", warning)
-    report = _execute(spec, host, state_path, max_error_rate=max_error_rate, full_refresh=full_refresh)
-    if report_path:
-        report.write(report_path)
+    report = execute(
+        spec, host, state=state_path, report=report_path, max_error_rate=max_error_rate, full_refresh=full_refresh
+    )
     print(report.summary(), file=sys.stderr)
     return spec, report
-
-
-def _execute(spec: SyncSpec, host: PluginHost, state_path: Path | None, **options: Any) -> RunReport:
-    """Run (or plan) ``spec`` with its state store open and secrets masked in the logs."""
-    from connector_core.engine import Engine
-
-    store = open_state(spec, state_path) if spec.state is not None or state_path else None
-    try:
-        engine = Engine(spec, host, state=store, **options)
-        install_redaction(engine.context.redactor)
-        return asyncio.run(engine.run())
-    finally:
-        if store is not None:
-            store.close()
-
-
-def open_state(spec: SyncSpec, override: Path | None = None) -> StateStore:
-    """The job's state store (SQLite at the spec's ``state.path``, ``override``, or ``.crmsync/state.db``)."""
-    from connector_core.state.sqlite import SqliteStateStore
-
-    return SqliteStateStore(spec.state_path(override))
 
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
@@ -169,7 +139,7 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(args.spec, host)
-    report = _execute(spec, host, args.state, full_refresh=args.full_refresh, plan=True)
+    report = execute(spec, host, state=args.state, full_refresh=args.full_refresh, plan=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
-
-from connector_core.plugin_manager import get_plugin_host
 
 #: A placeholder key: the sandbox accepts any key, and this one is masked like a real one.
 DEMO_KEY = "sandbox-demo-key"
@@ -36,24 +35,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start an in-process sandbox, point the spec at it through the environment, run it, show the outputs."""
-    from connector_core.cli import run_spec
+    """Start an in-process sandbox, point the spec at it through its environment, run it, show the outputs."""
+    from connector_core.api import execute, load
     from connector_core.errors import UsageError
     from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
 
     if not args.spec.is_file():
         raise UsageError(f"{args.spec}: not found; run the demo from the repository folder or pass --spec")
     with SandboxServer(ApolloSandbox()) as server:
-        saved = {name: os.environ.get(name) for name in ("APOLLO_BASE_URL", "APOLLO_API_KEY")}
-        os.environ.update(APOLLO_BASE_URL=server.base_url, APOLLO_API_KEY=DEMO_KEY)
-        try:
-            spec, report = run_spec(args.spec, get_plugin_host(), args.report)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        environ = {**os.environ, "APOLLO_BASE_URL": server.base_url, "APOLLO_API_KEY": DEMO_KEY}
+        spec, host = load(args.spec, environ=environ)
+        report = execute(spec, host, report=args.report)
+    print(report.summary(), file=sys.stderr)
     print(f"\nApollo sandbox run of {spec.path.name}: {report.status}. Outputs:")
     for component in spec.components.values():
         path = getattr(component.options, "path", None)
