@@ -32,6 +32,18 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     schema.add_argument("-o", "--output", type=Path, help="write it to this file instead of stdout")
     schema.set_defaults(handler=_schema)
 
+    new = commands.add_parser("new", help="start a plugin from a template", parents=[common])
+    kinds = new.add_subparsers(title="templates", metavar="TEMPLATE", required=True)
+    plugin = kinds.add_parser(
+        "plugin",
+        help="a pip-installable plugin with a mapper, a sink and tests",
+        parents=[common],
+        description="Write ./crmsync-NAME/: pyproject with the crmsync entry point, a mapper, a sink, tests, README.",
+    )
+    plugin.add_argument("name", help="the plugin's name (lower case), e.g. hubspot")
+    plugin.add_argument("--dir", type=Path, default=Path("."), help="where to create it (default: %(default)s)")
+    plugin.set_defaults(handler=_new_plugin)
+
 
 def _describe(args: argparse.Namespace, host: PluginHost) -> int:
     from connector_core.describe import describe_type, find_type
@@ -50,4 +62,12 @@ def _schema(args: argparse.Namespace, host: PluginHost) -> int:
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _new_plugin(args: argparse.Namespace, host: PluginHost) -> int:
+    from connector_core.scaffold import new_plugin
+
+    folder = new_plugin(args.name, args.dir)
+    print(f"created {folder}: cd {folder} && pip install -e '.[test]' && pytest")
     return 0
