@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import attrs
 import pluggy
@@ -16,6 +17,7 @@ from connector_core import hookspecs
 from connector_core.components import Connection, Mapper, Sink, Source
 from connector_core.errors import PluginError
 from connector_core.hooks import LifecycleHooks, check_and_guard
+from connector_core.local_plugins import import_plugin_file
 from connector_core.registry import CommandRegistry, ComponentRegistry
 
 log = logging.getLogger("crmsync.plugins")
@@ -94,6 +96,20 @@ class PluginHost:
         registry = CommandRegistry()
         self._call_registration("register_commands", registry)
         return registry
+
+    def add_local_plugin(self, path: Path) -> str:
+        """Register the plugin module in the file ``path`` (a spec's ``plugins:`` entry); returns its name.
+
+        Registries already built are rebuilt on next use, so the plugin's components become available.
+        """
+        name = f"local:{path.name}"
+        if self.pm.has_plugin(name):
+            return name
+        _register(self.pm, import_plugin_file(path), name)
+        self._infos[name] = PluginInfo(name, "(local file)", str(path))
+        for registry in ("sources", "mappers", "sinks", "connections"):
+            self.__dict__.pop(registry, None)
+        return name
 
     def plugin_info(self, name: str) -> PluginInfo | None:
         """The distribution and version of the plugin registered as ``name``, or None."""

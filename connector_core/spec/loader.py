@@ -9,7 +9,7 @@ from typing import Any
 
 import cattrs
 
-from connector_core.errors import SpecError
+from connector_core.errors import PluginError, SpecError
 from connector_core.options import check_connection_references, secret_values
 from connector_core.plugin_manager import PluginHost
 from connector_core.redact import Redactor
@@ -82,6 +82,11 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
     if settings.max_error_rate is not None and not 0 <= settings.max_error_rate <= 1:
         problems.add("$.settings.max_error_rate", "must be a fraction between 0 and 1")
 
+    for index, plugin_path in enumerate(raw.plugins):
+        try:
+            host.add_local_plugin(plugin_path)
+        except PluginError as exc:
+            problems.add(f"$.plugins[{index}]", str(exc))
     registries = {
         "connection": host.connections,
         "source": host.sources,

@@ -47,6 +47,8 @@ class RawSpec:
     state: StateSettings | None = None
     #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
     public_env: list[str] = attrs.Factory(list)
+    #: Plugin modules in ``.py`` files, relative to the spec, loaded for this job only.
+    plugins: list[Path] = attrs.Factory(list)
     connections: dict[str, dict[str, Any]] = attrs.Factory(dict)
     sources: dict[str, dict[str, Any]] = attrs.Factory(dict)
     mappers: dict[str, dict[str, Any]] = attrs.Factory(dict)
