@@ -8,7 +8,7 @@ plain functions directly, so file plugins stay simple while network plugins run 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from connector_core.context import RunContext
 
 DEFAULT = "default"
+
+#: The attrs class of a component's options: ``class MySink(Sink[MySinkOptions])`` types ``self.options``.
+OptionsT = TypeVar("OptionsT")
 
 
 @attrs.frozen
@@ -58,10 +61,10 @@ class Emitter:
         self.failed.append(Failed(record, reason))
 
 
-class Component:
-    """Base of every component. ``name`` is the component's name in the spec."""
+class Component(Generic[OptionsT]):
+    """Base of every component. ``name`` is the component's name in the spec; ``options`` its structured options."""
 
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[Any]] = NoOptions
     #: Streams this component can emit; ``default`` is addressed by the component's bare name.
     outputs: ClassVar[tuple[str, ...]] = (DEFAULT,)
     #: Outputs that may go unread without a warning (e.g. records a filter drops on purpose).
@@ -70,7 +73,7 @@ class Component:
     #: retries them on its next run instead of counting them as done.
     deferred_outputs: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, options: Any, context: RunContext) -> None:
+    def __init__(self, name: str, options: OptionsT, context: RunContext) -> None:
         self.name = name
         self.options = options
         self.context = context
@@ -82,10 +85,10 @@ class Component:
         """Release resources after the last record; ``success`` is False when the run failed."""
 
 
-class Source(Component):
+class Source(Component[OptionsT]):
     """Produces records. Implement :meth:`read`."""
 
-    def __init__(self, name: str, options: Any, context: RunContext, key: tuple[str, ...] = ()) -> None:
+    def __init__(self, name: str, options: OptionsT, context: RunContext, key: tuple[str, ...] = ()) -> None:
         super().__init__(name, options, context)
         self.key_fields = key
         self._key = _key_function(key)
@@ -114,7 +117,7 @@ def _key_function(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], str]:
     return lambda data: "|".join(str(data.get(field, "")) for field in fields)
 
 
-class Mapper(Component):
+class Mapper(Component[OptionsT]):
     """Takes a batch of records and routes records to its outputs through the emitter."""
 
     #: Records per call, unless the spec says otherwise.
@@ -128,8 +131,21 @@ class Mapper(Component):
         """Handle one batch: ``out.emit(record, output)`` results, ``out.fail(record, reason)`` rejects."""
         raise NotImplementedError
 
+    def plan(self, batch: list[Record], out: Emitter) -> Awaitable[None] | None:
+        """Optional: what :meth:`process` would do, without any write or paid call (``crmsync plan``).
 
-class Sink(Mapper):
+        Override it in components that write or pay. Without it, ``crmsync plan`` runs a mapper's
+        :meth:`process` (local work is safe) and skips a sink altogether.
+        """
+        raise NotImplementedError
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether this component's class implements :meth:`plan`."""
+        return type(self).plan is not Mapper.plan
+
+
+class Sink(Mapper[OptionsT]):
     """Consumes records. Records handed to :meth:`write` are delivered unless the sink fails them.
 
     A sink may also emit outputs (the Apollo contacts sink emits ``created`` and ``existing``); by default it
@@ -155,16 +171,16 @@ class Sink(Mapper):
         return None
 
 
-class Connection:
+class Connection(Generic[OptionsT]):
     """A shared, named resource such as an API client, declared under ``connections:`` in the spec.
 
     Components reference it by name and get it with ``context.connection(name)``; the engine opens every
     connection before the run and closes it after.
     """
 
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[Any]] = NoOptions
 
-    def __init__(self, name: str, options: Any, context: RunContext) -> None:
+    def __init__(self, name: str, options: OptionsT, context: RunContext) -> None:
         self.name = name
         self.options = options
         self.context = context

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 from itertools import islice
 from typing import Any
 
-from connector_core.components import Component, Emitter, Failed, Sink, Source
+from connector_core.components import Component, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
 from connector_core.ledger import Ledger
@@ -120,11 +120,11 @@ class Engine:
 
     def _acts(self, node: Component) -> bool:
         """Whether ``node`` really runs: always, except sinks with no ``plan`` method in plan mode."""
-        return not (self.plan and isinstance(node, Sink) and not hasattr(node, "plan"))
+        return not (self.plan and isinstance(node, Sink) and not node.has_plan)
 
     def _work(self, node: Component) -> Any:
         """The method that handles a batch: ``process``, or in plan mode ``plan`` (None for a sink without)."""
-        if self.plan and hasattr(node, "plan"):
+        if self.plan and isinstance(node, Mapper) and node.has_plan:
             return node.plan
         return node.process if self._acts(node) else None  # type: ignore[attr-defined]
 

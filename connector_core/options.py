@@ -34,6 +34,18 @@ SECRET = "secret"
 CONNECTION = "connection"
 
 
+#: An option that takes one name or a list of names (``by: email`` or ``by: [email, phone]``); the spec
+#: converter structures either form. Read it with :func:`names`.
+Names = str | list[str]
+
+
+def names(value: Names | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The names in a :data:`Names` option, as a tuple (``"a"`` → ``("a",)``, None → ``()``)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def option(
     default: Any = attrs.NOTHING,
     *,
@@ -174,24 +186,35 @@ def check_connection_references(
 
 @functools.cache
 def _attribute_comments(cls: type) -> dict[str, str]:
-    """``#:`` comments above fields (the Sphinx autodoc convention): help for options declared without it."""
+    """Help for options declared without it: a ``#:`` comment above a field, or a docstring below it (the
+    conventions Sphinx autodoc reads)."""
     comments: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         try:
-            source = inspect.getsource(klass)
+            lines = [line.strip() for line in inspect.getsource(klass).splitlines()]
         except (OSError, TypeError):
             continue
         pending: list[str] = []
-        for line in source.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("#:"):
-                pending.append(stripped[2:].strip())
+        for index, line in enumerate(lines):
+            if line.startswith("#:"):
+                pending.append(line[2:].strip())
                 continue
-            match = _FIELD_LINE.match(stripped)
+            match = _FIELD_LINE.match(line)
             if match and pending:
                 comments[match.group(1)] = " ".join(pending)
+            elif match and index + 1 < len(lines) and lines[index + 1].startswith('"""'):
+                comments[match.group(1)] = _docstring_at(lines, index + 1)
             pending = []
     return comments
+
+
+def _docstring_at(lines: list[str], start: int) -> str:
+    text = []
+    for line in lines[start:]:
+        text.append(line)
+        if line.endswith('"""') and (len(text) > 1 or (len(line) > 3 and line.count('"""') == 2)):
+            break
+    return " ".join(text).strip('" ')
 
 
 _FIELD_LINE = re.compile(r"([A-Za-z_]\w*)\s*:")

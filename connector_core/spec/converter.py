@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -39,9 +40,20 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
             return bool(value)
         raise TypeError(f"expected true or false, got {type(value).__name__}")
 
+    def structure_names(value: Any, union: Any) -> Any:
+        # `str | list[str]` (maybe `| None`): cattrs has no strategy for this union, and it is a common option.
+        if value is None and type(None) in get_args(union):
+            return None
+        if isinstance(value, list):
+            return [structure_str(item, str) for item in value]
+        if isinstance(value, dict) or value is None:
+            raise TypeError(f"expected a name or a list of names, got {type(value).__name__}")
+        return structure_str(value, str)
+
     converter.register_structure_hook(Path, structure_path)
     converter.register_structure_hook(str, structure_str)
     converter.register_structure_hook(bool, structure_bool)
+    converter.register_structure_hook_func(_is_name_or_list, structure_names)
 
     def attrs_hook_factory(cls: type) -> Any:
         # Python keywords cannot be field names, so `from_` in a class reads the key `from` in YAML.
@@ -54,6 +66,13 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
 
     converter.register_structure_hook_factory(attrs.has, attrs_hook_factory)
     return converter
+
+
+def _is_name_or_list(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``str | list[str]``, optionally ``| None``."""
+    if get_origin(annotation) not in (Union, UnionType):
+        return False
+    return set(get_args(annotation)) - {type(None)} == {str, list[str]}
 
 
 def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:

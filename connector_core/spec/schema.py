@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from connector_core.options import HELP, resolved_fields, spec_key
+from connector_core.options import describe, resolved_fields, spec_key
 from connector_core.plugin_manager import PluginHost
 from connector_core.registry import ComponentRegistry
 from connector_core.spec.model import RawSpec
@@ -85,12 +85,12 @@ def attrs_schema(cls: type) -> dict[str, Any]:
     """An object schema for the attrs class ``cls``: its fields, which are required, nothing else."""
     properties: dict[str, Any] = {}
     required = []
+    helps = {info.key: info.help for info in describe(cls)}
     for field in resolved_fields(cls):
         key = spec_key(field)
-        schema = type_schema(field.type)
-        if field.metadata.get(HELP):
-            schema = {**schema, "description": field.metadata[HELP]}
-        properties[key] = schema
+        properties[key] = type_schema(field.type)
+        if helps.get(key):
+            properties[key]["description"] = helps[key]
         if field.default is attrs.NOTHING:
             required.append(key)
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}

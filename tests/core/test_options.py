@@ -12,7 +12,7 @@ import pytest
 from connector_core import hookimpl
 from connector_core.cli import main
 from connector_core.components import Emitter, Sink
-from connector_core.options import describe, option, type_label
+from connector_core.options import Names, describe, names, option, type_label
 from connector_core.records import Record
 
 from . import kit
@@ -126,3 +126,40 @@ class Other(kit.TokenConnection):
 
 
 OTHER = ("other", types.SimpleNamespace(register_connections=hookimpl(lambda registry: registry.add("t.other", Other))))
+
+
+@attrs.frozen
+class NamesOptions:
+    by: Names = option(factory=list, help="one field or several")
+    maybe: Names | None = None
+
+
+@pytest.mark.parametrize(
+    ("given", "structured", "normalised"),
+    [({"by": "email"}, "email", ("email",)), ({"by": ["a", "b"]}, ["a", "b"], ("a", "b")), ({}, [], ())],
+)
+def test_a_name_or_a_list_is_structured_and_typed(given: dict, structured: object, normalised: tuple) -> None:
+    from connector_core.spec.converter import make_converter
+
+    options = make_converter(Path(".")).structure(given, NamesOptions)
+    assert options.by == structured and names(options.by) == normalised
+    assert options.maybe is None and names(options.maybe) == ()
+
+
+@pytest.mark.parametrize("bad", [{"by": {"a": 1}}, {"by": None}, {"by": [["nested"]]}])
+def test_a_name_or_a_list_rejects_other_shapes(bad: dict) -> None:
+    from connector_core.spec.converter import make_converter, structure_errors
+
+    with pytest.raises(Exception) as caught:
+        make_converter(Path(".")).structure(bad, NamesOptions)
+    assert structure_errors(caught.value, "$")[0][0] == "$.by"
+
+
+def test_optional_methods_are_declared_on_the_bases() -> None:
+    assert not kit.Split(name="s", options=None, context=None).has_plan  # type: ignore[arg-type]
+
+    class Planned(kit.Collect):
+        def plan(self, batch, out):
+            return None
+
+    assert Planned("p", None, None).has_plan  # type: ignore[arg-type]
