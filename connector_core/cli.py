@@ -98,7 +98,7 @@ def _configure_logging(verbosity: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     levels = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
-    root.setLevel(levels.get(max(-1, min(1, verbosity))) if verbosity > -2 else logging.ERROR)
+    root.setLevel(levels[max(-1, min(1, verbosity))] if verbosity > -2 else logging.ERROR)
     # One line per HTTP request is only wanted when asked for twice.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)

@@ -8,7 +8,7 @@ plain functions directly, so file plugins stay simple while network plugins run 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 import attrs
 
@@ -190,3 +190,7 @@ class Connection(Generic[OptionsT]):
 
     async def close(self) -> None:
         """Close what :meth:`open` opened."""
+
+
+#: A class a plugin registers: a component or a connection.
+ComponentClass: TypeAlias = type[Component[Any]] | type[Connection[Any]]

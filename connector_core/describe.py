@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from connector_core.components import Mapper
+from connector_core.components import Component, ComponentClass, Mapper
 from connector_core.errors import UsageError
 from connector_core.options import OptionInfo, describe
 from connector_core.plugin_manager import PluginHost
@@ -50,7 +50,7 @@ def describe_type(host: PluginHost, kind: str, entry: Registration) -> Iterator[
     common = _common_options(kind, entry.cls)
     if common:
         yield f"  common options: {common}"
-    if kind != "connection":
+    if issubclass(entry.cls, Component):
         outputs = [entry.name if output == "default" else output for output in entry.cls.outputs]
         yield f"  outputs: {', '.join(outputs) or 'none'}"
 
@@ -77,10 +77,10 @@ def _jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def _common_options(kind: str, cls: type) -> str:
+def _common_options(kind: str, cls: ComponentClass) -> str:
     if kind == "source":
         return "key (record key fields)"
-    if kind in ("mapper", "sink") and issubclass(cls, Mapper):
+    if issubclass(cls, Mapper):
         limit = f", at most {cls.max_batch_size}" if cls.max_batch_size else ""
         return f"inputs, batch_size (default {cls.batch_size}{limit}), concurrency (default {cls.concurrency})"
     return ""

@@ -45,7 +45,9 @@ def check_and_guard(pm: pluggy.PluginManager, plugin: object, name: str, trace: 
             if impl.plugin is plugin:
                 _check(caller.name, impl, name)
                 if caller.name in LIFECYCLE_HOOKS and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = _guarded(caller.name, name, impl.function, impl.argnames, trace)
+                    # pluggy calls impl.function (public, typed Final): swapping it at registration is the
+                    # one way to isolate each observer while wrappers still wrap the whole call.
+                    impl.function = _guarded(caller.name, name, impl.function, impl.argnames, trace)  # type: ignore[misc]
 
 
 def _check(hook: str, impl: pluggy.HookImpl, plugin_name: str) -> None:

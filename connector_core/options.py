@@ -107,12 +107,13 @@ def describe(cls: type) -> list[OptionInfo]:
     comments = _attribute_comments(cls)
     infos = []
     for field in resolved_fields(cls):
-        if field.default is attrs.NOTHING:
+        declared: Any = field.default
+        if declared is attrs.NOTHING:
             required, default = True, None
-        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            required, default = False, field.default.factory()  # type: ignore[attr-defined]
+        elif isinstance(declared, attrs.Factory):  # type: ignore[arg-type]  # a class, typed as a function
+            required, default = False, declared.factory()
         else:
-            required, default = False, field.default
+            required, default = False, declared
         infos.append(
             OptionInfo(
                 key=spec_key(field),

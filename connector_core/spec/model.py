@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from connector_core.components import ComponentClass
 
 #: The stream every rejected record goes to; only sinks may read it.
 ERRORS_STREAM = "errors"
@@ -62,7 +65,7 @@ class ComponentSpec:
     name: str
     kind: Literal["source", "mapper", "sink", "connection"]
     type: str
-    cls: type
+    cls: ComponentClass
     options: Any
     inputs: tuple[str, ...] = ()
     key: tuple[str, ...] = ()

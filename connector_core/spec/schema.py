@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from connector_core.components import ComponentClass, Mapper
 from connector_core.options import describe, resolved_fields, spec_key
 from connector_core.plugin_manager import PluginHost
 from connector_core.registry import ComponentRegistry
@@ -60,13 +61,13 @@ def _kind_schema(kind: str, registry: ComponentRegistry, defs: dict[str, Any]) -
     }
 
 
-def _component_schema(kind: str, name: str, cls: type) -> dict[str, Any]:
+def _component_schema(kind: str, name: str, cls: ComponentClass) -> dict[str, Any]:
     schema = attrs_schema(cls.Options)
     summary = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
     common: dict[str, Any] = {"type": {"const": name}}
     if kind == "source":
         common["key"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    elif kind in ("mapper", "sink"):
+    elif issubclass(cls, Mapper):
         common["inputs"] = {**_INPUTS, "description": "streams this component reads: name or name.output"}
         batch = {"anyOf": [{"type": "integer", "minimum": 1}, ENV_REFERENCE]}
         if cls.max_batch_size:
@@ -93,10 +94,10 @@ def attrs_schema(cls: type) -> dict[str, Any]:
             properties[key]["description"] = helps[key]
         if field.default is attrs.NOTHING:
             required.append(key)
-    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    result: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
-        schema["required"] = required
-    return schema
+        result["required"] = required
+    return result
 
 
 def type_schema(annotation: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ class RowsOptions:
     path: Path = option(help="a JSONL file, one record per line")
 
 
-class Rows(Source):
+class Rows(Source[RowsOptions]):
     """Reads the records a conformance test prepared."""
 
     Options = RowsOptions
@@ -43,7 +43,7 @@ class CrashOptions:
     after: int = option(help="abort the run once this many records went through")
 
 
-class Crash(Mapper):
+class Crash(Mapper[CrashOptions]):
     """Passes records on until ``after`` of them went through, then aborts the run."""
 
     Options = CrashOptions
@@ -64,7 +64,7 @@ class CollectOptions:
     path: Path = option(help="the JSONL file records are appended to")
 
 
-class Collect(Sink):
+class Collect(Sink[CollectOptions]):
     """Appends each record's data to a JSONL file, flushed per batch."""
 
     Options = CollectOptions
