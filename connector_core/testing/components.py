@@ -1,13 +1,14 @@
 """The ``testkit`` plugin the conformance tests wire around the component under test.
 
 ``testkit.rows`` reads a JSONL file the test wrote, ``testkit.crash`` aborts the run once it has passed a
-number of records (a crash, as far as state is concerned), and ``testkit.collect`` appends what it receives
-to a JSONL file at once (durable per batch, so a crash loses nothing it acknowledged).
+number of records (or, with ``hard: true``, ends the process on the spot), and ``testkit.collect`` appends
+what it receives to a JSONL file at once (durable per batch, so a crash loses nothing it acknowledged).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -38,9 +39,14 @@ class Rows(Source[RowsOptions]):
                 yield self.record(json.loads(line), number)
 
 
+#: The exit status of a process ended by ``testkit.crash`` with ``hard: true``.
+KILLED = 77
+
+
 @attrs.frozen
 class CrashOptions:
     after: int = option(help="abort the run once this many records went through")
+    hard: bool = option(False, help="end the process at once (no close, no finally), as kill -9 would")
 
 
 class Crash(Mapper[CrashOptions]):
@@ -54,6 +60,8 @@ class Crash(Mapper[CrashOptions]):
 
     def process(self, batch: list[Record], out: Emitter) -> None:
         if self.seen >= self.options.after:
+            if self.options.hard:
+                os._exit(KILLED)
             raise RunFailed(f"testkit.crash: simulated crash after {self.seen} records")
         self.seen += len(batch)
         out.emit_many(batch)

@@ -23,9 +23,14 @@ record key unless you change :attr:`key`.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
@@ -39,10 +44,20 @@ from connector_core.registry import ComponentRegistry
 from connector_core.report import RunReport
 from connector_core.testing import components as testkit_components
 from connector_core.testing import read_jsonl, write_jsonl
+from connector_core.testing.components import KILLED
 
 INPUT = "testkit-input.jsonl"
 ERRORS = "testkit-errors.jsonl"
 NEVER = 10**9
+#: What the separate process of :meth:`_Conformance.run_killed` runs.
+_KILLED_RUN = """
+import importlib, json, sys
+import connector_core
+from connector_core.testing import components
+args = json.loads(sys.argv[1])
+plugins = [("testkit", components), *((name, importlib.import_module(module)) for name, module in args["plugins"])]
+connector_core.run(args["path"], environ=args["environ"], state=args["state"], plugins=plugins)
+"""
 
 
 class _Conformance:
@@ -75,6 +90,25 @@ class _Conformance:
         path.write_text(yaml.safe_dump({"version": 1, "job": "conformance", **spec}), encoding="utf-8")
         plugins = (("testkit", testkit_components), *self.plugins)
         return api.run(path, environ=self.environ(), plugins=plugins, state=folder / "state.db" if state else None)
+
+    def run_killed(self, folder: Path, spec: dict[str, Any]) -> None:
+        """Run ``spec`` with state in a separate process that its ``gate`` ends abruptly, as ``kill -9`` would."""
+        if any(not isinstance(plugin, ModuleType) for _, plugin in self.plugins):
+            pytest.skip("a separate process can only load plugins that are modules")
+        spec["mappers"]["gate"]["hard"] = True
+        path = folder / "job.yaml"
+        path.write_text(yaml.safe_dump({"version": 1, "job": "conformance", **spec}), encoding="utf-8")
+        arguments = {
+            "path": str(path),
+            "state": str(folder / "state.db"),
+            "environ": dict(self.environ()),
+            "plugins": [(name, plugin.__name__) for name, plugin in self.plugins],  # type: ignore[attr-defined]
+        }
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        result = subprocess.run(
+            [sys.executable, "-c", _KILLED_RUN, json.dumps(arguments)], env=env, capture_output=True, text=True
+        )
+        assert result.returncode == KILLED, f"the run was not killed as planned:\n{result.stderr}"
 
     def errors(self, folder: Path) -> list[dict[str, Any]]:
         """Records the job's error stream received (each with ``_error``)."""
@@ -147,6 +181,13 @@ class SinkConformance(_Conformance):
         rows = [self.make_record(i) for i in range(self.large)]
         crashed = self.run(tmp_path, self.job(tmp_path, rows, crash_after=self.large // 2), state=True)
         assert crashed.status == "failed"
+        resumed = self.run(tmp_path, self.job(tmp_path, rows), state=True)
+        assert resumed.status == "success", resumed.failure
+        self._assert_once(self._keys(tmp_path), self.large)
+
+    def test_restart_after_the_process_is_killed(self, tmp_path: Path) -> None:
+        rows = [self.make_record(i) for i in range(self.large)]
+        self.run_killed(tmp_path, self.job(tmp_path, rows, crash_after=self.large // 2))
         resumed = self.run(tmp_path, self.job(tmp_path, rows), state=True)
         assert resumed.status == "success", resumed.failure
         self._assert_once(self._keys(tmp_path), self.large)
@@ -225,6 +266,13 @@ class MapperConformance(_Conformance):
         assert resumed.status == "success", resumed.failure
         self._assert_once(self._keys(tmp_path), self.large)
 
+    def test_restart_after_the_process_is_killed(self, tmp_path: Path) -> None:
+        rows = [self.make_record(i) for i in range(self.large)]
+        self.run_killed(tmp_path, self.job(tmp_path, rows, self.large // 2))
+        resumed = self.run(tmp_path, self.job(tmp_path, rows), state=True)
+        assert resumed.status == "success", resumed.failure
+        self._assert_once(self._keys(tmp_path), self.large)
+
     def test_a_rerun_with_state_delivers_nothing_again(self, tmp_path: Path) -> None:
         rows = [self.make_record(i) for i in range(100)]
         assert self.run(tmp_path, self.job(tmp_path, rows), state=True).status == "success"
@@ -282,6 +330,13 @@ class SourceConformance(_Conformance):
     def test_restart_after_a_crash_with_state(self, tmp_path: Path) -> None:
         options = self.write_input(tmp_path, [self.make_record(i) for i in range(self.large)])
         assert self.run(tmp_path, self.job(options, self.large // 2), state=True).status == "failed"
+        resumed = self.run(tmp_path, self.job(options), state=True)
+        assert resumed.status == "success", resumed.failure
+        self._assert_once([row.get(self.key) for row in self.read_back(tmp_path)], self.large)
+
+    def test_restart_after_the_process_is_killed(self, tmp_path: Path) -> None:
+        options = self.write_input(tmp_path, [self.make_record(i) for i in range(self.large)])
+        self.run_killed(tmp_path, self.job(options, self.large // 2))
         resumed = self.run(tmp_path, self.job(options), state=True)
         assert resumed.status == "success", resumed.failure
         self._assert_once([row.get(self.key) for row in self.read_back(tmp_path)], self.large)
