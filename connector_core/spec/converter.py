@@ -57,7 +57,7 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
 
     def attrs_hook_factory(cls: type) -> Any:
         # Python keywords cannot be field names, so `from_` in a class reads the key `from` in YAML.
-        renames: dict[str, Any] = {
+        renames = {
             field.name: override(rename=field.name.rstrip("_"))
             for field in attrs.fields(cls)
             if field.name.endswith("_") and not field.name.startswith("_")
@@ -77,7 +77,7 @@ def _is_name_or_list(annotation: Any) -> bool:
 
 def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
     """Flatten a cattrs error into ``(spec path, message)`` pairs, paths rooted at ``prefix``."""
-    pairs: list[tuple[str, str]] = []
+    pairs = []
     for line in cattrs.transform_error(exc, path=prefix, format_exception=_explain):
         message, _, path = line.rpartition(" @ ")
         path = _KEY_STYLE.sub(r".\1", path or prefix)

@@ -34,8 +34,7 @@ class _Problems:
     """Collects ``file:line: path: message`` lines."""
 
     def __init__(self, path: Path, lines: dict[str, int]) -> None:
-        self.path, self.lines = path, lines
-        self.items: list[str] = []
+        self.path, self.lines, self.items = path, lines, []
         #: Values interpolated from the environment: never shown in a message.
         self.redactor = Redactor()
         #: Paths whose env variable is missing: a type error there is a consequence, not another problem.
@@ -61,7 +60,7 @@ def load_spec(path: str | Path, host: PluginHost, environ: Mapping[str, str] | N
     problems = _Problems(path, lines)
     if not isinstance(data, dict):
         raise SpecError([f"{path}:1: $: a spec must be a mapping with version, job and components"])
-    public: list[Any] = data["public_env"] if isinstance(data.get("public_env"), list) else []
+    public = data.get("public_env") if isinstance(data.get("public_env"), list) else []
     env = EnvSubstitution(os.environ if environ is None else environ, frozenset(map(str, public)))
     data = env.apply(data)
     problems.redactor = Redactor(env.secrets)
