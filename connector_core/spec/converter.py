@@ -17,6 +17,7 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
     """A converter that forbids extra keys, maps ``from_``-style field names to ``from`` in YAML, and turns
     relative :class:`~pathlib.Path` values into paths under ``base_dir``."""
     converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook_func(_is_name_or_list, _structure_names)
 
     def structure_path(value: Any, _: type) -> Path:
         if not isinstance(value, str | Path):
@@ -40,20 +41,9 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
             return bool(value)
         raise TypeError(f"expected true or false, got {type(value).__name__}")
 
-    def structure_names(value: Any, union: Any) -> Any:
-        # `str | list[str]` (maybe `| None`): cattrs has no strategy for this union, and it is a common option.
-        if value is None and type(None) in get_args(union):
-            return None
-        if isinstance(value, list):
-            return [structure_str(item, str) for item in value]
-        if isinstance(value, dict) or value is None:
-            raise TypeError(f"expected a name or a list of names, got {type(value).__name__}")
-        return structure_str(value, str)
-
     converter.register_structure_hook(Path, structure_path)
     converter.register_structure_hook(str, structure_str)
     converter.register_structure_hook(bool, structure_bool)
-    converter.register_structure_hook_func(_is_name_or_list, structure_names)
 
     def attrs_hook_factory(cls: type) -> Any:
         # Python keywords cannot be field names, so `from_` in a class reads the key `from` in YAML.
@@ -66,13 +56,6 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
 
     converter.register_structure_hook_factory(attrs.has, attrs_hook_factory)
     return converter
-
-
-def _is_name_or_list(annotation: Any) -> bool:
-    """Whether ``annotation`` is ``str | list[str]``, optionally ``| None``."""
-    if get_origin(annotation) not in (Union, UnionType):
-        return False
-    return set(get_args(annotation)) - {type(None)} == {str, list[str]}
 
 
 def structure_errors(exc: Exception, prefix: str) -> list[tuple[str, str]]:
@@ -103,3 +86,20 @@ _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False,
 _KEY_STYLE = re.compile(r"\['([^']*)'\]")
 _KEYWORD_FIELD = re.compile(r"_(?=\.|\[|$)")
 _EXTRA_KEYS = re.compile(r"extra fields found \((.*)\)")
+
+
+def _is_name_or_list(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``str | list[str]``, optionally ``| None`` (``connector_core.options.Names``)."""
+    if get_origin(annotation) not in (Union, UnionType):
+        return False
+    return set(get_args(annotation)) - {type(None)} == {str, list[str]}
+
+
+def _structure_names(value: Any, union: Any) -> Any:
+    # cattrs has no strategy for `str | list[str]`, a common option shape; numbers (a YAML `2024`) read as text.
+    if value is None and type(None) in get_args(union):
+        return None
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(item, str | int | float) and not isinstance(item, bool) for item in items):
+        raise TypeError(f"expected a name or a list of names, got {value!r}")
+    return [str(item) for item in items] if isinstance(value, list) else str(value)

@@ -48,10 +48,11 @@ class RawSpec:
     job: str
     settings: JobSettings = JobSettings()
     state: StateSettings | None = None
-    #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
-    public_env: list[str] = attrs.Factory(list)
     #: Plugin modules in ``.py`` files, relative to the spec, loaded for this job only.
     plugins: list[Path] = attrs.Factory(list)
+
+    #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
+    public_env: list[str] = attrs.Factory(list)
     connections: dict[str, dict[str, Any]] = attrs.Factory(dict)
     sources: dict[str, dict[str, Any]] = attrs.Factory(dict)
     mappers: dict[str, dict[str, Any]] = attrs.Factory(dict)
