@@ -50,7 +50,11 @@ def test_every_example_spec_is_valid_and_names_the_schema(path: Path, validator)
     assert errors(validator, load(path)) == []
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith(SCHEMA_LINE), f"{path} should start with a {SCHEMA_LINE}... line for editors"
-    assert (path.parent / first.removeprefix(SCHEMA_LINE)).is_file()
+
+
+def test_the_root_example_points_editors_at_the_committed_schema() -> None:
+    first = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert (ROOT / first.removeprefix(SCHEMA_LINE)).is_file()
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: str(path.relative_to(ROOT)))
