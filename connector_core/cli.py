@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connector_core import __version__
+from connector_core.api import execute
+from connector_core.cli_author import add_commands as add_author_commands
 from connector_core.cli_state import add_commands as add_state_commands
 from connector_core.errors import CrmsyncError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
-from connector_core.redact import RedactingFilter, Redactor
-from connector_core.signals import DEFAULT_GRACE_S, GracefulStop, exit_code
+from connector_core.signals import DEFAULT_GRACE_S, exit_code
 
 if TYPE_CHECKING:
     from connector_core.report import RunReport
     from connector_core.spec.model import SyncSpec
-    from connector_core.state.store import StateStore
 
 log = logging.getLogger("crmsync")
 
@@ -119,6 +118,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plan.set_defaults(handler=_plan)
 
     add_state_commands(commands, common)
+    add_author_commands(commands, common)
 
     plugins = commands.add_parser("plugins", help="list installed plugins", parents=[common])
     plugins.set_defaults(handler=_plugins)
@@ -148,17 +148,10 @@ def _configure_logging(verbosity: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     levels = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
-    root.setLevel(levels.get(max(-1, min(1, verbosity))) if verbosity > -2 else logging.ERROR)
+    root.setLevel(levels[max(-1, min(1, verbosity))] if verbosity > -2 else logging.ERROR)
     # One line per HTTP request is only wanted when asked for twice.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
-
-
-def install_redaction(redactor: Redactor) -> None:
-    """Mask secrets in everything logged from now on."""
-    redacting = RedactingFilter(redactor)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redacting)
 
 
 def run_spec(
@@ -181,45 +174,18 @@ def run_spec(
     spec = load_spec(path, host)
     for warning in spec.warnings:
         log.warning("%s", warning)
-    report = _execute(
-        spec, host, state, no_state, max_error_rate=max_error_rate, full_refresh=full_refresh, grace_s=grace_s
+    report = execute(
+        spec,
+        host,
+        state=state,
+        no_state=no_state,
+        report=report_path,
+        max_error_rate=max_error_rate,
+        full_refresh=full_refresh,
+        grace_s=grace_s,
     )
-    if report_path:
-        report.write(report_path)
     print(report.summary(), file=sys.stderr)
     return spec, report
-
-
-def _execute(
-    spec: SyncSpec,
-    host: PluginHost,
-    state: str | None,
-    no_state: bool,
-    grace_s: float = DEFAULT_GRACE_S,
-    **options: Any,
-) -> RunReport:
-    """Run (or plan) ``spec`` with its state store open, secrets masked and SIGTERM/SIGINT handled gracefully."""
-    from connector_core.engine import Engine
-    from connector_core.state.open import open_store, state_target
-
-    target = None if no_state or (spec.state is None and not state) else state_target(spec, state)
-    store = open_store(target) if target else None
-    try:
-        engine = Engine(spec, host, state=store, **options)
-        install_redaction(engine.context.redactor)
-        stopper = GracefulStop(engine, grace_s)
-        return asyncio.run(stopper.run())
-    finally:
-        if store is not None:
-            store.close()
-
-
-def open_state(spec: SyncSpec, override: str | None = None) -> StateStore:
-    """The job's state store: ``override`` (a file or ``postgresql://`` URL), the spec's ``state:``, or
-    ``.crmsync/state.db`` beside the spec."""
-    from connector_core.state.open import open_store, state_target
-
-    return open_store(state_target(spec, override))
 
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:
@@ -256,7 +222,7 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
         if not is_url(target) and not Path(target).exists():
             log.info("no state at %s yet: planning a first run", target)
             no_state = True
-    report = _execute(spec, host, args.state, no_state, full_refresh=args.full_refresh, plan=True)
+    report = execute(spec, host, state=args.state, no_state=no_state, full_refresh=args.full_refresh, plan=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:

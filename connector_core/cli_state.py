@@ -58,7 +58,7 @@ def _action(actions: Any, name: str, help_text: str, common: argparse.ArgumentPa
 
 
 def _open(args: argparse.Namespace, host: PluginHost) -> tuple[str, StateStore]:
-    from connector_core.cli import open_state
+    from connector_core.api import open_state
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(args.spec, host, offline=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Awaitable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 import attrs
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DEFAULT = "default"
 log = logging.getLogger("crmsync.sources")
+
+#: The attrs class of a component's options: ``class MySink(Sink[MySinkOptions])`` types ``self.options``.
+OptionsT = TypeVar("OptionsT")
 
 
 @attrs.frozen
@@ -71,10 +74,10 @@ class Emitter:
         self.deferred.append(Failed(record, reason))
 
 
-class Component:
-    """Base of every component. ``name`` is the component's name in the spec."""
+class Component(Generic[OptionsT]):
+    """Base of every component. ``name`` is the component's name in the spec; ``options`` its structured options."""
 
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[Any]] = NoOptions
     #: Streams this component can emit; ``default`` is addressed by the component's bare name.
     outputs: ClassVar[tuple[str, ...]] = (DEFAULT,)
     #: Outputs that may go unread without a warning (e.g. records a filter drops on purpose).
@@ -83,7 +86,7 @@ class Component:
     #: retries them on its next run instead of counting them as done.
     deferred_outputs: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, options: Any, context: RunContext) -> None:
+    def __init__(self, name: str, options: OptionsT, context: RunContext) -> None:
         self.name = name
         self.options = options
         self.context = context
@@ -95,10 +98,10 @@ class Component:
         """Release resources after the last record; ``success`` is False when the run failed."""
 
 
-class Source(Component):
+class Source(Component[OptionsT]):
     """Produces records. Implement :meth:`read`; build each input row's record with :meth:`row`."""
 
-    def __init__(self, name: str, options: Any, context: RunContext, key: tuple[str, ...] = ()) -> None:
+    def __init__(self, name: str, options: OptionsT, context: RunContext, key: tuple[str, ...] = ()) -> None:
         super().__init__(name, options, context)
         self.key_fields = key
         self._key: KeyFunction = key_function(key) if key else content_key
@@ -151,7 +154,7 @@ class Source(Component):
         raise NotImplementedError
 
 
-class Mapper(Component):
+class Mapper(Component[OptionsT]):
     """Takes a batch of records and routes records to its outputs through the emitter."""
 
     #: Records per call, unless the spec says otherwise.
@@ -165,8 +168,21 @@ class Mapper(Component):
         """Handle one batch: ``out.emit(record, output)`` results, ``out.fail(record, reason)`` rejects."""
         raise NotImplementedError
 
+    def plan(self, batch: list[Record], out: Emitter) -> Awaitable[None] | None:
+        """Optional: what :meth:`process` would do, without any write or paid call (``crmsync plan``).
 
-class Sink(Mapper):
+        Override it in components that write or pay. Without it, ``crmsync plan`` runs a mapper's
+        :meth:`process` (local work is safe) and skips a sink altogether.
+        """
+        raise NotImplementedError
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether this component's class implements :meth:`plan`."""
+        return type(self).plan is not Mapper.plan
+
+
+class Sink(Mapper[OptionsT]):
     """Consumes records. Records handed to :meth:`write` are delivered unless the sink fails them.
 
     A sink may also emit outputs (the Apollo contacts sink emits ``created`` and ``existing``); by default it
@@ -192,16 +208,16 @@ class Sink(Mapper):
         return None
 
 
-class Connection:
+class Connection(Generic[OptionsT]):
     """A shared, named resource such as an API client, declared under ``connections:`` in the spec.
 
     Components reference it by name and get it with ``context.connection(name)``; the engine opens every
     connection before the run and closes it after.
     """
 
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[Any]] = NoOptions
 
-    def __init__(self, name: str, options: Any, context: RunContext) -> None:
+    def __init__(self, name: str, options: OptionsT, context: RunContext) -> None:
         self.name = name
         self.options = options
         self.context = context
@@ -211,3 +227,7 @@ class Connection:
 
     async def close(self) -> None:
         """Close what :meth:`open` opened."""
+
+
+#: A class a plugin registers: a component or a connection.
+ComponentClass: TypeAlias = type[Component[Any]] | type[Connection[Any]]

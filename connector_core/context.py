@@ -26,7 +26,7 @@ class RunContext:
         self.stats = RunStats()
         self.redactor = Redactor(spec.secrets)
         self.log = logging.getLogger(f"crmsync.job.{spec.job}")
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, Connection[Any]] = {}
         #: The job's durable state (``None`` unless the spec or ``--state`` enables it).
         self.state: JobState | None = None
         #: Why new remote work stopped (see :meth:`halt`), or None.

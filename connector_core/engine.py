@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 from itertools import islice
 from typing import Any
 
-from connector_core.components import Component, Emitter, Failed, Sink, Source
+from connector_core.components import Component, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
 from connector_core.ledger import Ledger
@@ -113,7 +113,7 @@ class Engine:
                     await _maybe_await(node.open())
                     opened.append(node)
                 self.nodes[name] = node
-            host.notify("before_sync", context=context)
+            host.hooks.before_sync(context=context)
             self.progress.start()
             self._graph = asyncio.create_task(self._run_graph())
             await asyncio.wait([self._graph])
@@ -133,7 +133,7 @@ class Engine:
         report = self._report(failure)
         if self.ledger is not None:
             self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
-        host.notify("after_sync", context=context, report=report)
+        host.hooks.after_sync(context=context, report=report)
         return report
 
     async def _run_graph(self) -> None:
@@ -143,11 +143,11 @@ class Engine:
 
     def _acts(self, node: Component) -> bool:
         """Whether ``node`` really runs: always, except sinks with no ``plan`` method in plan mode."""
-        return not (self.plan and isinstance(node, Sink) and not hasattr(node, "plan"))
+        return not (self.plan and isinstance(node, Sink) and not node.has_plan)
 
     def _work(self, node: Component) -> Any:
         """The method that handles a batch: ``process``, or in plan mode ``plan`` (None for a sink without)."""
-        if self.plan and hasattr(node, "plan"):
+        if self.plan and isinstance(node, Mapper) and node.has_plan:
             return node.plan
         return node.process if self._acts(node) else None  # type: ignore[attr-defined]
 
@@ -275,8 +275,8 @@ class Engine:
             stats.streams[stream_name(name, output)] += len(records)
             if self.ledger is not None and output in self.spec.components[name].cls.deferred_outputs:
                 self.ledger.deferred(name, records, f"set aside by {stream_name(name, output)}; retried next run")
-            if host.has_observers("after_batch"):
-                host.notify("after_batch", context=self.context, component=name, output=output, records=records)
+            if host.hooks.observes_batches:
+                host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
                 await queue.put(records)
         if out.failed:
@@ -298,7 +298,7 @@ class Engine:
                 stats.set_aside += 1
             else:
                 stats.record_error({**detail, "key": record.key})
-                host.notify("on_record_error", context=context, component=name, record=record, reason=reason)
+                host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
         if transient:
             if self.ledger is not None:

@@ -6,9 +6,14 @@ specs below, published under the ``crmsync`` entry-point group::
     [project.entry-points.crmsync]
     myplugin = "my_package.plugin"
 
-Registration hooks are called once per run, when the plugin manager is built, and receive a registry to
-add components to. Lifecycle hooks are for observers (metrics, notifications, audit logs): an exception raised
-inside one is reported and the run goes on. Implementations may accept any subset of a hook's arguments.
+Registration hooks (``register_*``) are called once per run, when the plugin manager is built, one plugin at a
+time, and receive a registry to add components to; they cannot be wrappers. Lifecycle hooks (``before_sync``,
+``after_batch``, ``on_record_error``, ``after_sync``) are called through pluggy, so ``tryfirst``/``trylast``
+and wrappers (``@hookimpl(wrapper=True)``, a generator that ``yield``s once around the other implementations)
+work; they are for observers (metrics, notifications, audit logs): an exception raised inside one is logged
+and the run goes on. The engine calls them through the typed facade ``host.hooks``. Implementations may accept
+any subset of a hook's arguments, and must be plain (not ``async``) functions: both are checked when the
+plugin is registered, and a violation is an error naming the plugin.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ def register_sources(registry: ComponentRegistry) -> None:
     provides. Names are global: registering a name another plugin already took is an error naming both.
 
     :param registry: the run's component registry.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -42,6 +49,8 @@ def register_mappers(registry: ComponentRegistry) -> None:
     """Register mapper component types (:class:`~connector_core.components.Mapper` subclasses).
 
     :param registry: the run's component registry.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -50,6 +59,8 @@ def register_sinks(registry: ComponentRegistry) -> None:
     """Register sink component types (:class:`~connector_core.components.Sink` subclasses).
 
     :param registry: the run's component registry.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -61,6 +72,8 @@ def register_connections(registry: ComponentRegistry) -> None:
     of one job use. Spec authors declare them under ``connections:``.
 
     :param registry: the run's connection registry.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -72,6 +85,8 @@ def register_commands(commands: CommandRegistry) -> None:
     :class:`argparse.ArgumentParser` and ``run(args)`` returns the exit code.
 
     :param commands: the command registry of this CLI invocation.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -80,6 +95,10 @@ def before_sync(context: RunContext) -> None:
     """Called once after every component has been opened and before the first record is read.
 
     :param context: the run's context (job name, spec, report in progress).
+
+    Caveat: Not called when a component or connection fails to open (``after_sync`` still is).
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -93,6 +112,10 @@ def after_batch(context: RunContext, component: str, output: str, records: list[
     :param component: the name of the emitting component.
     :param output: the output's name (``default`` for the bare stream).
     :param records: the records emitted.
+
+    Caveat: Hot path: the engine skips it entirely when no plugin implements it.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -104,6 +127,10 @@ def on_record_error(context: RunContext, component: str, record: Record, reason:
     :param component: the component that rejected the record.
     :param record: the record, with its key and provenance.
     :param reason: why it was rejected (secrets already redacted).
+
+    Caveat: Called once per record, so a run with many rejects calls it often: keep it quick.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -113,6 +140,10 @@ def after_sync(context: RunContext, report: RunReport) -> None:
 
     :param context: the run's context.
     :param report: the run report, as written by ``--report``.
+
+    Caveat: The only hook also called when the run aborted.
+
+    .. versionadded:: 0.1.0
     """
 
 

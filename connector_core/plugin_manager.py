@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from pathlib import Path
 
 import attrs
 import pluggy
@@ -16,6 +16,8 @@ import pluggy
 from connector_core import hookspecs
 from connector_core.components import Connection, Mapper, Sink, Source
 from connector_core.errors import PluginError
+from connector_core.hooks import LifecycleHooks, check_and_guard
+from connector_core.local_plugins import import_plugin_file
 from connector_core.registry import CommandRegistry, ComponentRegistry, NameClash
 
 log = logging.getLogger("crmsync.plugins")
@@ -49,8 +51,10 @@ class PluginHost:
     def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
         self.pm = pm
         self._infos = infos
-        # Hooks are called implementation by implementation, not through pm.hook: trace them by hand.
+        # Registration hooks are called implementation by implementation, not through pm.hook: traced by hand.
         self._trace = pm.trace.root.get("hook")
+        #: The lifecycle hooks as typed calls: ``host.hooks.after_sync(context=..., report=...)``.
+        self.hooks = LifecycleHooks(pm)
 
     # Registries are filled on first use: `crmsync --help` should not import every component's dependencies.
     @functools.cached_property
@@ -109,6 +113,24 @@ class PluginHost:
         self._call_registration("register_commands", registry)
         return registry
 
+    def add_local_plugin(self, path: Path) -> str:
+        """Register the plugin module in the file ``path`` (a spec's ``plugins:`` entry); returns its name.
+
+        Registries already built are rebuilt on next use, so the plugin's components become available.
+        """
+        name = f"local:{path.name}"
+        if self.pm.has_plugin(name):
+            return name
+        _register(self.pm, import_plugin_file(path), name)
+        self._infos[name] = PluginInfo(name, "(local file)", str(path))
+        for registry in ("sources", "mappers", "sinks", "connections"):
+            self.__dict__.pop(registry, None)
+        return name
+
+    def plugin_info(self, name: str) -> PluginInfo | None:
+        """The distribution and version of the plugin registered as ``name``, or None."""
+        return self._infos.get(name)
+
     def plugins(self) -> list[PluginInfo]:
         """Every loaded plugin with the component types it registered."""
         by_plugin: dict[str, list[str]] = {}
@@ -119,22 +141,6 @@ class PluginHost:
             attrs.evolve(info, components=tuple(sorted(by_plugin.get(name, []))))
             for name, info in sorted(self._infos.items())
         ]
-
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook on every plugin; a failing observer is logged, never fatal."""
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            self._trace(f"{hook_name} -> {impl.plugin_name}")
-            try:
-                impl.function(*(kwargs[arg] for arg in impl.argnames))
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                redactor = getattr(kwargs.get("context"), "redactor", None)
-                message = redactor.text(message) if redactor else message
-                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, message)
-
-    def has_observers(self, hook_name: str) -> bool:
-        """Whether any plugin implements ``hook_name`` (lets the engine skip work nobody listens to)."""
-        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
 
 
 def _names_from_env(variable: str) -> set[str] | None:
@@ -148,6 +154,11 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
         pm.register(plugin, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+    try:
+        check_and_guard(pm, plugin, name, pm.trace.root.get("hook"))
+    except PluginError:
+        pm.unregister(plugin)
+        raise
 
 
 def _warn_skipped(info: PluginInfo, problem: str) -> None:

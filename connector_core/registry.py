@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import attrs
 
 from connector_core.errors import PluginError
+
+if TYPE_CHECKING:
+    from connector_core.components import ComponentClass
 
 
 class NameClash(PluginError):
@@ -19,7 +23,7 @@ class Registration:
     """One registered component type: its name, class and the plugin that provided it."""
 
     name: str
-    cls: type
+    cls: ComponentClass
     plugin: str
 
 
@@ -40,7 +44,8 @@ class ComponentRegistry:
                 f"plugin {self.current_plugin!r} registered {self.kind} {name!r} as {cls!r}, "
                 f"which is not a subclass of {self.base.__name__}"
             )
-        if not attrs.has(cls.Options):
+        registered = cast("ComponentClass", cls)
+        if not attrs.has(registered.Options):
             raise PluginError(f"{self.kind} {name!r} ({self.current_plugin}): Options must be an attrs class")
         previous = self.entries.get(name)
         if previous is not None:
@@ -48,7 +53,7 @@ class ComponentRegistry:
                 f"{self.kind} type {name!r} is registered by both plugin {previous.plugin!r} "
                 f"and plugin {self.current_plugin!r}"
             )
-        self.entries[name] = Registration(name, cls, self.current_plugin)
+        self.entries[name] = Registration(name, registered, self.current_plugin)
 
     def withdraw(self, plugin: str) -> None:
         """Forget every type ``plugin`` registered (its registration hook failed half-way)."""

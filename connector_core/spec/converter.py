@@ -9,6 +9,7 @@ import re
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
 import attrs
@@ -35,6 +36,7 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
     """A converter that forbids extra keys, maps ``from_``-style field names to ``from`` in YAML, and turns
     relative :class:`~pathlib.Path` values into paths under ``base_dir``."""
     converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook_func(_is_name_or_list, _structure_names)
 
     def structure_path(value: Any, _: type) -> Path:
         if isinstance(value, Unresolved):
@@ -260,3 +262,20 @@ _SCALARS = set(get_args(Scalar))
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _is_name_or_list(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``str | list[str]``, optionally ``| None`` (``connector_core.options.Names``)."""
+    if get_origin(annotation) not in (Union, UnionType):
+        return False
+    return set(get_args(annotation)) - {type(None)} == {str, list[str]}
+
+
+def _structure_names(value: Any, union: Any) -> Any:
+    # cattrs has no strategy for `str | list[str]`, a common option shape; numbers (a YAML `2024`) read as text.
+    if value is None and type(None) in get_args(union):
+        return None
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(item, str | int | float) and not isinstance(item, bool) for item in items):
+        raise TypeError(f"expected a name or a list of names, got {value!r}")
+    return [str(item) for item in items] if isinstance(value, list) else str(value)

@@ -11,7 +11,8 @@ from typing import Any
 import attrs
 import cattrs
 
-from connector_core.errors import SpecError
+from connector_core.errors import PluginError, SpecError
+from connector_core.options import check_connection_references, secret_values
 from connector_core.plugin_manager import PluginHost
 from connector_core.redact import Redactor
 from connector_core.registry import ComponentRegistry
@@ -91,13 +92,15 @@ def load_spec(
 
     converter = make_converter(path.parent)
     raw = _structure_top(data, converter, problems)
+    for index, plugin_path in enumerate(raw.plugins if raw is not None else ()):
+        try:
+            host.add_local_plugin(plugin_path)
+        except PluginError as exc:
+            problems.add(f"$.plugins[{index}]", str(exc))
     connections, components, declared = _components(data, host, converter, problems)
     for spec in components.values():
-        connection = getattr(spec.options, "connection", None)
-        if isinstance(connection, str) and connection not in connections:
-            known = ", ".join(sorted(connections)) or "none declared"
-            hint = did_you_mean(connection, connections)
-            problems.add(f"{spec.path}.connection", f"unknown connection {connection!r}{hint} (connections: {known})")
+        for message_path, message in check_connection_references(spec, connections):
+            problems.add(message_path, message)
     for spec in components.values():
         if spec.key and not problems.items:  # reads the input: only worth it for an otherwise valid spec
             check = getattr(spec.cls, "key_problem", None)
@@ -112,6 +115,7 @@ def load_spec(
         problems.add("$.sources", "a job needs at least one source")
     if problems.items or raw is None:
         raise SpecError(problems.items)
+    all_specs = [*connections.values(), *components.values()]
     unset = [
         f"{problems.where(spec_path)}: {why}; `crmsync run` needs it" for spec_path, why in problems.deferred.items()
     ]
@@ -121,7 +125,7 @@ def load_spec(
         settings=raw.settings,
         connections=connections,
         components=components,
-        secrets=frozenset(env.secrets),
+        secrets=frozenset(env.secrets).union(*(secret_values(spec.options) for spec in all_specs)),
         state=raw.state,
         warnings=(*unset, *(f"{path}: {warning}" for warning in warnings)),
     )

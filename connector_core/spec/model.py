@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import builtins
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from connector_core.components import ComponentClass
 
 #: The stream every rejected record goes to; only sinks may read it.
 ERRORS_STREAM = "errors"
@@ -59,6 +61,9 @@ class RawSpec:
     settings: JobSettings = JobSettings()
     #: ``state: false`` structures to None (no state); absent means the defaults.
     state: StateSettings | None = StateSettings()
+    #: Plugin modules in ``.py`` files, relative to the spec, loaded for this job only.
+    plugins: list[Path] = attrs.Factory(list)
+
     #: Environment variables whose values are not secrets (never redacted), e.g. a base URL.
     public_env: list[str] = attrs.Factory(list)
     # Each component's body is checked by the loader against its plugin (a body that is no mapping included).
@@ -75,7 +80,7 @@ class ComponentSpec:
     name: str
     kind: Literal["source", "mapper", "sink", "connection"]
     type: str
-    cls: builtins.type
+    cls: ComponentClass
     options: Any
     inputs: tuple[str, ...] = ()
     key: tuple[str, ...] = ()

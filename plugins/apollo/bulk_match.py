@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import attrs
 
 from connector_core.components import Emitter, Mapper
+from connector_core.options import option
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import (
@@ -71,8 +72,7 @@ def _known_details(_: object, attribute: attrs.Attribute, value: dict[str, str])
 class BulkMatchOptions:
     """Options of ``apollo.bulk_match``."""
 
-    #: The name of the ``apollo`` connection under ``connections:``.
-    connection: str
+    connection: str = option(help="the name of an apollo connection under connections:", connection="apollo")
     #: Apollo detail field → record field. Unlisted detail fields are read from a record field of the same name.
     match: dict[str, str] = attrs.field(factory=dict, validator=_known_details)
     #: Output field → dotted path in Apollo's person (``organization.primary_domain``).
@@ -84,8 +84,9 @@ class BulkMatchOptions:
     reveal_phone_number: bool = False
     run_waterfall_email: bool = False
     run_waterfall_phone: bool = False
-    #: Where Apollo posts phone/waterfall results. Put a secret token in it (``${APOLLO_WEBHOOK_URL}``).
-    webhook_url: str | None = None
+    webhook_url: str | None = option(
+        None, help="where Apollo posts phone/waterfall results; it carries a token, so it is masked", secret=True
+    )
     #: Stop sending calls once this many credits would be exceeded; the rest go to ``skipped``.
     max_credits: float | None = None
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import attrs
 
 from connector_core.components import Emitter, Sink
+from connector_core.options import option
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import (
@@ -46,8 +47,7 @@ CONTACT_FIELDS = (
 class ContactsOptions:
     """Options of ``apollo.contacts``."""
 
-    #: The name of the ``apollo`` connection under ``connections:``.
-    connection: str
+    connection: str = option(help="the name of an apollo connection under connections:", connection="apollo")
     #: Let Apollo match existing contacts instead of creating duplicates (strongly recommended).
     run_dedupe: bool = True
     #: Labels added to every contact of the request (Apollo has no per-contact labels in bulk create).

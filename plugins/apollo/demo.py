@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+import sys
 from pathlib import Path
-
-from connector_core.plugin_manager import get_plugin_host
 
 #: A placeholder key: the sandbox accepts any key, and this one is masked like a real one.
 DEMO_KEY = "sandbox-demo-key"
@@ -55,8 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start an in-process sandbox, point the spec at it through the environment, run it, show the outputs."""
-    from connector_core.cli import run_spec
+    """Start an in-process sandbox, point the spec at it through its environment, run it, show the outputs."""
+    from connector_core.api import execute, load
     from connector_core.errors import UsageError
     from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
 
@@ -66,14 +63,16 @@ def run(args: argparse.Namespace) -> int:
     if not spec_path.is_file():
         raise UsageError(f"{spec_path}: not found (pass the path of a spec file to --spec)")
     with SandboxServer(ApolloSandbox()) as server:
-        environment = {
+        environ = {
+            **os.environ,
             "APOLLO_BASE_URL": server.base_url,
             "APOLLO_API_KEY": DEMO_KEY,
             OUT_ENV: str(args.out.resolve()),
         }
-        with _environment(environment):
-            # The in-process sandbox starts empty every time, so the demo's state would only hide its answers.
-            spec, report = run_spec(spec_path, get_plugin_host(), args.report, no_state=True)
+        spec, host = load(spec_path, environ=environ)
+        # The in-process sandbox starts empty every time, so the demo's state would only hide its answers.
+        report = execute(spec, host, report=args.report, no_state=True)
+    print(report.summary(), file=sys.stderr)
     print(f"\nApollo sandbox run of {spec.path.name}: {report.status}. Outputs:")
     for component in spec.components.values():
         path = getattr(component.options, "path", None)
@@ -99,18 +98,3 @@ def copy_example(folder: Path) -> int:
     spec = folder / EXAMPLE_SPEC.name
     print(f"next: crmsync validate {spec}; crmsync demo --spec {spec}; or run it against Apollo (see its header)")
     return 0
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore what was there."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import attrs
 
 from connector_core.components import Emitter, Mapper
+from connector_core.options import option
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import (
@@ -45,7 +46,7 @@ DEFAULT_SELECT = {
 class OrganizationsOptions:
     """Options of ``apollo.organizations_bulk_enrich``."""
 
-    connection: str
+    connection: str = option(help="the name of an apollo connection under connections:", connection="apollo")
     #: The record field holding the company's domain; a URL or an email address also works (normalised).
     domain_field: str = "domain"
     #: Output field → dotted path in Apollo's organization.

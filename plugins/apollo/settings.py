@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from connector_core.options import option
 from crmsync_plugins.apollo.budget import RateLimit
 
 #: Operation → path under the base URL, for each deployment layout.
@@ -38,8 +39,9 @@ def _known_operations(_: object, attribute: attrs.Attribute, value: dict[str, Ra
 class ApolloSettings:
     """Options of an ``apollo`` connection (``connections: {apollo: {type: apollo, ...}}``)."""
 
-    #: The API key (or aisa.one token); write it as ``${APOLLO_API_KEY}`` so it stays out of the spec.
-    api_key: str
+    api_key: str = option(
+        help="the API key (or aisa.one token); write ${APOLLO_API_KEY} so it stays out of the spec", secret=True
+    )
     #: ``https://api.apollo.io`` or the aisa.one gateway ``https://api.aisa.one/apis/v1``.
     base_url: str = "https://api.apollo.io"
     #: ``x-api-key`` header (Apollo direct) or ``bearer`` token (aisa.one); ``auto`` picks by layout.

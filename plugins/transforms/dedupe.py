@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
 from connector_core.components import Emitter, Mapper
+from connector_core.options import Names, names
 from connector_core.records import Record
 
-from .values import as_text, is_empty, normalized, str_tuple
+from .values import as_text, is_empty, normalized
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
 class DedupeOptions:
     """Options of the ``dedupe`` mapper."""
 
-    # Typed Any because the spec converter has no hook for `str | list[str]`; str_tuple normalises it.
-    by: Any = attrs.field(default=(), converter=str_tuple)
+    by: Names = attrs.field(factory=list)
     """A field or list of fields that identify a record; unset means the record key."""
     normalize: bool = True
     """Compare text ignoring case and surrounding spaces (``Ada@X.com `` equals ``ada@x.com``)."""
@@ -42,11 +42,12 @@ class DedupeMapper(Mapper):
     def __init__(self, name: str, options: DedupeOptions, context: RunContext) -> None:
         super().__init__(name, options, context)
         self._seen: set[bytes] = set()
+        self._by = names(options.by)
         self._text = normalized if options.normalize else as_text
 
     def identity(self, record: Record) -> str | None:
         """The text that identifies ``record``, or None when it has none."""
-        fields: tuple[str, ...] = self.options.by
+        fields = self._by
         if not fields:
             return None if is_empty(record.key) else self._text(record.key)
         values = [record.data.get(field) for field in fields]

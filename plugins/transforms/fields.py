@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 import attrs
 
 from connector_core.components import Emitter, Mapper
+from connector_core.options import Names, names
 from connector_core.records import Record
 
 from .functions import CASTS, TRANSFORMS, CastError
-from .values import is_empty, str_tuple
+from .values import is_empty
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 FieldFunction = Callable[[Mapping[str, Any], dict[str, Any]], Any]
 
 
-def _known_transforms(_: Any, __: attrs.Attribute[Any], names: tuple[str, ...]) -> None:
-    unknown = [name for name in names if name not in TRANSFORMS]
+def _known_transforms(_: Any, __: attrs.Attribute[Any], value: Names) -> None:
+    unknown = [name for name in names(value) if name not in TRANSFORMS]
     if unknown:
         raise ValueError(
             f"unknown transform {', '.join(map(repr, unknown))} (known transforms: {', '.join(TRANSFORMS)})"
@@ -66,8 +67,7 @@ class FieldRule:
     """Shorthand for the ``lower`` transform (runs before ``transform``)."""
     upper: bool = False
     """Shorthand for the ``upper`` transform (runs before ``transform``)."""
-    # Typed Any because the spec converter has no hook for `str | list[str]`; str_tuple normalises it.
-    transform: Any = attrs.field(default=(), converter=str_tuple, validator=_known_transforms)
+    transform: Names = attrs.field(factory=list, validator=_known_transforms)
     """A transform name or a list of them, applied in order; see ``TRANSFORMS`` for the names."""
     type: Literal["str", "int", "float", "bool"] | None = None
     """Convert the final value; a value that does not convert rejects the record."""
@@ -84,7 +84,7 @@ class FieldRule:
     def steps(self) -> tuple[str, ...]:
         """The transform chain: shorthands first, then ``transform``."""
         flags = (("strip", self.strip), ("lower", self.lower), ("upper", self.upper))
-        return tuple(name for name, on in flags if on) + self.transform
+        return tuple(name for name, on in flags if on) + names(self.transform)
 
 
 @attrs.frozen

@@ -53,18 +53,3 @@ def as_number(value: Any) -> float | None:
 def normalized(value: Any) -> str:
     """Text for case- and space-insensitive comparison (emails, names)."""
     return as_text(value).strip().lower()
-
-
-def str_tuple(value: Any) -> tuple[str, ...]:
-    """Normalise an option that takes one name or a list of names.
-
-    Options use it as an attrs converter on an ``Any`` field because the spec converter has no structure hook
-    for ``str | list[str]``.
-    """
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise TypeError(f"expected a name or a list of names, got {value!r}")

@@ -68,9 +68,11 @@ class Jobs:
     ) -> RunReport:
         return testing.run_job(self.write(text), environ, [kit.KIT, *plugins], max_error_rate)
 
-    def spec_error(self, text: str, environ: Mapping[str, str] | None = None) -> SpecError:
+    def spec_error(
+        self, text: str, environ: Mapping[str, str] | None = None, plugins: Iterable[tuple[str, object]] = ()
+    ) -> SpecError:
         with pytest.raises(SpecError) as caught:
-            self.load(text, environ)
+            self.load(text, environ, plugins)
         return caught.value
 
     def assert_problem(self, error: SpecError, spec_path: str, line: int, *words: str) -> str:

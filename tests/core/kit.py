@@ -15,6 +15,7 @@ import attrs
 
 from connector_core import hookimpl
 from connector_core.components import Connection, Emitter, Failed, Mapper, Sink, Source
+from connector_core.options import option
 from connector_core.records import Record
 
 #: What the components saw, by component name (sinks: record data; probes: batch sizes, etc.).
@@ -175,8 +176,9 @@ class CollectOptions:
     close_error: str | None = None
     #: Decrease COUNTERS["in_flight"] by the records written (back-pressure test).
     track: bool = False
-    #: A connection declared in the spec; its token is stored in STORE[name + ".token"].
-    connection: str | None = None
+    connection: str | None = option(
+        None, help="a connection declared in the spec; its token is stored in STORE[name + '.token']", connection=True
+    )
 
 
 class Collect(Sink):

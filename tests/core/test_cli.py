@@ -179,7 +179,18 @@ def subcommands() -> list[str]:
 
 
 def test_subcommands_include_builtins_and_plugin_commands() -> None:
-    assert subcommands() == ["errors", "greet", "plan", "plugins", "run", "state", "validate"]
+    assert subcommands() == [
+        "describe",
+        "errors",
+        "greet",
+        "new",
+        "plan",
+        "plugins",
+        "run",
+        "schema",
+        "state",
+        "validate",
+    ]
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in subcommands())])

@@ -255,7 +255,7 @@ def test_trace_env_prints_hook_calls(capsys: pytest.CaptureFixture[str], monkeyp
     monkeypatch.setenv("CRMSYNC_TRACE_PLUGINS", "1")
     traced = host(kit.KIT, ("recorder", Recorder()))
     traced.sources  # noqa: B018
-    traced.notify("before_sync", context=None)
+    traced.hooks.before_sync(context=None)
     err = capsys.readouterr().err
     assert "register_sources -> kit" in err
     assert "before_sync -> recorder" in err
