@@ -191,18 +191,20 @@ class Engine:
             if self.stopped:
                 break
             stats.input_records += len(chunk)
+            records = [item for item in chunk if item.__class__ is Record]
+            failed = [] if len(records) == len(chunk) else [item for item in chunk if isinstance(item, Failed)]
+            if len(records) + len(failed) != len(chunk):  # a plugin bug: never drop records silently
+                odd = next(item for item in chunk if item.__class__ is not Record and not isinstance(item, Failed))
+                raise RunFailed(f"source {node.name} yielded a {type(odd).__name__}, not a Record or Failed")
             if self.ledger is not None:
                 read += len(chunk)
                 last = chunk[-1]
                 self.ledger.source_read(node.name, (last.record if isinstance(last, Failed) else last).position, read)
                 chunk = self.ledger.stamp(chunk)
+                records = [item for item in chunk if item.__class__ is Record]
+                failed = [item for item in chunk if isinstance(item, Failed)]
             out = Emitter()
-            records = [item for item in chunk if item.__class__ is Record]
-            if len(records) != len(chunk):
-                out.failed = [item for item in chunk if isinstance(item, Failed)]
-                if len(records) + len(out.failed) != len(chunk):  # a plugin bug: never drop records silently
-                    odd = next(item for item in chunk if item.__class__ is not Record and not isinstance(item, Failed))
-                    raise RunFailed(f"source {node.name} yielded a {type(odd).__name__}, not a Record or Failed")
+            out.failed = failed
             out.routed["default"] = records
             await self._deliver(node.name, out)
 

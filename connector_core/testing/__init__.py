@@ -38,9 +38,17 @@ def run_job(
 ) -> RunReport:
     """Load and run the spec at ``path``; returns the report (the run's failures are in it, not raised).
 
-    ``environ`` defaults to an empty environment, so a test never depends on the machine running it.
+    ``environ`` defaults to an empty environment, so a test never depends on the machine running it. The run
+    keeps durable state only in ``state`` (a test's runs are independent unless it says otherwise).
     """
-    return api.run(path, environ=environ or {}, plugins=plugins, max_error_rate=max_error_rate, state=state)
+    return api.run(
+        path,
+        environ=environ or {},
+        plugins=plugins,
+        max_error_rate=max_error_rate,
+        state=state,
+        no_state=state is None,
+    )
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

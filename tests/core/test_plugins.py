@@ -108,7 +108,7 @@ def test_registration_hook_that_raises_skips_the_whole_plugin_with_a_warning(
     assert "t.split" in broken.mappers.names()  # the other plugins go on
     assert "t.half_mapper" not in broken.mappers.names()
     assert "t.half" not in broken.sources.names()  # what it registered before failing is withdrawn too
-    broken.notify("before_sync", context=None)
+    broken.hooks.before_sync(context=None)  # type: ignore[arg-type]
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "'broken_plugin'" in warning and "salesforce_sdk" in warning and "register_mappers" in warning
     [info] = [info for info in broken.plugins() if info.name == "broken_plugin"]

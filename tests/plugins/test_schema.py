@@ -16,6 +16,8 @@ from connector_core.plugin_manager import get_plugin_host
 from connector_core.spec.schema import spec_schema
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The flagship example job, shipped inside the package.
+EXAMPLE = ROOT / "plugins" / "apollo" / "example" / "config.example.yaml"
 BUILT_INS = "files,transforms,apollo"
 SCHEMA_LINE = "# yaml-language-server: $schema="
 #: Example specs shipped with the project, wherever they live.
@@ -42,7 +44,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def test_there_are_example_specs() -> None:
-    assert ROOT / "config.example.yaml" in EXAMPLES
+    assert EXAMPLE in EXAMPLES
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: str(path.relative_to(ROOT)))
@@ -52,9 +54,10 @@ def test_every_example_spec_is_valid_and_names_the_schema(path: Path, validator)
     assert first.startswith(SCHEMA_LINE), f"{path} should start with a {SCHEMA_LINE}... line for editors"
 
 
-def test_the_root_example_points_editors_at_the_committed_schema() -> None:
-    first = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()[0]
-    assert (ROOT / first.removeprefix(SCHEMA_LINE)).is_file()
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_examples_point_editors_at_the_committed_schema(path: Path) -> None:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert (path.parent / first.removeprefix(SCHEMA_LINE)).resolve() == ROOT / "crmsync.schema.json"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: str(path.relative_to(ROOT)))
@@ -81,13 +84,13 @@ def test_a_misspelled_option_of_any_component_is_flagged(path: Path, validator) 
     ids=["top-level key", "setting", "enum value", "component type", "batch over the API limit", "required option"],
 )
 def test_other_mistakes_are_flagged(change, where: list[str], validator) -> None:
-    spec = load(ROOT / "config.example.yaml")
+    spec = load(EXAMPLE)
     change(spec)
     assert [found for found, _ in errors(validator, spec) if found[: len(where)] == where]
 
 
 def test_env_references_are_accepted_where_numbers_go(validator) -> None:
-    spec = load(ROOT / "config.example.yaml")
+    spec = load(EXAMPLE)
     spec["mappers"]["enrich"]["batch_size"] = "${BATCH}"
     spec["settings"] = {"max_error_rate": "${RATE:-0.1}", "stop_on_error": "${STOP}"}
     assert errors(validator, spec) == []
