@@ -59,3 +59,13 @@ def test_copy_to_writes_a_runnable_job_and_never_overwrites(
 def test_demo_with_a_missing_spec_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--spec", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: not found" in capsys.readouterr().err
+
+
+def test_the_repository_copy_of_the_example_job_is_the_packaged_one() -> None:
+    # `crmsync run config.example.yaml` from a checkout (the README) runs the very job `crmsync demo` ships.
+    root = Path(__file__).resolve().parents[2]
+    repository, packaged = (
+        path.read_text(encoding="utf-8").splitlines() for path in (root / "config.example.yaml", EXAMPLE_SPEC)
+    )
+    assert repository[1:] == packaged[1:]  # the first line points editors at the schema, relative to each file
+    assert (root / "data" / "leads.csv").read_bytes() == (EXAMPLE_DIR / "data" / "leads.csv").read_bytes()
