@@ -165,8 +165,14 @@ class SqliteStateStore(StateStore):
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
         with self._transaction() as db:
+            # A key met again in the same run with other content is a second version: both are kept, so a
+            # re-run of the same input skips both instead of alternating between them.
             db.executemany(
-                "INSERT OR REPLACE INTO deliveries (job, sink, key, fingerprint, run_id) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = CASE "
+                "WHEN run_id != excluded.run_id THEN excluded.fingerprint "
+                "WHEN instr(' ' || fingerprint || ' ', ' ' || excluded.fingerprint || ' ') THEN fingerprint "
+                "ELSE fingerprint || ' ' || excluded.fingerprint END, run_id = excluded.run_id",
                 ((job, sink, key, fingerprint, run_id) for key, fingerprint in records),
             )
             if checkpoint is not None:
@@ -196,17 +202,22 @@ class SqliteStateStore(StateStore):
             return cursor.rowcount
 
     # -- rejects -----------------------------------------------------------------------------------------
-    def record_rejects(self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int) -> None:
+    def record_rejects(
+        self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
+    ) -> None:
         with self._transaction() as db:
             for reject in rejects:
                 row = db.execute(
                     "SELECT fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key = ?", (job, reject["key"])
                 ).fetchone()
-                if row is None or row[0] != reject["fingerprint"]:
+                same = row is not None and row[0] == reject["fingerprint"]
+                if transient:  # set aside, not failed: the attempts stay as they were
+                    attempts = row[1] if same else 0
+                elif not same:
                     attempts = 1
                 else:  # rejected again in the same run (fan-out) counts once
                     attempts = row[1] + (0 if row[2] == run_id else 1)
-                status = "discarded" if attempts >= max_attempts else "pending"
+                status = "discarded" if attempts >= max_attempts and not transient else "pending"
                 db.execute(
                     "INSERT OR REPLACE INTO rejects (job, key, fingerprint, component, reason, attempts, status, data, "
                     "source, position, run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -311,6 +322,13 @@ class SqliteStateStore(StateStore):
     def objects(self, job: str, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         sql = "SELECT key, outcome FROM objects WHERE job = ? AND component = ? AND key IN ({marks})"
         return {key: json.loads(value) for key, value in self._lookup(sql, (job, component), keys).items()}
+
+    def put_objects(self, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO objects (job, component, key, outcome) VALUES (?, ?, ?, ?)",
+                ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
+            )
 
     # -- cache -------------------------------------------------------------------------------------------
     def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:

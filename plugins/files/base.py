@@ -9,7 +9,7 @@ import attrs
 
 from connector_core.components import Sink
 from connector_core.errors import RunFailed
-from connector_core.spec.model import ERRORS_STREAM
+from connector_core.ledger import lists_this_run_only
 
 from .atomic import AtomicFile, JournaledFile, merge
 
@@ -49,9 +49,9 @@ class FileSink(Sink):
     :meth:`open` starts a hidden partial file beside the target; subclasses append to :attr:`handle` and add to
     :attr:`written`; :meth:`close` renames the partial file onto the target.
 
-    On ``close(success=False)`` the records written so far are still committed: the engine has already
-    counted them as delivered, and a file that silently lacks them would contradict the run report. A failed
-    run that wrote nothing leaves the previous file in place rather than replacing it with an empty one.
+    A failed run (``close(success=False)``) leaves the previous file exactly as it was. Without state its
+    records are simply written again by the next run; with state the part file of its committed batches stays
+    beside the target and the next run merges it first (see :class:`JournaledFile`).
     """
 
     Options: ClassVar[type] = FileSinkOptions
@@ -75,23 +75,17 @@ class FileSink(Sink):
         self.journal: JournaledFile | None = None
         # Files of the error stream and of set-aside records list this run's (the state keeps their history):
         # a record a later run settles must not stay in them.
-        if state is None or self._lists_this_run_only():
+        if state is None or lists_this_run_only(self.context.spec, self.name):
             self.handle = self.target.open()
             return
         # The job keeps state: the file accumulates every run's records, each exactly once (see JournaledFile).
+        # Without a checkpoint the state starts over, and so does the file: nothing it holds is recorded.
         previous = state.sink_checkpoint(self.name)
         if previous and not previous.get("merged"):
             state.save_checkpoint(self.name, merge(previous))
-        self.journal = JournaledFile(self.options.path, self.output_encoding(), state.run_id)
+        fresh = previous is None
+        self.journal = JournaledFile(self.options.path, self.output_encoding(), state.run_id, fresh=fresh)
         self.handle = self.journal.open()
-
-    def _lists_this_run_only(self) -> bool:
-        spec = self.context.spec
-        for ref in spec.components[self.name].inputs:
-            producer, _, output = ref.partition(".")
-            if ref == ERRORS_STREAM or output in spec.components[producer].cls.deferred_outputs:
-                return True
-        return False
 
     @property
     def appending(self) -> bool:
@@ -102,9 +96,25 @@ class FileSink(Sink):
         return self.journal.checkpoint() if self.journal is not None else None
 
     def close(self, success: bool) -> None:
+        if success:
+            if self.journal is None:
+                self.target.commit()
+            else:
+                self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
+            return
+        where = "none"
         if self.journal is not None:
-            self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
-        elif success or self.written:
-            self.target.commit()
+            self.journal.abandon()
+            where = "the next run adds those it delivered"
+        elif self.written:
+            where = f"kept in {self.target.set_aside()}"
         else:
             self.target.discard()
+        if self.written and self.context is not None:
+            self.context.log.warning(
+                "%s: the run failed; %s is left as it was (%d record(s) of this run: %s)",
+                self.name,
+                self.options.path,
+                self.written,
+                where,
+            )

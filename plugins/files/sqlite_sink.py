@@ -56,9 +56,8 @@ class SqliteSink(Sink):
 
     The table gains a column for every new field (``ALTER TABLE ... ADD COLUMN``); fields a record lacks keep
     their stored values. The whole run is one transaction, begun at open and committed at close, so a crash
-    leaves the database exactly as the previous run left it. A failed run still commits what it wrote, like
-    the file sinks: those records were delivered and counted as such in the run report. When the job keeps
-    state, each batch is committed on its own, together with its delivery record.
+    leaves the database exactly as the previous run left it, and so does a failed run, like the file sinks.
+    When the job keeps state, each batch is committed on its own, together with its delivery record.
     """
 
     Options: ClassVar[type] = SqliteSinkOptions
@@ -152,7 +151,8 @@ class SqliteSink(Sink):
             return
         try:
             if self._db.in_transaction:
-                self._db.execute("COMMIT")
+                # A failed run leaves the table as the previous run left it (with state: as its last batch).
+                self._db.execute("COMMIT" if success else "ROLLBACK")
         finally:
             self._db.close()
             self._db = None
