@@ -11,7 +11,7 @@ import attrs
 from connector_core.components import Emitter, Mapper
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloError, OutOfCredits
+from crmsync_plugins.apollo.errors import ApolloError, ApolloUnavailable, OutOfCredits
 from crmsync_plugins.apollo.identity import join_answers, person_key
 from crmsync_plugins.apollo.paths import get_path
 
@@ -27,7 +27,7 @@ DETAIL_FIELDS = (
     "id",
     "linkedin_url",
 )
-#: What happened to one person: (``matched``, person) or (``missing``/``skipped``/``failed``, reason).
+#: What happened to one person: (``matched``, person) or (``missing``/``skipped``/``failed``/``deferred``, reason).
 Answer = tuple[str, Any]
 
 #: At most this many people per call (Apollo answers 400 RECORD_LIMIT_EXCEEDED beyond it).
@@ -205,6 +205,8 @@ class BulkMatch(Mapper):
             stats.outcomes[kind] += 1
             if kind == "failed":
                 out.fail(record, value)
+            elif kind == "deferred":
+                out.defer(record, value)
             elif kind == "matched":
                 out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
             else:
@@ -230,7 +232,9 @@ class BulkMatch(Mapper):
             self.context.mark_failed(self.out_of_credits)
             return [("skipped", self.out_of_credits)] * len(details)
         except ApolloError as exc:
-            return [("failed", f"people/bulk_match failed: {exc}")] * len(details)
+            # Retries ran out on a transient failure: set aside for the next run, not a reject.
+            kind = "deferred" if isinstance(exc, ApolloUnavailable) else "failed"
+            return [(kind, f"people/bulk_match failed: {exc}")] * len(details)
         finally:
             self.reserved -= cost
         joined = join_answers(details, body.get("matches") or [])

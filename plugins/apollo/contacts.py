@@ -12,7 +12,7 @@ import attrs
 from connector_core.components import Emitter, Sink
 from connector_core.records import Record, content_key
 from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloAuthError, ApolloError, ApolloRejected
+from crmsync_plugins.apollo.errors import ApolloAuthError, ApolloError, ApolloRejected, ApolloUnavailable
 from crmsync_plugins.apollo.identity import full_name, norm
 
 #: Apollo refuses more than this many contacts per call (422 "Please limit your array to 100 contacts").
@@ -178,9 +178,11 @@ class ContactsSink(Sink):
             await self._create(records[middle:], contacts[middle:], out, replay_since)
             return
         except ApolloError as exc:
-            # The intent stays open: the next run replays these contacts with dedupe on.
+            # The intent stays open: the next run replays these contacts with dedupe on. Retries that ran out
+            # on a transient failure set the records aside for it without using up one of their attempts.
+            settle = out.defer if isinstance(exc, ApolloUnavailable) else out.fail
             for record in records:
-                out.fail(record, f"contacts/bulk_create failed: {exc}")
+                settle(record, f"contacts/bulk_create failed: {exc}")
             return
         starts = [t for t in (replay_since, first_sent if retried_uncertain else None) if t is not None]
         created_since = min(starts) - options.clock_skew_s if starts else None

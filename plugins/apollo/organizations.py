@@ -9,7 +9,7 @@ import attrs
 from connector_core.components import Emitter, Mapper
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
-from crmsync_plugins.apollo.errors import ApolloError
+from crmsync_plugins.apollo.errors import ApolloError, ApolloUnavailable
 from crmsync_plugins.apollo.identity import norm
 from crmsync_plugins.apollo.paths import get_path
 
@@ -61,6 +61,7 @@ class OrganizationsBulkEnrich(Mapper):
         domains = self.domains(batch)
         found: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
+        transient: set[str] = set()
         for start in range(0, len(domains), MAX_DOMAINS):
             chunk = domains[start : start + MAX_DOMAINS]
             try:
@@ -69,6 +70,8 @@ class OrganizationsBulkEnrich(Mapper):
                 )
             except ApolloError as exc:
                 failed.update(dict.fromkeys(chunk, f"organizations/bulk_enrich failed: {exc}"))
+                if isinstance(exc, ApolloUnavailable):
+                    transient.update(chunk)
                 continue
             for organization in body.get("organizations") or []:
                 if isinstance(organization, dict):
@@ -78,7 +81,7 @@ class OrganizationsBulkEnrich(Mapper):
         for record in batch:
             domain = norm(record.data.get(self.options.domain_field))
             if domain in failed:
-                out.fail(record, failed[domain])
+                (out.defer if domain in transient else out.fail)(record, failed[domain])
                 continue
             organization = found.get(domain)
             if organization is None:
