@@ -15,6 +15,9 @@ from connector_core.state.store import JobState, StateStore
 
 log = logging.getLogger("crmsync.state")
 
+#: The pseudo-sink under which a run records the records it skipped as already completed.
+UNCHANGED = "(unchanged)"
+
 
 class Ledger:
     """One run's bookkeeping: takes the job's lock, skips records already delivered, records deliveries and
@@ -50,8 +53,19 @@ class Ledger:
         done = self.store.completed(self.job, [_record(item).key for item in stamped])
         if not done:
             return stamped
-        kept = [item for item in stamped if not _has(done.get(_record(item).key), _record(item).fingerprint)]
-        self.skipped += len(stamped) - len(kept)
+        kept: list[Record | Failed] = []
+        unchanged: list[Record] = []
+        for item in stamped:
+            record = _record(item)
+            if _has(done.get(record.key), record.fingerprint):
+                unchanged.append(record)
+            else:
+                kept.append(item)
+        if unchanged and not self.read_only:
+            # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
+            # new version of the same key that it delivers (two records with one key must not alternate).
+            self.store.commit_batch(self.job, self.run_id, UNCHANGED, ((r.key, r.fingerprint) for r in unchanged))
+        self.skipped += len(unchanged)
         return kept
 
     def source_read(self, source: str, position: int, count: int) -> None:

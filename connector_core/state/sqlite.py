@@ -189,9 +189,11 @@ class SqliteStateStore(StateStore):
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR REPLACE INTO completed (job, key, fingerprint, run_id) "
-                "SELECT DISTINCT d.job, d.key, d.fingerprint, d.run_id FROM deliveries d "
+                "SELECT d.job, d.key, replace(group_concat(DISTINCT d.fingerprint), ',', ' '), d.run_id "
+                "FROM deliveries d "
                 "WHERE d.job = ? AND d.run_id = ? AND NOT EXISTS (SELECT 1 FROM rejects r "
-                "WHERE r.job = d.job AND r.key = d.key AND r.run_id = d.run_id AND r.status = 'pending')",
+                "WHERE r.job = d.job AND r.key = d.key AND r.run_id = d.run_id AND r.status = 'pending') "
+                "GROUP BY d.key",
                 (job, run_id),
             )
             db.execute(
