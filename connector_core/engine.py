@@ -140,8 +140,10 @@ class Engine:
         for node in reversed(opened):
             try:
                 await _maybe_await(node.close(success))
-            except Exception as exc:
-                failure = failure or f"{node.name} failed to close: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # after the failures that came first, which name the cause
+                self.component_failures.setdefault(
+                    node.name, f"{node.name} failed to close: {type(exc).__name__}: {exc}"
+                )
         for connection in self.context.connections.values():
             try:
                 await connection.close()
@@ -316,7 +318,7 @@ class Engine:
         :meth:`RunContext.mark_failed`, or an error rate over the limit; None when it succeeds."""
         stats = self.context.stats
         if failure is None and (self.component_failures or self.context.failures):
-            failure = "; ".join([*self.component_failures.values(), *self.context.failures])
+            failure = "; ".join(dict.fromkeys([*self.component_failures.values(), *self.context.failures]))
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
             failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"

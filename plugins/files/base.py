@@ -14,6 +14,7 @@ from connector_core.ledger import lists_this_run_only
 from .atomic import AtomicFile, JournaledFile, merge
 
 if TYPE_CHECKING:
+    from connector_core.components import Emitter
     from connector_core.context import RunContext
     from connector_core.records import Record
 
@@ -65,6 +66,9 @@ class FileSink(Sink):
         self.handle: TextIO
         #: Records handed to the file so far in this run.
         self.written = 0
+        #: The first write error (a full disk): what the file holds after it is unknown, so nothing more is
+        #: written and the run's output is not kept.
+        self.broken: OSError | None = None
 
     def output_encoding(self) -> str:
         """The text encoding of the output file; UTF-8 unless a subclass offers a choice."""
@@ -92,10 +96,24 @@ class FileSink(Sink):
         """True when this run adds to a file earlier runs wrote (a CSV header is then already there)."""
         return self.journal is not None and self.journal.base > 0
 
+    def process(self, batch: list[Record], out: Emitter) -> None:
+        if self.broken is not None:
+            raise OSError(self.broken.errno, f"{self.options.path} failed earlier in this run: {self.broken.strerror}")
+        try:
+            self.write(batch, out)
+        except OSError as exc:
+            self.broken = exc
+            raise
+
     def checkpoint(self) -> Any:
-        return self.journal.checkpoint() if self.journal is not None else None
+        try:
+            return self.journal.checkpoint() if self.journal is not None else None
+        except OSError as exc:
+            self.broken = exc
+            raise
 
     def close(self, success: bool) -> None:
+        success = success and self.broken is None
         if success:
             if self.journal is None:
                 self.target.commit()
@@ -106,10 +124,15 @@ class FileSink(Sink):
         if self.journal is not None:
             self.journal.abandon()
             where = "the next run adds those it delivered"
-        elif self.written:
-            where = f"kept in {self.target.set_aside()}"
+        elif self.written and self.broken is None:
+            try:
+                where = f"kept in {self.target.set_aside()}"
+            except OSError as exc:  # the disk is full: the earlier file matters more than this run's records
+                self.target.discard()
+                where = f"not kept ({exc.strerror})"
         else:
             self.target.discard()
+            where = "not kept"
         if self.written and self.context is not None:
             self.context.log.warning(
                 "%s: the run failed; %s is left as it was (%d record(s) of this run: %s)",
