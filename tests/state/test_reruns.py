@@ -215,3 +215,19 @@ def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> Non
             assert sum(counts.values()) == 150 + 75 + 20 and max(counts.values()) == 2
         else:
             assert sum(counts.values()) == 170
+
+
+def test_a_reset_after_a_failed_run_drops_its_part(tmp_path: Path) -> None:
+    rows = people(150)
+    leads(tmp_path, rows)
+    spec = job(tmp_path, state="state: {path: state.db}")
+    for row in rows[::2]:
+        row["email"] = ""
+    leads(tmp_path, rows)
+    assert run(spec, "--max-error-rate", "0.1")["exit_code"] == 1
+    assert [p.name for p in (tmp_path / "out").glob(".people.jsonl.run*.part")]  # kept for the next run
+    assert main(["-q", "state", "reset", str(spec)]) == 0
+    report = run(spec)
+    accounted(report)
+    assert sorted(keys(tmp_path / "out" / "people.jsonl")) == sorted(r["id"] for r in rows if r["email"])
+    assert not list((tmp_path / "out").glob(".*"))
