@@ -108,6 +108,7 @@ def test_sigkill_and_resume_lists_every_reject(tmp_path: Path, seed: int) -> Non
     spec = write_job(tmp_path, state=True, enrich="concurrency: 1", contacts="batch_size: 20")
     checked = "  checked:\n    type: fields\n    inputs: [leads]\n    fields: {id: {}, email: {required: true}}\n"
     text = spec.read_text().replace("key: email", "key: id").replace("inputs: [leads]", "inputs: [checked]")
+    text = text.replace("path: out/errors.jsonl,", "path: out/errors.jsonl, batch_size: 5,")  # written as it goes
     spec.write_text(text.replace("mappers:\n", "mappers:\n" + checked))
     with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=15))) as server:
         for _ in range(2):  # state.max_attempts is 3: the resume is every reject's third attempt at most

@@ -101,16 +101,23 @@ def test_a_terminal_reject_is_not_sent_again_after_its_attempts(tmp_path: Path, 
 def test_a_run_with_a_refused_key_leaves_earlier_outputs_as_they_were(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: bool
 ) -> None:
-    rows = people(14)
+    rows = people(40)
     write_leads(tmp_path, rows[:10])
-    spec = write_job(tmp_path, state=state)
+    spec = write_job(tmp_path, state=state, enrich="concurrency: 1", contacts="batch_size: 10")
     with SandboxServer(ApolloSandbox(SandboxConfig(api_key=CANARY_KEY))) as server:
         assert run(spec, server, monkeypatch)["exit_code"] == 0
         before = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
         write_leads(tmp_path, rows)
-        refused = run(spec, server, monkeypatch, key="sk-revoked")
+        assert run(spec, server, monkeypatch, key="sk-revoked")["exit_code"] == 1  # refused at once
+        server.sandbox.script_faults(["ok", "ok", "ok", "401"])  # refused mid-run, after some records
+        refused = run(spec, server, monkeypatch)
         assert refused["exit_code"] == 1 and "refused" in refused["failure"]
-        after = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
+        assert refused["streams"].get("contacts.created", 0) + refused["streams"].get("contacts.existing", 0) > 0
+        after = {
+            path.name: path.read_bytes()
+            for path in (tmp_path / "out").iterdir()
+            if not path.name.startswith(".") and ".failed." not in path.name
+        }
         assert after == before
         again = run(spec, server, monkeypatch)
         assert again["exit_code"] == 0
