@@ -20,6 +20,7 @@ from connector_core.testing import read_jsonl
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from ..apollo.conftest import env, people, write_job, write_leads
+from .jobs import write_as_it_goes
 
 OUTPUTS = ("created", "existing", "missing", "skipped", "errors")
 
@@ -108,8 +109,8 @@ def test_sigkill_and_resume_lists_every_reject(tmp_path: Path, seed: int) -> Non
     spec = write_job(tmp_path, state=True, enrich="concurrency: 1", contacts="batch_size: 20")
     checked = "  checked:\n    type: fields\n    inputs: [leads]\n    fields: {id: {}, email: {required: true}}\n"
     text = spec.read_text().replace("key: email", "key: id").replace("inputs: [leads]", "inputs: [checked]")
-    text = text.replace("path: out/errors.jsonl,", "path: out/errors.jsonl, batch_size: 5,")  # written as it goes
     spec.write_text(text.replace("mappers:\n", "mappers:\n" + checked))
+    write_as_it_goes(spec)
     with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=15))) as server:
         for _ in range(2):  # state.max_attempts is 3: the resume is every reject's third attempt at most
             process = start(spec, server)

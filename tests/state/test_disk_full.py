@@ -17,6 +17,7 @@ import pytest
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from ..apollo.conftest import env, people, write_job, write_leads
+from .jobs import write_as_it_goes
 from .test_crash_and_faults import check_exactly_once
 
 
@@ -56,11 +57,7 @@ def test_full_disk_stops_api_work_and_the_resume_writes_no_duplicates(tmp_path: 
     rows = people(200)
     write_leads(tmp_path, rows)
     spec = write_job(tmp_path, state=True, enrich="concurrency: 1", contacts="batch_size: 10")
-    # Small sink batches, so that files are written while the run goes on (as they are with a large input).
-    text = spec.read_text()
-    for name in ("created", "existing", "missing"):
-        text = text.replace(f"path: out/{name}.jsonl,", f"path: out/{name}.jsonl, batch_size: 10,")
-    spec.write_text(text)
+    write_as_it_goes(spec, batch_size=10)
     with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=30))) as server:
         first = run(spec, server)
         assert first["exit_code"] == 1
