@@ -38,6 +38,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def fill(path: Path) -> None:
+    """Take every byte left on ``path``'s filesystem (something else filled the disk)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def run(spec: Path, server: SandboxServer) -> dict:
     report = spec.parent / "report.json"
     finished = subprocess.run(
@@ -76,3 +88,25 @@ def test_full_disk_stops_api_work_and_the_resume_writes_no_duplicates(tmp_path: 
         assert second["exit_code"] == 0, second["failure"]
         check_exactly_once(tmp_path, [row["email"] for row in rows], server)
         assert not [p.name for p in small_disk.iterdir() if p.name.startswith(".")], "no part file left"
+
+
+@pytest.mark.parametrize("state", [False, True])
+def test_a_disk_that_fills_up_leaves_earlier_files_as_they_were(tmp_path: Path, small_disk: Path, state: bool) -> None:
+    rows = people(60)
+    write_leads(tmp_path, rows[:20])
+    spec = write_job(tmp_path, state=state, enrich="concurrency: 1", contacts="batch_size: 10")
+    write_as_it_goes(spec, batch_size=10)
+    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=10))) as server:
+        assert run(spec, server)["exit_code"] == 0
+        before = {path.name: path.read_bytes() for path in small_disk.iterdir()}
+        filler = small_disk / "filler"
+        fill(filler)
+        write_leads(tmp_path, rows)
+        failed = run(spec, server)
+        assert failed["exit_code"] == 1 and "No space left on device" in failed["failure"]
+        after = {p.name: p.read_bytes() for p in small_disk.iterdir() if p != filler and not p.name.startswith(".")}
+        assert after == before
+        filler.unlink()
+        subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+        assert run(spec, server)["exit_code"] == 0
+        check_exactly_once(tmp_path, [row["email"] for row in rows], server)
