@@ -113,31 +113,34 @@ class FileSink(Sink):
             raise
 
     def close(self, success: bool) -> None:
-        success = success and self.broken is None
         if success:
             if self.journal is None:
                 self.target.commit()
             else:
                 self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
             return
-        where = "none"
         if self.journal is not None:
             self.journal.abandon()
-            where = "the next run adds those it delivered"
-        elif self.written and self.broken is None:
-            try:
-                where = f"kept in {self.target.set_aside()}"
-            except OSError as exc:  # the disk is full: the earlier file matters more than this run's records
-                self.target.discard()
-                where = f"not kept ({exc.strerror})"
+            kept = "the next run adds those it delivered"
         else:
-            self.target.discard()
-            where = "not kept"
+            kept = self._set_aside()
         if self.written and self.context is not None:
             self.context.log.warning(
                 "%s: the run failed; %s is left as it was (%d record(s) of this run: %s)",
                 self.name,
                 self.options.path,
                 self.written,
-                where,
+                kept,
             )
+
+    def _set_aside(self) -> str:
+        """Keep a failed run's records beside the target, unless the file's own write failed (its content is
+        then unknown); says where they are."""
+        if self.written and self.broken is None:
+            try:
+                return f"kept in {self.target.set_aside()}"
+            except OSError as exc:  # the disk is full: the earlier file matters more than this run's records
+                self.target.discard()
+                return f"not kept ({exc.strerror})"
+        self.target.discard()
+        return "not kept"
