@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from connector_core.cli import main
+from connector_core.state.sqlite import SqliteStateStore
 from connector_core.testing import read_jsonl, write_spec
 
 JOB = """
@@ -111,7 +112,14 @@ def test_plan_with_dedupe_writes_no_memory(tmp_path: Path) -> None:
     leads(tmp_path, people(3))
     spec = job(tmp_path)
     assert main(["-q", "plan", str(spec)]) == 0
+    if (tmp_path / "state.db").exists():
+        store = SqliteStateStore(tmp_path / "state.db")
+        assert store.summary("reruns")["objects"] == 0
+        store.close()
     assert run(spec)["delivered"]["out"] == 3
+    store = SqliteStateStore(tmp_path / "state.db")
+    assert store.summary("reruns")["objects"] == 3  # one remembered identity per email
+    store.close()
 
 
 @pytest.mark.parametrize("how", ["deleted", "reset", "first use"])
@@ -192,6 +200,7 @@ def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> Non
         leads(folder, rows)
         failed = run(spec, "--max-error-rate", "0.1")
         assert failed["exit_code"] == 1 and "max_error_rate" in failed["failure"]
+        accounted(failed)
         after = {
             path.name: path.read_bytes()
             for path in (folder / "out").iterdir()
