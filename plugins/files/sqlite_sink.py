@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -71,6 +74,8 @@ class SqliteSink(Sink):
         self._columns: dict[str, str] = {}
         #: The upsert statement for each set of fields seen so far.
         self._statements: dict[tuple[str, ...], str] = {}
+        #: The first disk error of the run, see :meth:`_disk_errors`.
+        self._broken: OSError | None = None
 
     def open(self) -> None:
         path = self.options.path
@@ -86,6 +91,26 @@ class SqliteSink(Sink):
             raise RunFailed(
                 f"{self.name}: table {self.options.table} in {path} exists without a {KEY_COLUMN} primary key"
             )
+
+    def process(self, batch: list[Record], out: Emitter) -> None:
+        with self._disk_errors():
+            self.write(batch, out)
+
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """A full disk or an I/O error becomes the OSError it is (the run then stops new API work and sets the
+        batch aside); after one the database refuses every later batch: SQLite may have rolled back."""
+        if self._broken is not None:
+            raise OSError(self._broken.errno, f"{self.options.path} failed earlier in this run: {self._broken}")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+            if code not in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+                raise
+            number = errno.ENOSPC if code == sqlite3.SQLITE_FULL else errno.EIO
+            self._broken = OSError(number, f"{self.options.path}: {exc}")
+            raise self._broken from exc
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         db = self._db
@@ -142,8 +167,9 @@ class SqliteSink(Sink):
         # so the run-long transaction becomes one per batch (upserts make a replayed batch harmless).
         if self._db is None or self.context is None or self.context.state is None:
             return None
-        self._db.execute("COMMIT")
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._disk_errors():
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
         return {"table": self.options.table}
 
     def close(self, success: bool) -> None:
@@ -152,7 +178,8 @@ class SqliteSink(Sink):
         try:
             if self._db.in_transaction:
                 # A failed run leaves the table as the previous run left it (with state: as its last batch).
-                self._db.execute("COMMIT" if success else "ROLLBACK")
+                with self._disk_errors():
+                    self._db.execute("COMMIT" if success else "ROLLBACK")
         finally:
             self._db.close()
             self._db = None

@@ -4,8 +4,10 @@ run after space came back writes every record exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -110,3 +112,39 @@ def test_a_disk_that_fills_up_leaves_earlier_files_as_they_were(tmp_path: Path, 
         subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
         assert run(spec, server)["exit_code"] == 0
         check_exactly_once(tmp_path, [row["email"] for row in rows], server)
+
+
+SQLITE_JOB = """
+version: 1
+job: disk-sqlite
+sources:
+  leads: {type: jsonl, path: leads.jsonl, key: id}
+sinks:
+  db: {type: sqlite, inputs: [leads], path: out/crm.sqlite, table: people, batch_size: 50}
+"""
+
+
+@pytest.mark.parametrize("state", [False, True])
+def test_a_full_disk_under_a_sqlite_sink(tmp_path: Path, small_disk: Path, state: bool) -> None:
+    from connector_core.cli import main
+    from connector_core.testing import write_spec
+
+    # Without state the run is one transaction, refused at its commit; with state each batch commits.
+    spec = write_spec(tmp_path, SQLITE_JOB + ("state: {path: state.db}\n" if state else ""))
+    rows = [{"id": f"p{n}", "note": "x" * 200} for n in range(600)]
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:20]))
+    assert main(["-q", "run", str(spec)]) == 0
+    fill(small_disk / "filler")
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = tmp_path / "report.json"
+    assert main(["-q", "run", str(spec), "--report", str(report)]) == 1
+    failure = json.loads(report.read_text())["failure"]
+    assert failure.startswith("db failed") and "OSError: [Errno 28]" in failure and "full" in failure, failure
+    (small_disk / "filler").unlink()
+    if not state:
+        with contextlib.closing(sqlite3.connect(small_disk / "crm.sqlite")) as db:
+            assert db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 20
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    assert main(["-q", "run", str(spec)]) == 0
+    with contextlib.closing(sqlite3.connect(small_disk / "crm.sqlite")) as db:
+        assert db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 600
