@@ -11,12 +11,9 @@ from typing import Any
 from connector_core.components import Failed
 from connector_core.records import Record, content_key
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
-from connector_core.state.store import JobState, StateStore
+from connector_core.state.store import UNCHANGED, JobState, StateStore
 
 log = logging.getLogger("crmsync.state")
-
-#: The pseudo-sink under which a run records the records it skipped as already completed.
-UNCHANGED = "(unchanged)"
 
 
 class Ledger:

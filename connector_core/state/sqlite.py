@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector_core.state.store import JobLocked, StateStore
+from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -358,7 +358,9 @@ class SqliteStateStore(StateStore):
             "runs": self.runs(job, limit=10),
             "completed_records": count("SELECT COUNT(*) FROM completed WHERE job = ?", job),
             "deliveries": dict(
-                self.db.execute("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
+                self.db.execute(
+                    "SELECT sink, COUNT(*) FROM deliveries WHERE job = ? AND sink != ? GROUP BY sink", (job, UNCHANGED)
+                ).fetchall()
             ),
             "checkpoints": {
                 sink: json.loads(value)

@@ -8,6 +8,10 @@ from typing import Any
 
 from connector_core.errors import RunFailed
 
+#: The pseudo-sink under which a run records the records it met again unchanged (and skipped), so that settling
+#: the run keeps them completed; not a sink of the job (``summary`` leaves it out of ``deliveries``).
+UNCHANGED = "(unchanged)"
+
 
 class JobLocked(RunFailed):
     """Another run of the same job holds the lock."""
