@@ -77,6 +77,11 @@ class SqliteStateStore(StateStore):
         # every WAL user makes for not fsyncing each small transaction.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        # Records a run met again unchanged matter only when it settles (see complete_run): kept off the disk.
+        self.db.execute(
+            "CREATE TEMP TABLE unchanged (job TEXT NOT NULL, run_id INTEGER NOT NULL, key TEXT NOT NULL, "
+            "fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
+        )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -164,6 +169,13 @@ class SqliteStateStore(StateStore):
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
+        if sink == UNCHANGED:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO temp.unchanged (job, run_id, key, fingerprint) VALUES (?, ?, ?, ?)",
+                    ((job, run_id, key, fingerprint) for key, fingerprint in records),
+                )
+            return
         with self._transaction() as db:
             # A key met again in the same run with other content is a second version: both are kept, so a
             # re-run of the same input skips both instead of alternating between them.
@@ -187,15 +199,19 @@ class SqliteStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> int:
         with self._transaction() as db:
+            # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
             cursor = db.execute(
                 "INSERT OR REPLACE INTO completed (job, key, fingerprint, run_id) "
-                "SELECT d.job, d.key, replace(group_concat(DISTINCT d.fingerprint), ',', ' '), d.run_id "
-                "FROM deliveries d "
-                "WHERE d.job = ? AND d.run_id = ? AND NOT EXISTS (SELECT 1 FROM rejects r "
-                "WHERE r.job = d.job AND r.key = d.key AND r.run_id = d.run_id AND r.status = 'pending') "
-                "GROUP BY d.key",
-                (job, run_id),
+                "SELECT :job, v.key, replace(group_concat(DISTINCT v.fingerprint), ',', ' '), :run FROM ("
+                " SELECT key, fingerprint FROM deliveries WHERE job = :job AND run_id = :run"
+                " UNION ALL SELECT key, fingerprint FROM temp.unchanged WHERE job = :job AND run_id = :run"
+                " AND key IN (SELECT key FROM deliveries WHERE job = :job AND run_id = :run)) v "
+                "WHERE NOT EXISTS (SELECT 1 FROM rejects r "
+                "WHERE r.job = :job AND r.key = v.key AND r.run_id = :run AND r.status = 'pending') "
+                "GROUP BY v.key",
+                {"job": job, "run": run_id},
             )
+            db.execute("DELETE FROM temp.unchanged WHERE job = ? AND run_id = ?", (job, run_id))
             db.execute(
                 "DELETE FROM rejects WHERE job = ? AND key IN (SELECT key FROM completed WHERE job = ? AND run_id = ?) "
                 "AND status = 'pending'",
@@ -358,9 +374,7 @@ class SqliteStateStore(StateStore):
             "runs": self.runs(job, limit=10),
             "completed_records": count("SELECT COUNT(*) FROM completed WHERE job = ?", job),
             "deliveries": dict(
-                self.db.execute(
-                    "SELECT sink, COUNT(*) FROM deliveries WHERE job = ? AND sink != ? GROUP BY sink", (job, UNCHANGED)
-                ).fetchall()
+                self.db.execute("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
             ),
             "checkpoints": {
                 sink: json.loads(value)

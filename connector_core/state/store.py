@@ -8,8 +8,9 @@ from typing import Any
 
 from connector_core.errors import RunFailed
 
-#: The pseudo-sink under which a run records the records it met again unchanged (and skipped), so that settling
-#: the run keeps them completed; not a sink of the job (``summary`` leaves it out of ``deliveries``).
+#: The pseudo-sink under which a run reports (``commit_batch``) the records it met again unchanged and skipped:
+#: when the run settles, a key it delivers in a new version keeps those versions completed too. Not a sink of
+#: the job; a store may keep these apart from real deliveries (SQLite: a temporary table).
 UNCHANGED = "(unchanged)"
 
 
