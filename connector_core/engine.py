@@ -76,6 +76,7 @@ class Engine:
         #: Sinks whose files list the current run only: every record they get is written, none settles.
         self.run_only = {name for name, c in components.items() if c.kind == "sink" and lists_this_run_only(spec, name)}
         self.component_failures: dict[str, str] = {}
+        self.close_failures: list[str] = []
         self.progress = Progress(self.context.stats)
 
     async def run(self) -> RunReport:
@@ -116,7 +117,11 @@ class Engine:
             failure = await self._close(opened, failure)
         report = self._report(failure)
         if self.ledger is not None:
-            self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
+            try:
+                self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
+            except RunFailed as exc:  # the run could not be settled (its state is on a full disk): say so
+                context.mark_failed(context.redactor.text(str(exc)))
+                report = self._report(failure)
         host.notify("after_sync", context=context, report=report)
         return report
 
@@ -140,10 +145,8 @@ class Engine:
         for node in reversed(opened):
             try:
                 await _maybe_await(node.close(success))
-            except Exception as exc:  # after the failures that came first, which name the cause
-                self.component_failures.setdefault(
-                    node.name, f"{node.name} failed to close: {type(exc).__name__}: {exc}"
-                )
+            except Exception as exc:  # reported only when nothing failed before: that would name the cause
+                self.close_failures.append(f"{node.name} failed to close: {type(exc).__name__}: {exc}")
         for connection in self.context.connections.values():
             try:
                 await connection.close()
@@ -314,11 +317,15 @@ class Engine:
             await queue.put(error_records)
 
     def _failure(self, failure: str | None) -> str | None:
-        """Why the run fails: ``failure`` (it was aborted), else failed components, reasons given with
-        :meth:`RunContext.mark_failed`, or an error rate over the limit; None when it succeeds."""
+        """Why the run fails — failed components, reasons given with :meth:`RunContext.mark_failed` and
+        ``failure`` (it was aborted), else components that failed to close, else an error rate over the
+        limit — or None when it succeeds."""
         stats = self.context.stats
-        if failure is None and (self.component_failures or self.context.failures):
-            failure = "; ".join(dict.fromkeys([*self.component_failures.values(), *self.context.failures]))
+        # What went wrong first comes first: a sink's full disk, then the state write that failed after it.
+        reasons = [*self.component_failures.values(), *self.context.failures, *([failure] if failure else [])]
+        reasons = reasons or self.close_failures
+        if reasons:
+            failure = "; ".join(dict.fromkeys(reasons))
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
             failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"

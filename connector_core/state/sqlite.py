@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connector_core.errors import RunFailed
 from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
 SCHEMA = """
@@ -55,6 +57,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def disk_errno(exc: sqlite3.Error) -> int | None:
+    """``ENOSPC`` or ``EIO`` when ``exc`` is SQLite's full-disk or I/O error, else None."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    return {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_IOERR: errno.EIO}.get(code)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -72,26 +80,39 @@ class SqliteStateStore(StateStore):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
-        # every WAL user makes for not fsyncing each small transaction.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        # Records a run met again unchanged matter only when it settles (see complete_run): kept off the disk.
-        self.db.execute(
-            "CREATE TEMP TABLE unchanged (job TEXT NOT NULL, run_id INTEGER NOT NULL, key TEXT NOT NULL, "
-            "fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
-        )
+        with self._disk_errors():
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
+            # every WAL user makes for not fsyncing each small transaction.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            # Records a run met again unchanged matter only when it settles (see complete_run): kept off the disk.
+            self.db.execute(
+                "CREATE TEMP TABLE unchanged (job TEXT NOT NULL, run_id INTEGER NOT NULL, key TEXT NOT NULL, "
+                "fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
+            )
+
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """A full disk or an I/O error under the database ends the run with one line naming the file."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if disk_errno(exc) is None:
+                raise
+            raise RunFailed(f"state database {self.path}: {exc}") from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._disk_errors():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def _lookup(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import attrs
 from connector_core.components import Emitter, Sink
 from connector_core.errors import RunFailed
 from connector_core.records import Record
+from connector_core.state.sqlite import disk_errno
 
 from .encoding import encode_json
 
@@ -105,10 +105,9 @@ class SqliteSink(Sink):
         try:
             yield
         except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-            if code not in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+            number = disk_errno(exc)
+            if number is None:
                 raise
-            number = errno.ENOSPC if code == sqlite3.SQLITE_FULL else errno.EIO
             self._broken = OSError(number, f"{self.options.path}: {exc}")
             raise self._broken from exc
 

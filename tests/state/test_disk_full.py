@@ -23,13 +23,12 @@ from .jobs import write_as_it_goes
 from .test_crash_and_faults import check_exactly_once
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """``tmp_path/out`` on a 64 KiB tmpfs, unmounted afterwards."""
-    mount = tmp_path / "out"
-    mount.mkdir()
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """``mount`` on a tmpfs of ``size``, unmounted afterwards; skips the test when mounting is not allowed."""
+    mount.mkdir(exist_ok=True)
     made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", f"crmsync-test-{uuid.uuid4().hex[:8]}", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", f"crmsync-test-{uuid.uuid4().hex[:8]}", str(mount)],
         capture_output=True,
     )
     if made.returncode != 0:
@@ -38,6 +37,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path/out`` on a 64 KiB tmpfs."""
+    with mounted_tmpfs(tmp_path / "out", "64k") as mount:
+        yield mount
 
 
 def fill(path: Path) -> None:
@@ -52,8 +58,8 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
-def run(spec: Path, server: SandboxServer) -> dict:
-    report = spec.parent / "report.json"
+def run(spec: Path, server: SandboxServer, report: Path | None = None) -> dict:
+    report = report or spec.parent / "report.json"
     finished = subprocess.run(
         [sys.executable, "-m", "connector_core", "-q", "run", str(spec), "--report", str(report)],
         env={**os.environ, **env(server)},
@@ -62,6 +68,7 @@ def run(spec: Path, server: SandboxServer) -> dict:
         timeout=120,
     )
     assert "Traceback" not in finished.stderr, finished.stderr
+    assert report.exists(), finished.stderr
     data = json.loads(report.read_text())
     data["exit_code"] = finished.returncode
     return data
@@ -148,3 +155,20 @@ def test_a_full_disk_under_a_sqlite_sink(tmp_path: Path, small_disk: Path, state
     assert main(["-q", "run", str(spec)]) == 0
     with contextlib.closing(sqlite3.connect(small_disk / "crm.sqlite")) as db:
         assert db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 600
+
+
+def test_a_full_disk_holding_the_state_too(tmp_path: Path) -> None:
+    """Everything in one folder on a full disk: outputs, state database, part files."""
+    with mounted_tmpfs(tmp_path / "job", "512k") as folder:
+        rows = people(200)
+        write_leads(folder, rows)
+        spec = write_job(folder, state=True, enrich="concurrency: 1", contacts="batch_size: 10")
+        write_as_it_goes(spec, batch_size=10)
+        with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=20))) as server:
+            first = run(spec, server, tmp_path / "report.json")  # the report cannot go on the full disk
+            print(f"first run: {first['failure']}; {server.sandbox.state()['calls']}")
+            assert first["exit_code"] == 1 and ("No space left" in first["failure"] or "is full" in first["failure"])
+            assert server.sandbox.state()["calls"]["/api/v1/people/bulk_match"] < 20
+            subprocess.run(["mount", "-o", "remount,size=16m", str(folder)], check=True)
+            assert run(spec, server, tmp_path / "report.json")["exit_code"] == 0
+            check_exactly_once(folder, [row["email"] for row in rows], server)
