@@ -52,7 +52,7 @@ class AtomicFile:
 
     def set_aside(self) -> Path:
         """The run failed: leave the target as it was and keep what was written beside it, as
-        ``<stem>.failed<suffix>`` (replacing the one an earlier failed run left); returns that path."""
+        the hidden ``.<name>.failed`` (replacing the one an earlier failed run left); returns that path."""
         kept = failed_path(self.target)
         self.target, target = kept, self.target
         try:
@@ -73,8 +73,8 @@ class AtomicFile:
 
 def failed_path(target: Path) -> Path:
     """Where a failed run keeps the records it wrote for ``target``: ``out/created.jsonl`` →
-    ``out/created.failed.jsonl``."""
-    return target.with_name(f"{target.stem}.failed{target.suffix}")
+    ``out/.created.jsonl.failed``, hidden so that a reader taking every ``*.jsonl`` does not count it."""
+    return target.with_name(f".{target.name}.failed")
 
 
 def _fsync_dir(folder: Path) -> None:

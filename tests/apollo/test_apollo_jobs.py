@@ -13,14 +13,13 @@ from connector_core.testing import load, read_jsonl, run_job
 
 from .conftest import CANARY_KEY, env, people, stranger, write_job, write_leads
 
+OUTPUTS = ("created", "existing", "missing", "skipped", "errors")
+
 
 def outputs(folder: Path, failed: bool = False) -> dict[str, list[dict]]:
     """Records per output file; ``failed``: the files a failed run kept beside its untouched outputs."""
-    suffix = ".failed.jsonl" if failed else ".jsonl"
-    return {
-        name: read_jsonl(folder / "out" / f"{name}{suffix}") if (folder / "out" / f"{name}{suffix}").exists() else []
-        for name in ("created", "existing", "missing", "skipped", "errors")
-    }
+    paths = {name: folder / "out" / (f".{name}.jsonl.failed" if failed else f"{name}.jsonl") for name in OUTPUTS}
+    return {name: read_jsonl(path) if path.exists() else [] for name, path in paths.items()}
 
 
 def test_enrich_and_create_batches_and_routes_every_record(tmp_path: Path, sandbox) -> None:

@@ -138,7 +138,7 @@ def test_failed_run_keeps_the_previous_file_and_sets_its_records_aside(tmp_path:
     sink.write(make_records({"n": 1}), Emitter())
     sink.close(False)
     assert read_jsonl(target) == [{"old": True}]
-    assert read_jsonl(tmp_path / "out.failed.jsonl") == [{"n": 1}]
+    assert read_jsonl(tmp_path / ".out.jsonl.failed") == [{"n": 1}]
     assert partials(tmp_path) == []
 
 

@@ -204,13 +204,13 @@ def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> Non
         after = {
             path.name: path.read_bytes()
             for path in (folder / "out").iterdir()
-            if ".failed." not in path.name and not path.name.startswith(".")  # hidden: a part for the next run
+            if not path.name.startswith(".")  # hidden: a part for the next run, a failed run's records
         }
         assert after == before, f"{folder.name}: a failed run changed an earlier output"
         # The failed run's records are not lost: without state they are kept beside, with state the next run
         # adds those the failed run delivered.
         if not state:
-            kept = read_jsonl(folder / "out" / "people.failed.jsonl")
+            kept = read_jsonl(folder / "out" / ".people.jsonl.failed")
             assert len(kept) == failed["delivered"]["out"]
         for row in rows:
             row["email"] = row["email"] or f"{row['id']}@fixed.example.com"
@@ -239,4 +239,4 @@ def test_a_reset_after_a_failed_run_drops_its_part(tmp_path: Path) -> None:
     report = run(spec)
     accounted(report)
     assert sorted(keys(tmp_path / "out" / "people.jsonl")) == sorted(r["id"] for r in rows if r["email"])
-    assert not list((tmp_path / "out").glob(".*"))
+    assert not list((tmp_path / "out").glob(".*.part"))
