@@ -70,12 +70,12 @@ class SqliteSink(Sink):
         super().__init__(name, options, context)  # type: ignore[arg-type]
         self.options: SqliteSinkOptions = options
         self._db: sqlite3.Connection | None = None
+        #: The first disk error of the run, see :meth:`_disk_errors`.
+        self._broken: OSError | None = None
         #: Existing columns by lowercase name: SQLite column names are case-insensitive.
         self._columns: dict[str, str] = {}
         #: The upsert statement for each set of fields seen so far.
         self._statements: dict[tuple[str, ...], str] = {}
-        #: The first disk error of the run, see :meth:`_disk_errors`.
-        self._broken: OSError | None = None
 
     def open(self) -> None:
         path = self.options.path

@@ -33,10 +33,6 @@ class DedupeMapper(Mapper):
     Records whose ``by`` fields are all empty have no identity and always pass: a hundred contacts without an
     email are not duplicates of each other. Memory stays small on large inputs: only a 16-byte hash of each
     identity is kept.
-
-    When the job keeps state, each identity's first record (its key) is remembered across runs: a duplicate
-    stays a duplicate on the next run although its twin is then skipped as unchanged, and a changed version
-    of the first record still passes.
     """
 
     Options: ClassVar[type] = DedupeOptions
@@ -67,6 +63,9 @@ class DedupeMapper(Mapper):
         self._route(batch, out, remember=False)
 
     def _route(self, batch: list[Record], out: Emitter, remember: bool) -> None:
+        """Pass or drop each record. When the job keeps state, each identity's first record (its key) is
+        remembered across runs (``remember``): a duplicate stays a duplicate on the next run although its twin
+        is then skipped as unchanged, and a changed version of the first record still passes."""
         # A None context is fine: unit tests drive the mapper without an engine.
         seen, state = self._seen, self.context.state if self.context is not None else None
         digests = [self._digest(record) for record in batch]

@@ -106,7 +106,6 @@ def test_exhausted_retries_set_records_aside_in_the_error_stream(tmp_path: Path,
     sandbox.sandbox.script_faults(["500"] * 3)
     report = run_job(write_job(tmp_path, attempts=3), env(sandbox))
     errors = outputs(tmp_path)["errors"]
-    # A transient failure is no reject: set aside (marked so), out of the error count.
     assert len(errors) == 4 and report.errors["count"] == 0 and report.errors["set_aside"] == 4
     assert all("gave up after 3 attempts" in e["_error"]["reason"] and e["_error"]["transient"] for e in errors)
     assert errors[0]["_error"]["component"] == "enrich"

@@ -126,7 +126,7 @@ def test_lost_create_response_is_replayed_by_the_next_run(tmp_path: Path, sandbo
     # bulk_match answers; bulk_create is applied but its response is lost, twice: retries run out.
     sandbox.sandbox.script_faults(["ok", "reset:after", "reset:before"])
     first = run(spec, sandbox, monkeypatch=monkeypatch)
-    assert first["errors"]["count"] == 0 and first["errors"]["set_aside"] == 6
+    assert first["errors"]["count"] == 0 and first["errors"]["set_aside"] == 6  # transient: set aside
     store = SqliteStateStore(tmp_path / "state.db")
     assert len(store.open_intents("apollo-test", "contacts")) == 6
     second = run(spec, sandbox, monkeypatch=monkeypatch)
