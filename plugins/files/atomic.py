@@ -42,11 +42,15 @@ class AtomicFile:
         file = self._file
         if file is None:
             raise RuntimeError(f"{self.partial} is not open (open() was not called, or it was already committed)")
-        file.flush()
-        # fsync before the rename: otherwise a power loss can leave the *new* name pointing at empty blocks.
-        os.fsync(file.fileno())
-        file.close()
-        os.replace(self.partial, self.target)
+        try:
+            file.flush()
+            # fsync before the rename: otherwise a power loss can leave the *new* name pointing at empty blocks.
+            os.fsync(file.fileno())
+            file.close()
+            os.replace(self.partial, self.target)
+        except OSError:  # a full disk: the target stays as it was, and no partial file is left behind
+            self.discard()
+            raise
         _fsync_dir(self.target.parent)
         self._file = None
 

@@ -51,8 +51,10 @@ class FileSink(Sink):
     :attr:`written`; :meth:`close` renames the partial file onto the target.
 
     A failed run (``close(success=False)``) leaves the previous file exactly as it was. Without state its
-    records are simply written again by the next run; with state the part file of its committed batches stays
-    beside the target and the next run merges it first (see :class:`JournaledFile`).
+    records are kept hidden beside the target (``.<name>.failed``) and written again by the next run; with
+    state the part file of its committed batches stays beside the target and the next run merges it first (see
+    :class:`JournaledFile`). Files fed by the error stream or by set-aside outputs are the run's own account
+    and are written, failed or not (unless their own write failed).
     """
 
     Options: ClassVar[type] = FileSinkOptions
@@ -78,8 +80,9 @@ class FileSink(Sink):
         state = self.context.state if self.context is not None else None
         self.journal: JournaledFile | None = None
         # Files of the error stream and of set-aside records list this run's (the state keeps their history):
-        # a record a later run settles must not stay in them.
-        if state is None or lists_this_run_only(self.context.spec, self.name):
+        # a record a later run settles must not stay in them. They are the run's own account, failed or not.
+        self.reports_run = self.context is not None and lists_this_run_only(self.context.spec, self.name)
+        if state is None or self.reports_run:
             self.handle = self.target.open()
             return
         # The job keeps state: the file accumulates every run's records, each exactly once (see JournaledFile).
@@ -113,15 +116,16 @@ class FileSink(Sink):
             raise
 
     def close(self, success: bool) -> None:
-        if success:
-            if self.journal is None:
-                self.target.commit()
-            else:
-                self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
-            return
         if self.journal is not None:
+            if success:
+                self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
+                return
             self.journal.abandon()
             kept = "the next run adds those it delivered"
+        elif (success or self.reports_run) and self.broken is None:
+            # A failed run's rejects and set-aside records are listed too: they say why it failed.
+            self.target.commit()
+            return
         else:
             kept = self._set_aside()
         if self.written and self.context is not None:

@@ -13,13 +13,12 @@ from connector_core.testing import load, read_jsonl, run_job
 
 from .conftest import CANARY_KEY, env, people, stranger, write_job, write_leads
 
-OUTPUTS = ("created", "existing", "missing", "skipped", "errors")
 
-
-def outputs(folder: Path, failed: bool = False) -> dict[str, list[dict]]:
-    """Records per output file; ``failed``: the files a failed run kept beside its untouched outputs."""
-    paths = {name: folder / "out" / (f".{name}.jsonl.failed" if failed else f"{name}.jsonl") for name in OUTPUTS}
-    return {name: read_jsonl(path) if path.exists() else [] for name, path in paths.items()}
+def outputs(folder: Path) -> dict[str, list[dict]]:
+    return {
+        name: read_jsonl(folder / "out" / f"{name}.jsonl") if (folder / "out" / f"{name}.jsonl").exists() else []
+        for name in ("created", "existing", "missing", "skipped", "errors")
+    }
 
 
 def test_enrich_and_create_batches_and_routes_every_record(tmp_path: Path, sandbox) -> None:
@@ -153,8 +152,7 @@ def test_rejected_batch_is_split_to_isolate_the_bad_contact(tmp_path: Path, sand
 def test_max_credits_sends_the_rest_to_skipped(tmp_path: Path, sandbox) -> None:
     write_leads(tmp_path, people(35))
     report = run_job(write_job(tmp_path, enrich="max_credits: 20\nconcurrency: 1"), env(sandbox))
-    assert report.status == "failed" and outputs(tmp_path)["skipped"] == []  # a failed run replaces no file
-    out = outputs(tmp_path, failed=True)
+    out = outputs(tmp_path)
     assert sandbox.sandbox.state()["credits"] <= 20
     assert len(out["skipped"]) == 15 and all("max_credits" in r["_skipped_reason"] for r in out["skipped"])
     assert report.streams["enrich.matched"] + report.streams["enrich.skipped"] == 35
@@ -189,5 +187,5 @@ def test_out_of_credits_stops_enrichment_and_skips_the_rest(tmp_path: Path, sand
     report = run_job(write_job(tmp_path, enrich="concurrency: 1"), env(sandbox))
     assert report.status == "failed" and "no credits left" in report.failure
     assert sandbox.sandbox.state()["calls"] == {"/api/v1/people/bulk_match": 1}  # nothing sent after the 402
-    skipped = outputs(tmp_path, failed=True)["skipped"]
+    skipped = outputs(tmp_path)["skipped"]
     assert len(skipped) == 25 and all("no credits left" in r["_skipped_reason"] for r in skipped)

@@ -206,6 +206,9 @@ def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> Non
             for path in (folder / "out").iterdir()
             if not path.name.startswith(".")  # hidden: a part for the next run, a failed run's records
         }
+        errors = read_jsonl(folder / "out" / "errors.jsonl")  # the run's own account: why it failed
+        assert len(errors) == failed["errors"]["count"] == 75
+        del after["errors.jsonl"], before["errors.jsonl"]
         assert after == before, f"{folder.name}: a failed run changed an earlier output"
         # The failed run's records are not lost: without state they are kept beside, with state the next run
         # adds those the failed run delivered.
