@@ -76,6 +76,10 @@ def _pid_alive(pid: int) -> bool:
 class SqliteStateStore(StateStore):
     """State in one SQLite file. Safe for one writer process per job (the run lock sees to that)."""
 
+    #: The aggregate joining a key's distinct fingerprints with commas (PostgreSQL: ``string_agg(DISTINCT {},
+    #: ',')``); the only statement here that is not the same in both dialects.
+    FINGERPRINT_SET = "group_concat(DISTINCT {})"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,8 +92,8 @@ class SqliteStateStore(StateStore):
             self.db.executescript(SCHEMA)
             # Records a run met again unchanged matter only when it settles (see complete_run): kept off the disk.
             self.db.execute(
-                "CREATE TEMP TABLE unchanged (job TEXT NOT NULL, run_id INTEGER NOT NULL, key TEXT NOT NULL, "
-                "fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
+                "CREATE TEMP TABLE IF NOT EXISTS unchanged (job TEXT NOT NULL, run_id INTEGER NOT NULL, "
+                "key TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
             )
 
     @contextlib.contextmanager
@@ -193,19 +197,21 @@ class SqliteStateStore(StateStore):
         if sink == UNCHANGED:
             with self._transaction() as db:
                 db.executemany(
-                    "INSERT OR IGNORE INTO temp.unchanged (job, run_id, key, fingerprint) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO unchanged (job, run_id, key, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     ((job, run_id, key, fingerprint) for key, fingerprint in records),
                 )
             return
         with self._transaction() as db:
             # A key met again in the same run with other content is a second version: both are kept, so a
-            # re-run of the same input skips both instead of alternating between them.
+            # re-run of the same input skips both instead of alternating between them. (Portable SQL: SQLite
+            # and PostgreSQL both run it; fingerprints are hex, so LIKE has no wildcard to trip over.)
             db.executemany(
                 "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = CASE "
-                "WHEN run_id != excluded.run_id THEN excluded.fingerprint "
-                "WHEN instr(' ' || fingerprint || ' ', ' ' || excluded.fingerprint || ' ') THEN fingerprint "
-                "ELSE fingerprint || ' ' || excluded.fingerprint END, run_id = excluded.run_id",
+                "WHEN deliveries.run_id <> excluded.run_id THEN excluded.fingerprint "
+                "WHEN (' ' || deliveries.fingerprint || ' ') LIKE ('% ' || excluded.fingerprint || ' %') "
+                "THEN deliveries.fingerprint "
+                "ELSE deliveries.fingerprint || ' ' || excluded.fingerprint END, run_id = excluded.run_id",
                 ((job, sink, key, fingerprint, run_id) for key, fingerprint in records),
             )
             if checkpoint is not None:
@@ -222,17 +228,18 @@ class SqliteStateStore(StateStore):
         with self._transaction() as db:
             # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
             cursor = db.execute(
-                "INSERT OR REPLACE INTO completed (job, key, fingerprint, run_id) "
-                "SELECT :job, v.key, replace(group_concat(DISTINCT v.fingerprint), ',', ' '), :run FROM ("
-                " SELECT key, fingerprint FROM deliveries WHERE job = :job AND run_id = :run"
-                " UNION ALL SELECT key, fingerprint FROM temp.unchanged WHERE job = :job AND run_id = :run"
-                " AND key IN (SELECT key FROM deliveries WHERE job = :job AND run_id = :run)) v "
+                "INSERT INTO completed (job, key, fingerprint, run_id) "
+                f"SELECT ?, v.key, replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' '), ? FROM ("
+                " SELECT key, fingerprint FROM deliveries WHERE job = ? AND run_id = ?"
+                " UNION ALL SELECT key, fingerprint FROM unchanged WHERE job = ? AND run_id = ?"
+                " AND key IN (SELECT key FROM deliveries WHERE job = ? AND run_id = ?)) v "
                 "WHERE NOT EXISTS (SELECT 1 FROM rejects r "
-                "WHERE r.job = :job AND r.key = v.key AND r.run_id = :run AND r.status = 'pending') "
-                "GROUP BY v.key",
-                {"job": job, "run": run_id},
+                "WHERE r.job = ? AND r.key = v.key AND r.run_id = ? AND r.status = 'pending') "
+                "GROUP BY v.key ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "run_id = excluded.run_id",
+                (job, run_id, job, run_id, job, run_id, job, run_id, job, run_id),
             )
-            db.execute("DELETE FROM temp.unchanged WHERE job = ? AND run_id = ?", (job, run_id))
+            db.execute("DELETE FROM unchanged WHERE job = ? AND run_id = ?", (job, run_id))
             db.execute(
                 "DELETE FROM rejects WHERE job = ? AND key IN (SELECT key FROM completed WHERE job = ? AND run_id = ?) "
                 "AND status = 'pending'",
