@@ -14,3 +14,10 @@ def write_as_it_goes(spec: Path, batch_size: int = 5) -> None:
     for name in OUTPUT_FILES:
         text = text.replace(f"path: out/{name}.jsonl,", f"path: out/{name}.jsonl, batch_size: {batch_size},")
     spec.write_text(text)
+
+
+def without_state_unless(spec: Path, state: bool) -> Path:
+    """``crmsync run`` keeps state by default: a test job meant to run without it says ``state: false``."""
+    if not state:
+        spec.write_text(spec.read_text() + "state: false\n")
+    return spec

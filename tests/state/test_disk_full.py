@@ -19,7 +19,7 @@ import pytest
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from ..apollo.conftest import env, people, write_job, write_leads
-from .jobs import write_as_it_goes
+from .jobs import without_state_unless, write_as_it_goes
 from .test_crash_and_faults import check_exactly_once
 
 
@@ -103,7 +103,9 @@ def test_full_disk_stops_api_work_and_the_resume_writes_no_duplicates(tmp_path: 
 def test_a_disk_that_fills_up_leaves_earlier_files_as_they_were(tmp_path: Path, small_disk: Path, state: bool) -> None:
     rows = people(60)
     write_leads(tmp_path, rows[:20])
-    spec = write_job(tmp_path, state=state, enrich="concurrency: 1", contacts="batch_size: 10")
+    spec = without_state_unless(
+        write_job(tmp_path, state=state, enrich="concurrency: 1", contacts="batch_size: 10"), state
+    )
     write_as_it_goes(spec, batch_size=10)
     with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=10))) as server:
         assert run(spec, server)["exit_code"] == 0
@@ -137,7 +139,7 @@ def test_a_full_disk_under_a_sqlite_sink(tmp_path: Path, small_disk: Path, state
     from connector_core.testing import write_spec
 
     # Without state the run is one transaction, refused at its commit; with state each batch commits.
-    spec = write_spec(tmp_path, SQLITE_JOB + ("state: {path: state.db}\n" if state else ""))
+    spec = write_spec(tmp_path, SQLITE_JOB + ("state: {path: state.db}\n" if state else "state: false\n"))
     rows = [{"id": f"p{n}", "note": "x" * 200} for n in range(600)]
     (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:20]))
     assert main(["-q", "run", str(spec)]) == 0

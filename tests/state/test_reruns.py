@@ -127,7 +127,7 @@ def test_a_fresh_state_starts_its_files_over(tmp_path: Path, how: str) -> None:
     leads(tmp_path, people(4))
     spec = job(tmp_path)
     if how == "first use":  # outputs of a run without state are already there
-        run(job(tmp_path, state=""))
+        run(job(tmp_path, state="state: false"))
         spec = job(tmp_path)
     else:
         run(spec)
@@ -186,8 +186,9 @@ def test_the_errors_file_lists_every_runs_rejects(tmp_path: Path) -> None:
 
 
 def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> None:
-    for state in ("", "state: {path: state.db}"):
-        folder = tmp_path / ("stateful" if state else "stateless")
+    for stateful in (False, True):
+        state = "state: {path: state.db}" if stateful else "state: false"
+        folder = tmp_path / ("stateful" if stateful else "stateless")
         folder.mkdir()
         rows = people(150)
         leads(folder, rows)
@@ -212,7 +213,7 @@ def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> Non
         assert after == before, f"{folder.name}: a failed run changed an earlier output"
         # The failed run's records are not lost: without state they are kept beside, with state the next run
         # adds those the failed run delivered.
-        if not state:
+        if not stateful:
             kept = read_jsonl(folder / "out" / ".people.jsonl.failed")
             assert len(kept) == failed["delivered"]["out"]
         for row in rows:
@@ -223,7 +224,7 @@ def test_a_failed_run_leaves_earlier_outputs_as_they_were(tmp_path: Path) -> Non
         accounted(fixed)
         counts = Counter(keys(folder / "out" / "people.jsonl"))
         assert set(counts) == {row["id"] for row in rows}
-        if state:  # the original 150, their 75 fixed versions, the 20 new ones: each once
+        if stateful:  # the original 150, their 75 fixed versions, the 20 new ones: each once
             assert sum(counts.values()) == 150 + 75 + 20 and max(counts.values()) == 2
         else:
             assert sum(counts.values()) == 170

@@ -17,7 +17,7 @@ from connector_core.testing import read_jsonl
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from ..apollo.conftest import CANARY_KEY, env, people, write_job, write_leads
-from .jobs import write_as_it_goes
+from .jobs import without_state_unless, write_as_it_goes
 
 OUTPUTS = ("created", "existing", "missing", "skipped", "errors")
 
@@ -104,7 +104,9 @@ def test_a_run_with_a_refused_key_leaves_earlier_outputs_as_they_were(
 ) -> None:
     rows = people(40)
     write_leads(tmp_path, rows[:10])
-    spec = write_job(tmp_path, state=state, enrich="concurrency: 1", contacts="batch_size: 10")
+    spec = without_state_unless(
+        write_job(tmp_path, state=state, enrich="concurrency: 1", contacts="batch_size: 10"), state
+    )
     write_as_it_goes(spec)
     with SandboxServer(ApolloSandbox(SandboxConfig(api_key=CANARY_KEY))) as server:
         assert run(spec, server, monkeypatch)["exit_code"] == 0
