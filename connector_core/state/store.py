@@ -10,7 +10,7 @@ from connector_core.errors import CrmsyncError, RunFailed
 
 #: The pseudo-sink under which a run reports (``commit_batch``) the records it met again unchanged and skipped:
 #: when the run settles, a key it delivers in a new version keeps those versions completed too. Not a sink of
-#: the job; a store may keep these apart from real deliveries (SQLite: a temporary table).
+#: the job; a store may keep these apart from real deliveries (the SQL stores: a temporary table per connection).
 UNCHANGED = "(unchanged)"
 
 
