@@ -42,6 +42,14 @@ sinks:
 """
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest) -> str:
+    """The job's ``state:`` line, for a SQLite file or a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return "state: {path: state.db, max_attempts: 2}"
+    return f"state: {{url: '{request.getfixturevalue('postgres_url')}', max_attempts: 2}}"
+
+
 def job(folder: Path, state: str = "state: {path: state.db, max_attempts: 2}", duplicates: bool = False) -> Path:
     sink = "  dups: {type: jsonl, inputs: [unique.duplicates], path: out/dups.jsonl, metadata: true}"
     return write_spec(folder, JOB.format(state=state, duplicates=sink if duplicates else ""))
@@ -84,11 +92,11 @@ def people(count: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("duplicates_sink", [False, True])
-def test_dedupe_decisions_are_remembered(tmp_path: Path, duplicates_sink: bool) -> None:
+def test_dedupe_decisions_are_remembered(tmp_path: Path, duplicates_sink: bool, any_store: str) -> None:
     rows = people(5)
     rows.insert(2, {"id": "twin", "name": "Twin of p0", "email": " P0@Example.com"})
     leads(tmp_path, rows)
-    spec = job(tmp_path, duplicates=duplicates_sink)
+    spec = job(tmp_path, any_store, duplicates=duplicates_sink)
     expected = ["p0", "p1", "p2", "p3", "p4"]
     for _ in range(3):
         report = run(spec)
@@ -146,14 +154,14 @@ def test_a_fresh_state_starts_its_files_over(tmp_path: Path, how: str) -> None:
     assert sorted(keys(tmp_path / "out" / "people.jsonl")) == ["p0", "p1", "p2", "p3"]
 
 
-def test_two_versions_of_one_key_do_not_grow_the_outputs(tmp_path: Path) -> None:
+def test_two_versions_of_one_key_do_not_grow_the_outputs(tmp_path: Path, any_store: str) -> None:
     rows = [
         {"id": "a", "name": "First", "email": "a1@example.com"},
         {"id": "b", "name": "Other", "email": "b@example.com"},
         {"id": "a", "name": "Second", "email": "a2@example.com"},
     ]
     leads(tmp_path, rows)
-    spec = job(tmp_path)
+    spec = job(tmp_path, any_store)
     sizes = []
     for _ in range(4):
         report = run(spec)
