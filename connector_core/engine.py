@@ -14,7 +14,7 @@ from typing import Any
 from connector_core.components import Component, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
-from connector_core.ledger import Ledger
+from connector_core.ledger import Ledger, lists_this_run_only
 from connector_core.plugin_manager import PluginHost
 from connector_core.progress import Progress
 from connector_core.records import Record
@@ -73,7 +73,10 @@ class Engine:
         self.error_side = _downstream(components, {n for n, c in components.items() if ERRORS_STREAM in c.inputs})
         self._error_producers_left = len(components) - len(self.error_side)
         self.nodes: dict[str, Component] = {}
+        #: Sinks whose files list the current run only: every record they get is written, none settles.
+        self.run_only = {name for name, c in components.items() if c.kind == "sink" and lists_this_run_only(spec, name)}
         self.component_failures: dict[str, str] = {}
+        self.close_failures: list[str] = []
         self.progress = Progress(self.context.stats)
         #: Why the run was asked to stop early (see :meth:`stop`), and why it was cut short (:meth:`abort`).
         self.stopped: str | None = None
@@ -132,7 +135,11 @@ class Engine:
             failure = await self._close(opened, failure)
         report = self._report(failure)
         if self.ledger is not None:
-            self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
+            try:
+                self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
+            except RunFailed as exc:  # the run could not be settled (its state is on a full disk): say so
+                context.mark_failed(context.redactor.text(str(exc)))
+                report = self._report(failure)
         host.hooks.after_sync(context=context, report=report)
         return report
 
@@ -157,11 +164,12 @@ class Engine:
         return spec.cls(spec.name, spec.options, self.context)
 
     async def _close(self, opened: list[Component], failure: str | None) -> str | None:
+        success = self._failure(failure) is None  # a failed run leaves earlier output files as they were
         for node in reversed(opened):
             try:
-                await _maybe_await(node.close(failure is None))
-            except Exception as exc:
-                failure = failure or f"{node.name} failed to close: {type(exc).__name__}: {exc}"
+                await _maybe_await(node.close(success))
+            except Exception as exc:  # reported only when nothing failed before: that would name the cause
+                self.close_failures.append(f"{node.name} failed to close: {type(exc).__name__}: {exc}")
         for connection in self.context.connections.values():
             try:
                 await connection.close()
@@ -238,14 +246,14 @@ class Engine:
         self, spec: ComponentSpec, node: Component, batch: list[Record], limit: asyncio.Semaphore
     ) -> None:
         out = Emitter()
-        terminal = spec.kind == "sink" and not spec.outputs
-        if self.ledger is not None and terminal:
+        tracked = spec.kind == "sink" and spec.name not in self.run_only
+        if self.ledger is not None and tracked and not spec.outputs:
             batch = self.ledger.unseen(spec.name, batch)
         try:
             work = self._work(node)
             if work is not None:
                 await _maybe_await(work(batch, out))
-            if self.ledger is not None and spec.kind == "sink" and not self.plan:
+            if self.ledger is not None and tracked and not self.plan:
                 failed = {id(item.record) for item in (*out.failed, *out.deferred)}
                 written = [record for record in batch if id(record) not in failed]
                 self.ledger.delivered(spec.name, written, await _maybe_await(node.checkpoint()))  # type: ignore[attr-defined]
@@ -256,8 +264,15 @@ class Engine:
             log.error("%s", reason)
             self.component_failures.setdefault(spec.name, reason)
             out = Emitter()
-            for record in batch:
-                out.fail(record, reason)
+            if spec.kind == "sink" and isinstance(exc, OSError):
+                # A full disk (or a lost mount) is no fault of the records: stop paying for API work whose
+                # results cannot be kept, and set the batch aside for the next run.
+                self.context.halt(reason)
+                for record in batch:
+                    out.defer(record, reason)
+            else:
+                for record in batch:
+                    out.fail(record, reason)
         finally:
             limit.release()
         if spec.kind == "sink":
@@ -328,16 +343,28 @@ class Engine:
         for queue in self.error_queues:
             await queue.put(error_records)
 
-    def _report(self, failure: str | None) -> RunReport:
-        stats, redactor = self.context.stats, self.context.redactor
-        if failure is None and (self.component_failures or self.context.failures):
-            failure = "; ".join([*self.component_failures.values(), *self.context.failures])
+    def _failure(self, failure: str | None) -> str | None:
+        """Why the run fails — failed components, reasons given with :meth:`RunContext.mark_failed` and
+        ``failure`` (it was aborted), else components that failed to close, else an error rate over the
+        limit — or None when it succeeds."""
+        stats = self.context.stats
+        # What went wrong first comes first: a sink's full disk, then the state write that failed after it.
+        reasons = [*self.component_failures.values(), *self.context.failures, *([failure] if failure else [])]
+        reasons = reasons or self.close_failures
+        if reasons:
+            failure = "; ".join(dict.fromkeys(reasons))
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is None and self.max_error_rate is not None and rate > self.max_error_rate:
             failure = f"error rate {rate:.2%} exceeds max_error_rate {self.max_error_rate:.2%}"
         if failure is None and self.max_error_rate is None and stats.input_records and rate >= 1:
             # The default policy: some rejects are a normal run, a run that delivered nothing is not.
             failure = f"all {stats.input_records} input records were rejected (set max_error_rate: 1 to allow it)"
+        return failure
+
+    def _report(self, failure: str | None) -> RunReport:
+        stats, redactor = self.context.stats, self.context.redactor
+        failure = self._failure(failure)
+        rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is not None:  # close errors and mark_failed reasons are plugin text: mask them too
             failure = redactor.text(failure)
         extra = {name: build() for name, build in stats.sections.items()}

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from connector_core.components import Failed
 from connector_core.errors import RunFailed
 from connector_core.records import Record, content_key
+from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
-from connector_core.state.store import JobState, StateStore
+from connector_core.state.store import UNCHANGED, JobState, StateStore
 
 log = logging.getLogger("crmsync.state")
 
@@ -59,8 +59,19 @@ class Ledger:
         done = self.store.completed(self.job, [_record(item).key for item in stamped])
         if not done:
             return stamped
-        kept = [item for item in stamped if done.get(_record(item).key) != _record(item).fingerprint]
-        self.skipped += len(stamped) - len(kept)
+        kept: list[Record | Failed] = []
+        unchanged: list[Record] = []
+        for item in stamped:
+            record = _record(item)
+            if _has(done.get(record.key), record.fingerprint):
+                unchanged.append(record)
+            else:
+                kept.append(item)
+        if unchanged and not self.read_only:
+            # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
+            # new version of the same key that it delivers (two records with one key must not alternate).
+            self.store.commit_batch(self.job, self.run_id, UNCHANGED, ((r.key, r.fingerprint) for r in unchanged))
+        self.skipped += len(unchanged)
         return kept
 
     def source_read(self, source: str, position: int, count: int) -> None:
@@ -76,11 +87,11 @@ class Ledger:
         seen = self.store.delivered(self.job, sink, [record.key for record in batch])
         if not seen:
             return batch
-        again = [record for record in batch if seen.get(record.key) == record.fingerprint]
+        again = [record for record in batch if _has(seen.get(record.key), record.fingerprint)]
         if not self.read_only:
             # Reached again in this run: re-stamp them so settling the run counts them as delivered.
             self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in again))
-        return [record for record in batch if seen.get(record.key) != record.fingerprint]
+        return [record for record in batch if not _has(seen.get(record.key), record.fingerprint)]
 
     def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
         """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
@@ -100,7 +111,7 @@ class Ledger:
         The reason is ``reason``, else each record's own ``_error`` reason."""
         if not self.read_only:
             rows = _reject_rows(component, records, lambda record: reason or record.data["_error"]["reason"])
-            self.store.record_rejects(self.job, self.run_id, rows, sys.maxsize)
+            self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts, transient=True)
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
         """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""
@@ -141,6 +152,22 @@ def _reject_rows(component: str, records: list[Record], reason: Callable[[Record
         }
         for record in records
     ]
+
+
+def _has(fingerprints: str | None, fingerprint: str | None) -> bool:
+    """Whether ``fingerprint`` is among the stored ones (space-separated: see ``StateStore.commit_batch``)."""
+    return fingerprints is not None and fingerprint is not None and fingerprint in fingerprints.split(" ")
+
+
+def lists_this_run_only(spec: SyncSpec, sink: str) -> bool:
+    """Whether ``sink`` is fed by the error stream or by set-aside outputs (``enrich.skipped``): its file lists
+    the current run's records only (the state keeps their history), so it writes every record it gets, also
+    one it wrote in an earlier run, and its deliveries settle nothing."""
+    for ref in spec.components[sink].inputs:
+        producer, _, output = ref.partition(".")
+        if ref == ERRORS_STREAM or output in spec.components[producer].cls.deferred_outputs:
+            return True
+    return False
 
 
 def _record(item: Record | Failed) -> Record:

@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS cache (
 _SCHEMA_LOCK = 0x63726D73  # "crms"
 
 
+def _placeholders(sql: str) -> str:
+    """The store's ``?`` placeholders as psycopg's ``%s``; a literal ``%`` (a LIKE pattern) escaped."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
 def is_url(target: str) -> bool:
     """Whether a ``--state`` value names a PostgreSQL database rather than a file."""
     return target.startswith(URL_SCHEMES)
@@ -76,6 +81,7 @@ class PostgresStateStore(SqlStateStore):
     """State in a PostgreSQL database (autocommit connection; every store call is one explicit transaction)."""
 
     for_update = " FOR UPDATE"
+    FINGERPRINT_SET = "string_agg(DISTINCT {}, ',')"
 
     def __init__(self, url: str) -> None:
         try:
@@ -92,6 +98,7 @@ class PostgresStateStore(SqlStateStore):
                 message = message.replace(password, "***")
             raise StateError(f"{self.location}: cannot connect to the state database: {message}") from None
         self._ensure_schema()
+        self._create_temporary_tables()
 
     def _ensure_schema(self) -> None:
         with self._transaction():
@@ -127,11 +134,11 @@ class PostgresStateStore(SqlStateStore):
         return PostgresStateStore(self.url)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.db.execute(sql.replace("?", "%s"), params)  # type: ignore[call-overload]
+        return self.db.execute(_placeholders(sql), params)  # type: ignore[call-overload]
 
     def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.db.cursor() as cursor:
-            cursor.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+            cursor.executemany(_placeholders(sql), rows)  # type: ignore[arg-type]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
 from connector_core.state.lease import takeover_note
-from connector_core.state.store import JobLocked, StateStore
+from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
 #: The schema this crmsync writes; a database with a higher version was written by a newer crmsync.
 SCHEMA_VERSION = 2
@@ -60,6 +60,9 @@ class SqlStateStore(StateStore):
 
     #: Appended to the lease read inside :meth:`acquire_lock` (PostgreSQL: `` FOR UPDATE``).
     for_update = ""
+    #: The aggregate joining a key's distinct fingerprints with commas (PostgreSQL: ``string_agg(DISTINCT {},
+    #: ',')``); :meth:`complete_run` turns the commas into the spaces :meth:`commit_batch` separates them with.
+    FINGERPRINT_SET = "group_concat(DISTINCT {})"
 
     @abc.abstractmethod
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -72,6 +75,14 @@ class SqlStateStore(StateStore):
     @abc.abstractmethod
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """A write transaction: committed at the end, rolled back on an exception."""
+
+    def _create_temporary_tables(self) -> None:
+        """Per connection: records a run met again unchanged matter only when it settles (see complete_run),
+        so they are kept off the disk (and out of a shared database)."""
+        self._exec(
+            "CREATE TEMP TABLE IF NOT EXISTS unchanged (job TEXT NOT NULL, run_id BIGINT NOT NULL, "
+            "key TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
+        )
 
     def _lookup(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -169,9 +180,24 @@ class SqlStateStore(StateStore):
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
+        if sink == UNCHANGED:
+            with self._transaction():
+                self._many(
+                    "INSERT INTO unchanged (job, run_id, key, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    ((job, run_id, key, fingerprint) for key, fingerprint in records),
+                )
+            return
         with self._transaction():
+            # A key met again in the same run with other content is a second version: both are kept, so a
+            # re-run of the same input skips both instead of alternating between them. (Fingerprints are hex,
+            # so LIKE has no wildcard to trip over.)
             self._many(
-                _upsert("deliveries", ("job", "sink", "key"), ("fingerprint", "run_id")),
+                "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = CASE "
+                "WHEN deliveries.run_id <> excluded.run_id THEN excluded.fingerprint "
+                "WHEN (' ' || deliveries.fingerprint || ' ') LIKE ('% ' || excluded.fingerprint || ' %') "
+                "THEN deliveries.fingerprint "
+                "ELSE deliveries.fingerprint || ' ' || excluded.fingerprint END, run_id = excluded.run_id",
                 ((job, sink, key, fingerprint, run_id) for key, fingerprint in records),
             )
             if checkpoint is not None:
@@ -186,14 +212,19 @@ class SqlStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> int:
         with self._transaction():
+            # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
             cursor = self._exec(
                 "INSERT INTO completed (job, key, fingerprint, run_id) "
-                "SELECT d.job, d.key, MAX(d.fingerprint), d.run_id FROM deliveries d "
-                "WHERE d.job = ? AND d.run_id = ? AND NOT EXISTS (SELECT 1 FROM rejects r "
-                "WHERE r.job = d.job AND r.key = d.key AND r.run_id = d.run_id AND r.status = 'pending') "
-                "GROUP BY d.job, d.key, d.run_id" + _ON_COMPLETED,
-                (job, run_id),
+                f"SELECT ?, v.key, replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' '), ? FROM ("
+                " SELECT key, fingerprint FROM deliveries WHERE job = ? AND run_id = ?"
+                " UNION ALL SELECT key, fingerprint FROM unchanged WHERE job = ? AND run_id = ?"
+                " AND key IN (SELECT key FROM deliveries WHERE job = ? AND run_id = ?)) v "
+                "WHERE NOT EXISTS (SELECT 1 FROM rejects r "
+                "WHERE r.job = ? AND r.key = v.key AND r.run_id = ? AND r.status = 'pending') "
+                "GROUP BY v.key" + _ON_COMPLETED,
+                (job, run_id, job, run_id, job, run_id, job, run_id, job, run_id),
             )
+            self._exec("DELETE FROM unchanged WHERE job = ? AND run_id = ?", (job, run_id))
             self._exec(
                 "DELETE FROM rejects WHERE job = ? AND key IN (SELECT key FROM completed WHERE job = ? AND run_id = ?) "
                 "AND status = 'pending'",
@@ -202,17 +233,22 @@ class SqlStateStore(StateStore):
             return cursor.rowcount
 
     # -- rejects -----------------------------------------------------------------------------------------
-    def record_rejects(self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int) -> None:
+    def record_rejects(
+        self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
+    ) -> None:
         with self._transaction():
             for reject in rejects:
                 row = self._exec(
                     "SELECT fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key = ?", (job, reject["key"])
                 ).fetchone()
-                if row is None or row[0] != reject["fingerprint"]:
+                same = row is not None and row[0] == reject["fingerprint"]
+                if transient:  # set aside, not failed: the attempts stay as they were
+                    attempts = row[1] if same else 0
+                elif not same:
                     attempts = 1
                 else:  # rejected again in the same run (fan-out) counts once
                     attempts = row[1] + (0 if row[2] == run_id else 1)
-                status = "discarded" if attempts >= max_attempts else "pending"
+                status = "discarded" if attempts >= max_attempts and not transient else "pending"
                 self._exec(
                     _upsert(
                         "rejects",
@@ -320,6 +356,13 @@ class SqlStateStore(StateStore):
     def objects(self, job: str, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         sql = "SELECT key, outcome FROM objects WHERE job = ? AND component = ? AND key IN ({marks})"
         return {key: json.loads(value) for key, value in self._lookup(sql, (job, component), keys).items()}
+
+    def put_objects(self, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        with self._transaction():
+            self._many(
+                _upsert("objects", ("job", "component", "key"), ("outcome",)),
+                ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
+            )
 
     # -- cache -------------------------------------------------------------------------------------------
     def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:

@@ -8,12 +8,14 @@ naming the file, and the file is left exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from connector_core.errors import RunFailed
 from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
 from connector_core.state.store import StateError
 
@@ -53,6 +55,12 @@ CREATE TABLE IF NOT EXISTS cache (
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
 _V1_TABLES = {"runs", "locks", "deliveries", "completed", "checkpoints", "rejects", "intents", "objects", "cache"}
 _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the file was not modified"
+
+
+def disk_errno(exc: sqlite3.Error) -> int | None:
+    """``ENOSPC`` or ``EIO`` when ``exc`` is SQLite's full-disk or I/O error, else None."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    return {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_IOERR: errno.EIO}.get(code)
 
 
 def inspect_file(path: Path) -> int | None:
@@ -113,6 +121,7 @@ class SqliteStateStore(SqlStateStore):
             # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
             # every WAL user makes for not fsyncing each small transaction.
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self._create_temporary_tables()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"{path}: cannot open the state database: {exc}") from None
         if version != SCHEMA_VERSION:
@@ -141,14 +150,26 @@ class SqliteStateStore(SqlStateStore):
         self.db.executemany(sql, rows)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def _disk_errors(self) -> Iterator[None]:
+        """A full disk or an I/O error under the database ends the run with one line naming the file."""
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if disk_errno(exc) is None:
+                raise
+            raise RunFailed(f"state database {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._disk_errors():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()

@@ -8,6 +8,11 @@ from typing import Any
 
 from connector_core.errors import CrmsyncError, RunFailed
 
+#: The pseudo-sink under which a run reports (``commit_batch``) the records it met again unchanged and skipped:
+#: when the run settles, a key it delivers in a new version keeps those versions completed too. Not a sink of
+#: the job; a store may keep these apart from real deliveries (the SQL stores: a temporary table per connection).
+UNCHANGED = "(unchanged)"
+
 
 class JobLocked(RunFailed):
     """Another run of the same job holds the lease."""
@@ -67,18 +72,20 @@ class StateStore(abc.ABC):
     # -- delivery ledger ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def completed(self, job: str, keys: list[str]) -> dict[str, str]:
-        """``{key: fingerprint}`` of the given records that a finished run delivered."""
+        """``{key: fingerprints}`` of the given records that a finished run delivered (see :meth:`commit_batch`
+        for the space-separated fingerprints of a key delivered in several versions)."""
 
     @abc.abstractmethod
     def delivered(self, job: str, sink: str, keys: list[str]) -> dict[str, str]:
-        """``{key: fingerprint}`` of the given records already committed by ``sink``."""
+        """``{key: fingerprints}`` of the given records already committed by ``sink``."""
 
     @abc.abstractmethod
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
         """Record ``(key, fingerprint)`` pairs as delivered by ``sink`` in this run, with the sink's checkpoint,
-        in one transaction."""
+        in one transaction. A key delivered again in the same run with another fingerprint (two versions of
+        one record in one source) keeps both, space-separated; a later run's delivery replaces them."""
 
     @abc.abstractmethod
     def sink_checkpoint(self, job: str, sink: str) -> Any:
@@ -90,9 +97,12 @@ class StateStore(abc.ABC):
 
     # -- rejects -----------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def record_rejects(self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int) -> None:
+    def record_rejects(
+        self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
+    ) -> None:
         """Store rejected records (``key``, ``fingerprint``, ``component``, ``reason``, ``data``, ``source``,
-        ``position``); a record rejected ``max_attempts`` times is discarded (completed, not retried)."""
+        ``position``); a record rejected ``max_attempts`` times with unchanged data is discarded (completed,
+        not retried). ``transient`` records were set aside, not rejected: pending, their attempts unchanged."""
 
     @abc.abstractmethod
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
@@ -118,6 +128,11 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def objects(self, job: str, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         """Recorded outcomes (e.g. ``{"output": "created", "id": ..., "object": {...}}``) by key."""
+
+    def put_objects(self, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        """Remember values by key for ``component`` (read back with :meth:`objects`; forgotten with the
+        delivered state). This default goes through an intent; stores may write directly."""
+        self.close_intent(self.open_intent(job, component, [], 0.0), job, component, objects)
 
     # -- cache -------------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -173,6 +188,10 @@ class JobState:
     def objects(self, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
         """See :meth:`StateStore.objects`."""
         return self.store.objects(self.job, component, keys)
+
+    def put_objects(self, component: str, objects: dict[str, dict[str, Any]]) -> None:
+        """See :meth:`StateStore.put_objects`."""
+        self.store.put_objects(self.job, component, objects)
 
     def sink_checkpoint(self, sink: str) -> Any:
         """See :meth:`StateStore.sink_checkpoint`."""

@@ -45,21 +45,43 @@ class AtomicFile:
         file = self._file
         if file is None:
             raise RuntimeError(f"{self.partial} is not open (open() was not called, or it was already committed)")
-        file.flush()
-        # fsync before the rename: otherwise a power loss can leave the *new* name pointing at empty blocks.
-        os.fsync(file.fileno())
-        file.close()
-        os.replace(self.partial, self.target)
+        try:
+            file.flush()
+            # fsync before the rename: otherwise a power loss can leave the *new* name pointing at empty blocks.
+            os.fsync(file.fileno())
+            file.close()
+            os.replace(self.partial, self.target)
+        except OSError:  # a full disk: the target stays as it was, and no partial file is left behind
+            self.discard()
+            raise
         _fsync_dir(self.target.parent)
         self._file = None
+
+    def set_aside(self) -> Path:
+        """The run failed: leave the target as it was and keep what was written beside it, as
+        the hidden ``.<name>.failed`` (replacing the one an earlier failed run left); returns that path."""
+        kept = failed_path(self.target)
+        self.target, target = kept, self.target
+        try:
+            self.commit()
+        finally:
+            self.target = target
+        return kept
 
     def discard(self) -> None:
         """Close and delete the partial file, leaving the target as it was."""
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk may refuse the buffered tail: it is dropped anyway
+                self._file.close()
             self._file = None
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()
+
+
+def failed_path(target: Path) -> Path:
+    """Where a failed run keeps the records it wrote for ``target``: ``out/created.jsonl`` →
+    ``out/.created.jsonl.failed``, hidden so that a reader taking every ``*.jsonl`` does not count it."""
+    return target.with_name(f".{target.name}.failed")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -82,22 +104,33 @@ class JournaledFile:
     the part into the target when the run ends — by writing ``target + part`` to a temporary file and renaming
     it, so the target still only ever changes whole.
 
-    After a crash the next run calls :meth:`recover` with the last committed checkpoint: the part is cut back
-    to the committed length (dropping records whose delivery was never recorded, which the run redoes) and
-    merged, unless the merge had already happened (the target then already has ``base + offset`` bytes).
+    A *fresh* journal (the state has no checkpoint for the sink: first use, a reset or a new state file) starts
+    the target over instead: its merge replaces the target with the part, so a file written under an earlier
+    state does not receive every record a second time.
+
+    After a crash — or a failed run, which leaves the target as it was — the next run calls :func:`merge` with
+    the last committed checkpoint: the part is cut back to the committed length (dropping records whose delivery
+    was never recorded, which the run redoes) and merged, unless the merge had already happened (the target
+    then already has ``base + offset`` bytes).
     """
 
-    def __init__(self, target: Path, encoding: str, run_id: int) -> None:
+    def __init__(self, target: Path, encoding: str, run_id: int, fresh: bool = False) -> None:
         self.target = target
         self.encoding = encoding
         self.part = target.with_name(f".{target.name}.run{run_id}.part")
+        self.fresh = fresh
         self._file: TextIO | None = None
         self.base = 0
+        #: The last checkpoint handed out: what the state may have committed.
+        self.committed: dict[str, object] | None = None
 
     def open(self) -> TextIO:
         """Start this run's part file and return it for writing."""
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.base = self.target.stat().st_size if self.target.exists() else 0
+        if self.fresh:  # parts an earlier state left (a failed run's, then a reset) belong to nothing any more
+            for stale in self.target.parent.glob(f".{self.target.name}.run*.part"):
+                stale.unlink(missing_ok=True)
+        self.base = self.target.stat().st_size if self.target.exists() and not self.fresh else 0
         self._file = open(self.part, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
         return self._file
 
@@ -108,7 +141,11 @@ class JournaledFile:
             raise RuntimeError(f"{self.part} is not open")
         file.flush()
         os.fsync(file.fileno())
-        return {"part": str(self.part), "offset": os.fstat(file.fileno()).st_size, "base": self.base, "merged": False}
+        offset = os.fstat(file.fileno()).st_size
+        self.committed = {"part": str(self.part), "offset": offset, "base": self.base, "merged": False}
+        if self.fresh:
+            self.committed["fresh"] = True
+        return self.committed
 
     def commit(self) -> dict[str, object]:
         """Merge the part into the target; returns the final checkpoint (``merged``)."""
@@ -117,6 +154,18 @@ class JournaledFile:
         self._file.close()
         self._file = None
         return merge(token)
+
+    def abandon(self) -> None:
+        """The run failed: leave the target as it was. The part stays for the next run to merge up to its last
+        committed checkpoint (bytes after it were never recorded as delivered); a part nothing was committed
+        from is deleted."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # a full disk may refuse the buffered tail: it is dropped anyway
+                self._file.close()
+            self._file = None
+        if self.committed is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.part.unlink()
 
 
 def merge(token: dict[str, object]) -> dict[str, object]:
@@ -130,24 +179,17 @@ def merge(token: dict[str, object]) -> dict[str, object]:
         log.warning("%s is gone (written on another machine?): not merging it", part)
         return {**token, "merged": True}
     size = target.stat().st_size if target.exists() else 0
-    if size == base and (offset or not target.exists()):
-        merged = target.with_name(f".{target.name}.merge")
-        with open(merged, "wb") as out:
-            if target.exists():
-                with open(target, "rb") as previous:
-                    shutil.copyfileobj(previous, out, _BUFFER)
-            with open(part, "rb") as new:
-                remaining = offset
-                while remaining:
-                    chunk = new.read(min(_BUFFER, remaining))
-                    if not chunk:
-                        raise RuntimeError(f"{part} is shorter than its committed length {offset}")
-                    out.write(chunk)
-                    remaining -= len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(merged, target)
-        _fsync_dir(target.parent)
+    if token.get("fresh"):
+        # Replacing the target with the part is idempotent while the part exists; it is deleted only after.
+        if part.exists():
+            _write_merged(target, part, offset, keep_target=False)
+        elif size != offset:
+            raise RuntimeError(
+                f"{target} changed outside crmsync ({size} bytes; expected {offset}); "
+                "reset the job's delivered state to start over"
+            )
+    elif size == base and (offset or not target.exists()):
+        _write_merged(target, part, offset, keep_target=True)
     elif size not in (base, base + offset):
         raise RuntimeError(
             f"{target} changed outside crmsync ({size} bytes; expected {base} or {base + offset}); "
@@ -156,3 +198,24 @@ def merge(token: dict[str, object]) -> dict[str, object]:
     with contextlib.suppress(FileNotFoundError):
         part.unlink()
     return {**token, "merged": True}
+
+
+def _write_merged(target: Path, part: Path, offset: int, keep_target: bool) -> None:
+    """Replace ``target`` by (its content if ``keep_target``, then) the first ``offset`` bytes of ``part``."""
+    merged = target.with_name(f".{target.name}.merge")
+    with open(merged, "wb") as out:
+        if keep_target and target.exists():
+            with open(target, "rb") as previous:
+                shutil.copyfileobj(previous, out, _BUFFER)
+        with open(part, "rb") as new:
+            remaining = offset
+            while remaining:
+                chunk = new.read(min(_BUFFER, remaining))
+                if not chunk:
+                    raise RuntimeError(f"{part} is shorter than its committed length {offset}")
+                out.write(chunk)
+                remaining -= len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(merged, target)
+    _fsync_dir(target.parent)

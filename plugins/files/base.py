@@ -9,11 +9,12 @@ import attrs
 
 from connector_core.components import Sink
 from connector_core.errors import RunFailed
-from connector_core.spec.model import ERRORS_STREAM
+from connector_core.ledger import lists_this_run_only
 
 from .atomic import AtomicFile, JournaledFile, merge
 
 if TYPE_CHECKING:
+    from connector_core.components import Emitter
     from connector_core.context import RunContext
     from connector_core.records import Record
 
@@ -49,9 +50,11 @@ class FileSink(Sink):
     :meth:`open` starts a hidden partial file beside the target; subclasses append to :attr:`handle` and add to
     :attr:`written`; :meth:`close` renames the partial file onto the target.
 
-    On ``close(success=False)`` the records written so far are still committed: the engine has already
-    counted them as delivered, and a file that silently lacks them would contradict the run report. A failed
-    run that wrote nothing leaves the previous file in place rather than replacing it with an empty one.
+    A failed run (``close(success=False)``) leaves the previous file exactly as it was. Without state its
+    records are kept hidden beside the target (``.<name>.failed``) and written again by the next run; with
+    state the part file of its committed batches stays beside the target and the next run merges it first (see
+    :class:`JournaledFile`). Files fed by the error stream or by set-aside outputs are the run's own account
+    and are written, failed or not (unless their own write failed).
     """
 
     Options: ClassVar[type] = FileSinkOptions
@@ -65,6 +68,9 @@ class FileSink(Sink):
         self.handle: TextIO
         #: Records handed to the file so far in this run.
         self.written = 0
+        #: The first write error (a full disk): what the file holds after it is unknown, so nothing more is
+        #: written and the run's output is not kept.
+        self.broken: OSError | None = None
 
     def output_encoding(self) -> str:
         """The text encoding of the output file; UTF-8 unless a subclass offers a choice."""
@@ -74,37 +80,71 @@ class FileSink(Sink):
         state = self.context.state if self.context is not None else None
         self.journal: JournaledFile | None = None
         # Files of the error stream and of set-aside records list this run's (the state keeps their history):
-        # a record a later run settles must not stay in them.
-        if state is None or self._lists_this_run_only():
+        # a record a later run settles must not stay in them. They are the run's own account, failed or not.
+        self.reports_run = self.context is not None and lists_this_run_only(self.context.spec, self.name)
+        if state is None or self.reports_run:
             self.handle = self.target.open()
             return
         # The job keeps state: the file accumulates every run's records, each exactly once (see JournaledFile).
+        # Without a checkpoint the state starts over, and so does the file: nothing it holds is recorded.
         previous = state.sink_checkpoint(self.name)
         if previous and not previous.get("merged"):
             state.save_checkpoint(self.name, merge(previous))
-        self.journal = JournaledFile(self.options.path, self.output_encoding(), state.run_id)
+        fresh = previous is None
+        self.journal = JournaledFile(self.options.path, self.output_encoding(), state.run_id, fresh=fresh)
         self.handle = self.journal.open()
-
-    def _lists_this_run_only(self) -> bool:
-        spec = self.context.spec
-        for ref in spec.components[self.name].inputs:
-            producer, _, output = ref.partition(".")
-            if ref == ERRORS_STREAM or output in spec.components[producer].cls.deferred_outputs:
-                return True
-        return False
 
     @property
     def appending(self) -> bool:
         """True when this run adds to a file earlier runs wrote (a CSV header is then already there)."""
         return self.journal is not None and self.journal.base > 0
 
+    def process(self, batch: list[Record], out: Emitter) -> None:
+        if self.broken is not None:
+            raise OSError(self.broken.errno, f"{self.options.path} failed earlier in this run: {self.broken.strerror}")
+        try:
+            self.write(batch, out)
+        except OSError as exc:
+            self.broken = exc
+            raise
+
     def checkpoint(self) -> Any:
-        return self.journal.checkpoint() if self.journal is not None else None
+        try:
+            return self.journal.checkpoint() if self.journal is not None else None
+        except OSError as exc:
+            self.broken = exc
+            raise
 
     def close(self, success: bool) -> None:
         if self.journal is not None:
-            self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
-        elif success or self.written:
+            if success:
+                self.context.state.save_checkpoint(self.name, self.journal.commit())  # type: ignore[union-attr]
+                return
+            self.journal.abandon()
+            kept = "the next run adds those it delivered"
+        elif (success or self.reports_run) and self.broken is None:
+            # A failed run's rejects and set-aside records are listed too: they say why it failed.
             self.target.commit()
+            return
         else:
-            self.target.discard()
+            kept = self._set_aside()
+        if self.written and self.context is not None:
+            self.context.log.warning(
+                "%s: the run failed; %s is left as it was (%d record(s) of this run: %s)",
+                self.name,
+                self.options.path,
+                self.written,
+                kept,
+            )
+
+    def _set_aside(self) -> str:
+        """Keep a failed run's records beside the target, unless the file's own write failed (its content is
+        then unknown); says where they are."""
+        if self.written and self.broken is None:
+            try:
+                return f"kept in {self.target.set_aside()}"
+            except OSError as exc:  # the disk is full: the earlier file matters more than this run's records
+                self.target.discard()
+                return f"not kept ({exc.strerror})"
+        self.target.discard()
+        return "not kept"

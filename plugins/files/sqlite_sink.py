@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -12,6 +14,7 @@ import attrs
 from connector_core.components import Emitter, Sink
 from connector_core.errors import RunFailed
 from connector_core.records import Record
+from connector_core.state.sqlite import disk_errno
 
 from .encoding import encode_json
 
@@ -56,9 +59,8 @@ class SqliteSink(Sink):
 
     The table gains a column for every new field (``ALTER TABLE ... ADD COLUMN``); fields a record lacks keep
     their stored values. The whole run is one transaction, begun at open and committed at close, so a crash
-    leaves the database exactly as the previous run left it. A failed run still commits what it wrote, like
-    the file sinks: those records were delivered and counted as such in the run report. When the job keeps
-    state, each batch is committed on its own, together with its delivery record.
+    leaves the database exactly as the previous run left it, and so does a failed run, like the file sinks.
+    When the job keeps state, each batch is committed on its own, together with its delivery record.
 
     A record with a blank key is rejected: it would overwrite every other record without one. The run report
     says how many rows were inserted and how many updated (a key seen before, in this run or an earlier one),
@@ -72,6 +74,8 @@ class SqliteSink(Sink):
         super().__init__(name, options, context)  # type: ignore[arg-type]
         self.options: SqliteSinkOptions = options
         self._db: sqlite3.Connection | None = None
+        #: The first disk error of the run, see :meth:`_disk_errors`.
+        self._broken: OSError | None = None
         #: Existing columns by lowercase name: SQLite column names are case-insensitive.
         self._columns: dict[str, str] = {}
         #: The upsert statement for each set of fields seen so far.
@@ -97,6 +101,25 @@ class SqliteSink(Sink):
         self._rows_at_open = self._count() if info else 0
         if self.context is not None:
             self.context.add_report_section(f"sink {self.name}", self._report)
+
+    def process(self, batch: list[Record], out: Emitter) -> None:
+        with self._disk_errors():
+            self.write(batch, out)
+
+    @contextlib.contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        """A full disk or an I/O error becomes the OSError it is (the run then stops new API work and sets the
+        batch aside); after one the database refuses every later batch: SQLite may have rolled back."""
+        if self._broken is not None:
+            raise OSError(self._broken.errno, f"{self.options.path} failed earlier in this run: {self._broken}")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            number = disk_errno(exc)
+            if number is None:
+                raise
+            self._broken = OSError(number, f"{self.options.path}: {exc}")
+            raise self._broken from exc
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         db = self._db
@@ -164,8 +187,9 @@ class SqliteSink(Sink):
         # so the run-long transaction becomes one per batch (upserts make a replayed batch harmless).
         if self._db is None or self.context is None or self.context.state is None:
             return None
-        self._db.execute("COMMIT")
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._disk_errors():
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
         return {"table": self.options.table}
 
     def close(self, success: bool) -> None:
@@ -174,7 +198,9 @@ class SqliteSink(Sink):
         try:
             self._inserted = (self._count() if self._columns else 0) - self._rows_at_open
             if self._db.in_transaction:
-                self._db.execute("COMMIT")
+                # A failed run leaves the table as the previous run left it (with state: as its last batch).
+                with self._disk_errors():
+                    self._db.execute("COMMIT" if success else "ROLLBACK")
         finally:
             self._db.close()
             self._db = None

@@ -57,18 +57,40 @@ class DedupeMapper(Mapper):
         return "\x1f".join(self._text(value) for value in values)
 
     def process(self, batch: list[Record], out: Emitter) -> None:
-        seen = self._seen
+        self._route(batch, out, remember=True)
+
+    def plan(self, batch: list[Record], out: Emitter) -> None:
+        """As :meth:`process`, but a plan writes nothing to the state."""
+        self._route(batch, out, remember=False)
+
+    def _route(self, batch: list[Record], out: Emitter, remember: bool) -> None:
+        """Pass or drop each record. When the job keeps state, each identity's first record (its key) is
+        remembered across runs (``remember``): a duplicate stays a duplicate on the next run although its twin
+        is then skipped as unchanged, and a changed version of the first record still passes."""
+        # A None context is fine: unit tests drive the mapper without an engine.
+        seen, state = self._seen, self.context.state if self.context is not None else None
+        digests = [self._digest(record) for record in batch]
+        owners: dict[str, str] = {}
+        if state is not None:
+            asked = sorted({digest.hex() for digest in digests if digest is not None and digest not in seen})
+            owners = {hexed: value["key"] for hexed, value in state.objects(self.name, asked).items()}
+        new: dict[str, dict[str, str]] = {}
         passed, duplicates = [], []
-        for record in batch:
-            identity = self.identity(record)
-            if identity is None:
+        for record, digest in zip(batch, digests, strict=True):
+            if digest is None:
                 passed.append(record)
-                continue
-            digest = hashlib.blake2b(identity.encode(), digest_size=16).digest()
-            if digest in seen:
+            elif digest in seen or owners.get(digest.hex(), record.key) != record.key:
                 duplicates.append(record)
             else:
                 seen.add(digest)
+                if digest.hex() not in owners:
+                    new[digest.hex()] = {"key": record.key}
                 passed.append(record)
+        if state is not None and remember and new:
+            state.put_objects(self.name, new)
         out.emit_many(passed)
         out.emit_many(duplicates, "duplicates")
+
+    def _digest(self, record: Record) -> bytes | None:
+        identity = self.identity(record)
+        return None if identity is None else hashlib.blake2b(identity.encode(), digest_size=16).digest()

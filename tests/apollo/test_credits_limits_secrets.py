@@ -20,7 +20,7 @@ from crmsync_plugins.apollo.settings import ApolloSettings
 
 from .conftest import CANARY_KEY, env, people, write_job, write_leads
 from .replay import install
-from .test_openapi_replay import ENV, outputs, router
+from .test_openapi_replay import ENV, failed_run_outputs, outputs, router
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -36,7 +36,7 @@ def test_max_credits_is_a_ceiling_when_responses_are_lost(tmp_path: Path, concur
     assert charged <= 60  # the sandbox never charged more than the cap
     assert api["credits_confirmed"] <= charged <= api["credits_confirmed"] + api["credits_at_risk"]
     assert api["credits_at_risk"] > 0 and report.status == "failed"
-    out = outputs(tmp_path)
+    out = failed_run_outputs(tmp_path)
     assert len(out["created"]) + len(out["existing"]) + len(out["skipped"]) + len(out["errors"]) == 200
 
 

@@ -34,6 +34,18 @@ def outputs(folder: Path) -> dict[str, list[dict[str, Any]]]:
     return {n: read_jsonl(p) if (p := folder / "out" / f"{n}.jsonl").exists() else [] for n in names}
 
 
+def failed_run_outputs(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """The records a failed first run wrote: its errors and set-aside lists are visible, while its data outputs
+    were left as they were (absent) and what it delivered sits in hidden files — ``.<name>.jsonl.failed``
+    without state, the part ``.<name>.jsonl.run<N>.part`` the next run merges with state."""
+    found = outputs(folder)
+    for name in ("created", "existing", "missing"):
+        assert not found[name], f"a failed run must leave {name}.jsonl as it was"
+        hidden = sorted((folder / "out").glob(f".{name}.jsonl.*"))
+        found[name] = [record for path in hidden for record in read_jsonl(path)]
+    return found
+
+
 def leads_of(people: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
@@ -201,7 +213,7 @@ def test_insufficient_credits_stop_paid_calls_after_the_first(
     spec = write_job(tmp_path, enrich="concurrency: 1")
     assert run_cli(monkeypatch, spec) == 1
     assert len(replay.calls("people/bulk_match")) == 2  # one paid call after the credits ended, none after it
-    out = outputs(tmp_path)
+    out = failed_run_outputs(tmp_path)
     assert len(out["created"]) == 10 and len(out["skipped"]) == 50 and not out["errors"]
     assert all("no credits left" in r["_skipped_reason"] for r in out["skipped"])
 

@@ -130,14 +130,16 @@ def test_previous_output_stays_intact_until_commit(tmp_path: Path, kind: str) ->
     assert "previous run" not in target.read_text()
 
 
-def test_failed_run_commits_what_was_delivered(tmp_path: Path) -> None:
+def test_failed_run_keeps_the_previous_file_and_sets_its_records_aside(tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     target.write_text('{"old": true}\n')
     sink = file_sink("jsonl", target)
     sink.open()
     sink.write(make_records({"n": 1}), Emitter())
     sink.close(False)
-    assert read_jsonl(target) == [{"n": 1}]
+    assert read_jsonl(target) == [{"old": True}]
+    assert read_jsonl(tmp_path / ".out.jsonl.failed") == [{"n": 1}]
+    assert partials(tmp_path) == []
 
 
 def test_failed_run_that_wrote_nothing_keeps_the_previous_file(tmp_path: Path) -> None:

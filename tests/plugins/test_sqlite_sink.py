@@ -62,13 +62,14 @@ os._exit(1)
     assert rows(path) == before
 
 
-def test_failed_run_still_commits_what_was_written(tmp_path: Path) -> None:
+def test_failed_run_leaves_the_table_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "crm.sqlite"
-    sink = SqliteSink("db", SqliteSinkOptions(path=path, table="people"), None)
-    sink.open()
-    sink.write(make_records({"name": "Ada"}), Emitter())
-    sink.close(False)
-    assert [row["name"] for row in rows(path)] == ["Ada"]
+    for name, success in (("Ada", True), ("Grace", False)):
+        sink = SqliteSink("db", SqliteSinkOptions(path=path, table="people"), None)
+        sink.open()
+        sink.write(make_records({"name": name}, {"name": name, "n": 2}), Emitter())
+        sink.close(success)
+    assert [row["name"] for row in rows(path)] == ["Ada", "Ada"]
 
 
 def test_fields_that_clash_with_the_key_column_are_rejected(tmp_path: Path) -> None:

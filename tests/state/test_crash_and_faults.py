@@ -20,6 +20,7 @@ from connector_core.testing import read_jsonl
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
 
 from ..apollo.conftest import env, people, write_job, write_leads
+from .jobs import write_as_it_goes
 
 OUTPUTS = ("created", "existing", "missing", "skipped", "errors")
 
@@ -99,3 +100,29 @@ def test_fault_storm_completes_without_loss_or_duplicates(tmp_path: Path) -> Non
         errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
         assert not errors, errors[:3]
         check_exactly_once(tmp_path, [r["email"] for r in rows], server)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_sigkill_and_resume_lists_every_reject(tmp_path: Path, seed: int) -> None:
+    """Rejects of killed runs are rejected again by the resume (attempts left) and listed in its errors file."""
+    rng = random.Random(seed)
+    rows = [{"id": f"lead-{n}", **row} for n, row in enumerate(people(160))]
+    for row in rows[::8]:
+        row["email"] = ""  # rejected by the `checked` mapper
+    write_leads(tmp_path, rows)
+    spec = write_job(tmp_path, state=True, enrich="concurrency: 1", contacts="batch_size: 20")
+    checked = "  checked:\n    type: fields\n    inputs: [leads]\n    fields: {id: {}, email: {required: true}}\n"
+    text = spec.read_text().replace("key: email", "key: id").replace("inputs: [leads]", "inputs: [checked]")
+    spec.write_text(text.replace("mappers:\n", "mappers:\n" + checked))
+    write_as_it_goes(spec)
+    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=15))) as server:
+        for _ in range(2):  # state.max_attempts is 3: the resume is every reject's third attempt at most
+            process = start(spec, server)
+            time.sleep(rng.uniform(0.2, 1.0))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait()
+        assert start(spec, server).wait(120) == 0
+        rejected = sorted(r["_key"] for r in read_jsonl(tmp_path / "out" / "errors.jsonl"))
+        assert rejected == sorted(r["id"] for r in rows if not r["email"])
+        check_exactly_once(tmp_path, [r["id"] for r in rows], server)

@@ -12,7 +12,7 @@ import pytest
 
 from connector_core.state.lease import new_owner
 from connector_core.state.open import open_store
-from connector_core.state.store import JobLocked, StateStore
+from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -94,6 +94,54 @@ def test_runs_deliveries_checkpoints_and_completion(store: StateStore) -> None:
     assert len(store.delivered("job", "big", keys)) == 1200
 
 
+def versions(fingerprints: dict[str, str]) -> dict[str, set[str]]:
+    """Stored fingerprints by key: several versions of a key are kept space-separated, in no set order."""
+    return {key: set(value.split(" ")) for key, value in fingerprints.items()}
+
+
+def test_versions_of_one_key_in_one_run_are_kept_together(store: StateStore) -> None:
+    first = store.start_run("job")
+    store.commit_batch("job", first, "out", [("k", "aa"), ("k", "bb")])
+    store.commit_batch("job", first, "out", [("k", "aa")])  # met again in the same run: not listed twice
+    assert store.delivered("job", "out", ["k"]) == {"k": "aa bb"}
+    assert store.complete_run("job", first) == 1
+    assert versions(store.completed("job", ["k"])) == {"k": {"aa", "bb"}}
+    second = store.start_run("job")
+    store.commit_batch("job", second, "out", [("k", "cc")])  # a later run's delivery replaces them
+    assert store.delivered("job", "out", ["k"]) == {"k": "cc"}
+
+
+def test_versions_met_unchanged_stay_completed_beside_a_new_one(store: StateStore) -> None:
+    first = store.start_run("job")
+    store.commit_batch("job", first, "out", [("k", "aa"), ("j", "jj")])
+    store.complete_run("job", first)
+    second = store.start_run("job")
+    # k's version aa and j are met again unchanged (skipped); a new version bb of k is delivered.
+    store.commit_batch("job", second, UNCHANGED, [("k", "aa"), ("j", "jj")])
+    store.commit_batch("job", second, "out", [("k", "bb")])
+    assert store.complete_run("job", second) == 1  # only k: j was not delivered by this run
+    assert versions(store.completed("job", ["k", "j"])) == {"k": {"aa", "bb"}, "j": {"jj"}}
+    assert store.summary("job")["deliveries"] == {"out": 2}  # the pseudo-sink is no sink of the job
+    third = store.start_run("job")
+    store.commit_batch("job", third, "out", [("k", "cc")])
+    store.complete_run("job", third)  # what run 2 met unchanged was forgotten when it settled
+    assert store.completed("job", ["k"]) == {"k": "cc"}
+
+
+def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
+    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    run_id = store.start_run("job")
+    store.record_rejects("job", run_id, [reject], max_attempts=2)
+    for _ in range(3):  # more storms than attempts
+        run_id = store.start_run("job")
+        store.record_rejects("job", run_id, [{**reject, "reason": "503"}], max_attempts=2, transient=True)
+    [row] = store.rejects("job")
+    assert row["status"] == "pending" and row["attempts"] == 1 and row["reason"] == "503"
+    assert store.completed("job", ["r"]) == {}
+    store.record_rejects("job", run_id, [{**reject, "key": "new"}], max_attempts=1, transient=True)
+    assert {r["key"]: r["attempts"] for r in store.rejects("job", "pending")} == {"r": 1, "new": 0}
+
+
 def test_rejects_retry_then_discard(store: StateStore) -> None:
     reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {"x": 1}, "source": "s"}
     for run in range(1, 3):
@@ -113,6 +161,10 @@ def test_intents_and_objects(store: StateStore) -> None:
     store.close_intent(intent, "job", "contacts", {"a": {"output": "created", "id": "1"}})
     assert store.open_intents("job", "contacts") == {}
     assert store.objects("job", "contacts", ["a", "b"]) == {"a": {"output": "created", "id": "1"}}
+    store.put_objects("job", "dedupe", {"a": {"first": "k1"}, "b": {"first": "k2"}})
+    store.put_objects("job", "dedupe", {"b": {"first": "k3"}})
+    assert store.objects("job", "dedupe", ["a", "b"]) == {"a": {"first": "k1"}, "b": {"first": "k3"}}
+    assert store.open_intents("job", "dedupe") == {}
 
 
 def test_the_cache_is_shared_between_jobs_and_expires(store: StateStore) -> None:
