@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 import attrs
 
-from connector_core.components import Sink
+from connector_core.components import Component, Sink
 from connector_core.errors import RunFailed
 from connector_core.spec.model import ERRORS_STREAM
 
@@ -89,7 +89,7 @@ class FileSink(Sink):
         spec = self.context.spec
         for ref in spec.components[self.name].inputs:
             producer, _, output = ref.partition(".")
-            if ref == ERRORS_STREAM or output in spec.components[producer].cls.deferred_outputs:
+            if ref == ERRORS_STREAM or output in spec.components[producer].cls_as(Component).deferred_outputs:
                 return True
         return False
 
