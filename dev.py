@@ -3,7 +3,7 @@
 
 Needs nothing but Python 3.11+. The first call creates ``.venv``: ``demo`` installs the project, ``test`` the
 project with its test tools and the test-only example plugin. Later calls reuse it (reinstalling when the
-packaging files changed or the other command set it up).
+packaging files changed or the other command set it up). ``test`` runs ruff, then mypy, then pytest.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ INSTALLS = {
     "demo": ["-e", str(ROOT)],
     "test": ["-e", f"{ROOT}[test]", "-e", str(ROOT / "tests" / "thirdparty" / TEST_PLUGIN)],
 }
+#: Where mypy finds ``crmsync_plugins`` (a link to ``plugins/``, the folder it installs from); see ``[tool.mypy]``.
+MYPY_PATH = VENV / "mypy"
 
 
 def ensure_venv(command: str) -> None:
@@ -48,6 +50,15 @@ def ensure_venv(command: str) -> None:
     stamp.write_text(wanted)
 
 
+def typecheck() -> int:
+    """Run mypy, strict, over ``connector_core`` and the built-in plugins (the packages ``[tool.mypy]`` names)."""
+    link = MYPY_PATH / "crmsync_plugins"
+    if not link.is_symlink():
+        MYPY_PATH.mkdir(exist_ok=True)
+        link.symlink_to(ROOT / "plugins", target_is_directory=True)
+    return subprocess.run([str(BIN / "mypy")], cwd=ROOT).returncode
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command not in ("demo", "test"):
@@ -59,6 +70,8 @@ def main(argv: list[str]) -> int:
     for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
         if subprocess.run([str(BIN / check[0]), *check[1:]], cwd=ROOT).returncode:
             return 1
+    if typecheck():
+        return 1
     return subprocess.run([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT).returncode
 
 

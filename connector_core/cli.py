@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,7 +51,8 @@ def _main(argv: list[str] | None) -> int:
         parser = build_parser(host)
         args = parser.parse_args(argv)
         _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
-        return args.handler(args, host)
+        handler: Callable[[argparse.Namespace, PluginHost], int] = args.handler
+        return handler(args, host)
     except CrmsyncError as exc:
         print(f"crmsync: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 from itertools import islice
 from typing import Any
 
-from connector_core.components import Component, Emitter, Failed, Mapper, Sink, Source
+from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
 from connector_core.ledger import Ledger, lists_this_run_only
@@ -72,7 +72,7 @@ class Engine:
         # Components fed, directly or not, by the error stream cannot route their own failures back into it.
         self.error_side = _downstream(components, {n for n, c in components.items() if ERRORS_STREAM in c.inputs})
         self._error_producers_left = len(components) - len(self.error_side)
-        self.nodes: dict[str, Component] = {}
+        self.nodes: dict[str, Component[Any]] = {}
         #: Sinks whose files list the current run only: every record they get is written, none settles.
         self.run_only = {name for name, c in components.items() if c.kind == "sink" and lists_this_run_only(spec, name)}
         self.component_failures: dict[str, str] = {}
@@ -98,7 +98,7 @@ class Engine:
         """Run the job to the end and return its report; a fatal error is reported, not raised."""
         context, host = self.context, self.context.host
         failure: str | None = None
-        opened: list[Component] = []
+        opened: list[Component[Any]] = []
         if self.store is not None:  # before anything else: a second run of the job must not start at all
             settings = self.spec.state_settings
             self.ledger = Ledger(
@@ -107,7 +107,7 @@ class Engine:
             context.state = self.ledger.state
         try:
             for name, spec in self.spec.connections.items():
-                connection = spec.cls(name, spec.options, context)
+                connection = spec.cls_as(Connection)(name, spec.options, context)
                 await connection.open()
                 context.connections[name] = connection
             for name in topological_order(self.spec.components):
@@ -148,22 +148,22 @@ class Engine:
             for name in self.nodes:
                 group.create_task(self._run_component(name))
 
-    def _acts(self, node: Component) -> bool:
+    def _acts(self, node: Component[Any]) -> bool:
         """Whether ``node`` really runs: always, except sinks with no ``plan`` method in plan mode."""
         return not (self.plan and isinstance(node, Sink) and not node.has_plan)
 
-    def _work(self, node: Component) -> Any:
+    def _work(self, node: Component[Any]) -> Any:
         """The method that handles a batch: ``process``, or in plan mode ``plan`` (None for a sink without)."""
         if self.plan and isinstance(node, Mapper) and node.has_plan:
             return node.plan
         return node.process if self._acts(node) else None  # type: ignore[attr-defined]
 
-    def _instantiate(self, spec: ComponentSpec) -> Component:
+    def _instantiate(self, spec: ComponentSpec) -> Component[Any]:
         if spec.kind == "source":
-            return spec.cls(spec.name, spec.options, self.context, key=spec.key)
-        return spec.cls(spec.name, spec.options, self.context)
+            return spec.cls_as(Source)(spec.name, spec.options, self.context, key=spec.key)
+        return spec.cls_as(Component)(spec.name, spec.options, self.context)
 
-    async def _close(self, opened: list[Component], failure: str | None) -> str | None:
+    async def _close(self, opened: list[Component[Any]], failure: str | None) -> str | None:
         success = self._failure(failure) is None  # a failed run leaves earlier output files as they were
         for node in reversed(opened):
             try:
@@ -193,7 +193,7 @@ class Engine:
                 for queue in self.error_queues:
                     await queue.put(_END)
 
-    async def _run_source(self, node: Source) -> None:
+    async def _run_source(self, node: Source[Any]) -> None:
         stats, read = self.context.stats, 0
         async for chunk in _chunks(node.read(), self.spec.settings.source_batch_size):
             if self.stopped:
@@ -216,7 +216,7 @@ class Engine:
             out.routed["default"] = records
             await self._deliver(node.name, out)
 
-    async def _run_consumer(self, spec: ComponentSpec, node: Component) -> None:
+    async def _run_consumer(self, spec: ComponentSpec, node: Component[Any]) -> None:
         queue = self.queues[spec.name]
         size = spec.batch_size or node.batch_size  # type: ignore[attr-defined]
         limit = asyncio.Semaphore(spec.concurrency or node.concurrency)  # type: ignore[attr-defined]
@@ -243,7 +243,7 @@ class Engine:
                 await submit(buffer)
 
     async def _process(
-        self, spec: ComponentSpec, node: Component, batch: list[Record], limit: asyncio.Semaphore
+        self, spec: ComponentSpec, node: Component[Any], batch: list[Record], limit: asyncio.Semaphore
     ) -> None:
         out = Emitter()
         tracked = spec.kind == "sink" and spec.name not in self.run_only
@@ -290,7 +290,7 @@ class Engine:
             if not records:
                 continue
             stats.streams[stream_name(name, output)] += len(records)
-            if self.ledger is not None and output in self.spec.components[name].cls.deferred_outputs:
+            if self.ledger is not None and output in self.spec.components[name].cls_as(Component).deferred_outputs:
                 self.ledger.deferred(name, records, f"set aside by {stream_name(name, output)}; retried next run")
             if host.hooks.observes_batches:
                 host.hooks.after_batch(context=self.context, component=name, output=output, records=records)

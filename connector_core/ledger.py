@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from connector_core.components import Failed
+from connector_core.components import Component, Failed
 from connector_core.errors import RunFailed
 from connector_core.records import Record, content_key
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
@@ -165,7 +165,7 @@ def lists_this_run_only(spec: SyncSpec, sink: str) -> bool:
     one it wrote in an earlier run, and its deliveries settle nothing."""
     for ref in spec.components[sink].inputs:
         producer, _, output = ref.partition(".")
-        if ref == ERRORS_STREAM or output in spec.components[producer].cls.deferred_outputs:
+        if ref == ERRORS_STREAM or output in spec.components[producer].cls_as(Component).deferred_outputs:
             return True
     return False
 

@@ -89,10 +89,9 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook_func(_is_scalar, _structure_scalar)
-    converter.register_structure_hook_factory(lambda type_: get_origin(type_) is Literal, structure_literal)
+    converter.register_structure_hook_factory(_is_literal, structure_literal)
     converter.register_structure_hook_factory(
-        lambda type_: is_sequence(type_) and get_origin(type_) in (list, None),
-        lambda type_: strict(list_structure_factory(type_, converter), list, "a list"),
+        _is_list, lambda type_: strict(list_structure_factory(type_, converter), list, "a list")
     )
     converter.register_structure_hook_factory(
         is_mapping, lambda type_: strict(mapping_structure_factory(type_, converter), dict, "a mapping")
@@ -242,6 +241,14 @@ def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, str) and _NUMBER.fullmatch(value):
         return float(value)
     raise Mismatch(f"expected a number, got {describe(value)}")
+
+
+def _is_literal(type_: Any) -> bool:
+    return get_origin(type_) is Literal
+
+
+def _is_list(type_: Any) -> bool:
+    return is_sequence(type_) and get_origin(type_) in (list, None)
 
 
 def _is_scalar(type_: Any) -> bool:

@@ -223,7 +223,7 @@ def _component(
     largest = getattr(registration.cls, "max_batch_size", None)
     if largest is not None and isinstance(common.get("batch_size"), int) and common["batch_size"] > largest:
         problems.add(f"{where}.batch_size", f"{type_name} accepts at most {largest} records per call")
-    options_class: type = registration.cls.Options  # type: ignore[attr-defined]  # checked at registration
+    options_class: type = registration.cls.Options
     option_names = {yaml_name(field.name) for field in attrs.fields(options_class)}
     for key in sorted(set(options) & _ALL_COMMON_KEYS - option_names):
         owners = " and ".join(f"{other}s" for other, keys in _COMMON_KEYS.items() if key in keys)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
 if TYPE_CHECKING:
     from connector_core.components import ComponentClass
+
+#: A base class :meth:`ComponentSpec.cls_as` narrows a registered class to.
+BaseT = TypeVar("BaseT")
 
 #: The stream every rejected record goes to; only sinks may read it.
 ERRORS_STREAM = "errors"
@@ -93,6 +97,12 @@ class ComponentSpec:
     def outputs(self) -> tuple[str, ...]:
         """The streams this component can emit."""
         return getattr(self.cls, "outputs", ())
+
+    def cls_as(self, base: builtins.type[BaseT]) -> builtins.type[BaseT]:
+        """:attr:`cls`, typed as the ``base`` it subclasses (each registry admits only subclasses of its base)."""
+        if not issubclass(self.cls, base):
+            raise TypeError(f"{self.path}: {self.type!r} is not a {base.__name__}")
+        return self.cls
 
 
 @attrs.frozen

@@ -130,14 +130,21 @@ class _SpecLoader(yaml.SafeLoader):
         self._nodes += 1
         try:
             if self._depth > MAX_DEPTH or self._nodes > MAX_VALUES:
-                line = self.peek_event().start_mark.line + 1
+                line = self._next_event_line()
                 raise Refused(line, None, _TOO_DEEP if self._depth > MAX_DEPTH else _TOO_LARGE)
             if parent is not None and self.check_event(yaml.AliasEvent):
                 position = index if isinstance(index, int) else id(index)
-                self.alias_lines[(id(parent), position)] = self.peek_event().start_mark.line + 1
+                self.alias_lines[(id(parent), position)] = self._next_event_line()
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def _next_event_line(self) -> int:
+        """The 1-based line where the next parser event starts."""
+        # types-PyYAML leaves Parser.peek_event unannotated.
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        assert event.start_mark is not None, "the parser marks where every event starts"
+        return event.start_mark.line + 1
 
 
 _TOO_DEEP = f"the spec is nested too deeply (at most {MAX_DEPTH} levels)"

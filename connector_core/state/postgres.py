@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
+from connector_core.state.sql import SCHEMA_VERSION, Cursor, SqlStateStore
 from connector_core.state.store import StateError
 
 if TYPE_CHECKING:
@@ -133,12 +133,12 @@ class PostgresStateStore(SqlStateStore):
     def reopen(self) -> PostgresStateStore:
         return PostgresStateStore(self.url)
 
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.db.execute(_placeholders(sql), params)  # type: ignore[call-overload]
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.db.execute(_placeholders(sql), params)
 
     def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.db.cursor() as cursor:
-            cursor.executemany(_placeholders(sql), rows)  # type: ignore[arg-type]
+            cursor.executemany(_placeholders(sql), rows)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -10,9 +10,9 @@ import abc
 import contextlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
 from connector_core.state.lease import takeover_note
@@ -55,6 +55,22 @@ def _upsert(table: str, keys: tuple[str, ...], values: tuple[str, ...]) -> str:
     )
 
 
+class Cursor(Protocol):
+    """What the store uses of a DB-API cursor; sqlite3's and psycopg's both fit."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 class SqlStateStore(StateStore):
     """The whole store logic over a DB-API connection; subclasses supply the dialect."""
 
@@ -65,7 +81,7 @@ class SqlStateStore(StateStore):
     FINGERPRINT_SET = "group_concat(DISTINCT {})"
 
     @abc.abstractmethod
-    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         """Run one statement (``?`` placeholders) and return its cursor."""
 
     @abc.abstractmethod

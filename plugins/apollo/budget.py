@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 
@@ -65,7 +65,7 @@ class RateBudget:
         limit: RateLimit,
         margin_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         # The margin absorbs network jitter between our send time and Apollo's arrival time.
         self.windows = {name: _Window(length + margin_s, limit.limits()[name]) for name, length in WINDOWS.items()}

@@ -62,7 +62,7 @@ DEFAULT_SELECT = {
 }
 
 
-def _known_details(_: object, attribute: attrs.Attribute, value: dict[str, str]) -> None:
+def _known_details(_: object, attribute: attrs.Attribute[dict[str, str]], value: dict[str, str]) -> None:
     unknown = sorted(set(value) - set(DETAIL_FIELDS))
     if unknown:
         raise ValueError(f"Apollo does not accept {unknown} in details (accepted: {', '.join(DETAIL_FIELDS)})")
@@ -122,7 +122,7 @@ class BulkMatchOptions:
         return 9 if self.reveal_phone_number else 1
 
 
-class BulkMatch(Mapper):
+class BulkMatch(Mapper[BulkMatchOptions]):
     """Enrich people with ``POST /api/v1/people/bulk_match``.
 
     Outputs: ``matched`` (the record plus the selected Apollo fields), ``missing`` (no match, or nothing to

@@ -9,7 +9,7 @@ from crmsync_plugins.apollo.client import ApiStats, ApolloClient
 from crmsync_plugins.apollo.settings import ApolloSettings
 
 
-class ApolloConnection(Connection):
+class ApolloConnection(Connection[ApolloSettings]):
     """An Apollo account: base URL, key, rate budget and retry policy shared by every Apollo component of a job.
 
     Components find it with ``context.connection(options.connection).client``.

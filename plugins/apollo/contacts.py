@@ -70,7 +70,7 @@ class ContactsOptions:
     max_split_calls: int = attrs.field(default=30, validator=attrs.validators.ge(0))
 
 
-class ContactsSink(Sink):
+class ContactsSink(Sink[ContactsOptions]):
     """Create Apollo contacts in batches of up to 100.
 
     Every record ends in exactly one place: ``created`` (Apollo created it), ``existing`` (dedupe matched a

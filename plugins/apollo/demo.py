@@ -19,7 +19,7 @@ OUT_ENV = "CRMSYNC_DEMO_OUT"
 
 def configure_sandbox(parser: argparse.ArgumentParser) -> None:
     """``crmsync sandbox apollo [options]``."""
-    from crmsync_plugins.apollo.sandbox import add_arguments
+    from crmsync_plugins.apollo.sandbox.cli import add_arguments
 
     kinds = parser.add_subparsers(title="sandboxes", metavar="API", required=True)
     add_arguments(kinds.add_parser("apollo", help="the Apollo.io API", description="Serve a local Apollo.io API."))
@@ -27,7 +27,7 @@ def configure_sandbox(parser: argparse.ArgumentParser) -> None:
 
 def run_sandbox(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    from crmsync_plugins.apollo.sandbox import run
+    from crmsync_plugins.apollo.sandbox.cli import run
 
     return run(args)
 

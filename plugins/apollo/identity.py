@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 _LINKEDIN_PREFIX = re.compile(r"^(https?://)?([a-z]{2,3}\.)?(www\.)?", re.IGNORECASE)
@@ -72,7 +72,7 @@ def person_key(person: Mapping[str, Any]) -> str:
     return keys[0] if keys else ""
 
 
-def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[str, Any] | None]) -> dict[int, Any]:
+def join_answers(questions: Sequence[Mapping[str, Any]], answers: Iterable[Mapping[str, Any] | None]) -> dict[int, Any]:
     """Pair Apollo's answers with the questions (request items) they answer: ``{question index: answer}``.
 
     Apollo does not document that answers come back in request order, so an answer is matched by identity
@@ -110,7 +110,7 @@ def join_answers(questions: list[Mapping[str, Any]], answers: Iterable[Mapping[s
     return joined
 
 
-def _by_name(questions: list[Mapping[str, Any]], answer: Mapping[str, Any], taken: Mapping[int, Any]) -> int | None:
+def _by_name(questions: Sequence[Mapping[str, Any]], answer: Mapping[str, Any], taken: Mapping[int, Any]) -> int | None:
     """The one unanswered question with the answer's full name and no contradicting identifier, if exactly one."""
     name = full_name(answer)
     if not name:

@@ -53,7 +53,7 @@ class OrganizationsOptions:
     select: dict[str, str] = attrs.field(factory=lambda: dict(DEFAULT_SELECT))
 
 
-class OrganizationsBulkEnrich(Mapper):
+class OrganizationsBulkEnrich(Mapper[OrganizationsOptions]):
     """Merge Apollo organization fields into records by domain, with ``organizations/bulk_enrich`` (the domains
     sent as ``domains[]`` query parameters, as Apollo's reference documents). A domain Apollo does not know is
     not an error: the record passes through unchanged. Records of calls that failed transiently, or that were

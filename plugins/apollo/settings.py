@@ -29,7 +29,7 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
 }
 
 
-def _known_operations(_: object, attribute: attrs.Attribute, value: dict[str, RateLimit]) -> None:
+def _known_operations(_: object, attribute: attrs.Attribute[dict[str, RateLimit]], value: dict[str, RateLimit]) -> None:
     unknown = set(value) - set(PATHS)
     if unknown:
         raise ValueError(f"unknown operation(s) {sorted(unknown)} in rate_limits (known: {sorted(PATHS)})")

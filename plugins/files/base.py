@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 import attrs
 
@@ -44,7 +44,11 @@ class FileSinkOptions:
     """Add ``_key``, ``_source`` and ``_position`` to every row so outputs trace back to inputs."""
 
 
-class FileSink(Sink):
+#: The options class of a file sink: ``FileSinkOptions`` or a subclass adding format-specific options.
+FileSinkOptionsT = TypeVar("FileSinkOptionsT", bound=FileSinkOptions)
+
+
+class FileSink(Sink[FileSinkOptionsT]):
     """Base of sinks that write one file per run, atomically.
 
     :meth:`open` starts a hidden partial file beside the target; subclasses append to :attr:`handle` and add to
@@ -59,10 +63,9 @@ class FileSink(Sink):
 
     Options: ClassVar[type] = FileSinkOptions
 
-    def __init__(self, name: str, options: FileSinkOptions, context: RunContext | None) -> None:
+    def __init__(self, name: str, options: FileSinkOptionsT, context: RunContext | None) -> None:
         # A None context is fine (file sinks never use it), which lets tests drive a sink without an engine.
         super().__init__(name, options, context)  # type: ignore[arg-type]
-        self.options: FileSinkOptions = options
         self.target = AtomicFile(options.path, self.output_encoding())
         #: The open partial file, set by :meth:`open`.
         self.handle: TextIO

@@ -46,7 +46,7 @@ def cell(value: Any) -> Any:
     return value
 
 
-class CsvSink(FileSink):
+class CsvSink(FileSink[CsvSinkOptions]):
     """Writes records as CSV rows under a header row.
 
     Without ``columns`` the header is taken from the first record; a run without records then writes an empty

@@ -71,7 +71,7 @@ class CsvSourceOptions:
     """A row with a longer field goes to the error stream (the rest of the file is read as usual)."""
 
 
-class CsvSource(Source):
+class CsvSource(Source[CsvSourceOptions]):
     """Reads a CSV file with a header row.
 
     The record's position is the physical line its row starts on, so quoted fields spanning several lines do
@@ -121,7 +121,7 @@ class CsvSource(Source):
         row, max_chars = self.row, options.max_field_chars
         for item in parsed:
             if item.__class__ is Unreadable:
-                yield self._unreadable(item)  # type: ignore[arg-type]
+                yield self._unreadable(item)
                 continue
             start, fields, lines = item  # type: ignore[misc]
             if len(fields) == width:

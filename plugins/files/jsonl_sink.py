@@ -11,7 +11,7 @@ from .base import FileSink, FileSinkOptions, with_metadata
 from .encoding import encode_json
 
 
-class JsonlSink(FileSink):
+class JsonlSink(FileSink[FileSinkOptions]):
     """Writes each record's data as one line of JSON (UTF-8, non-ASCII kept as is, unknown types as strings).
 
     The file appears (or is replaced) when the run ends; see :class:`~crmsync_plugins.files.base.FileSink`.

@@ -27,7 +27,7 @@ class JsonlSourceOptions:
     """Text encoding of files without a byte-order mark; a UTF-8, UTF-16 or UTF-32 mark decides by itself."""
 
 
-class JsonlSource(Source):
+class JsonlSource(Source[JsonlSourceOptions]):
     """Reads a JSON Lines file. Position is the line number.
 
     Blank lines are skipped; a line that is not valid JSON, or is JSON but not an object, goes to the error

@@ -54,7 +54,7 @@ def sql_value(value: Any) -> Any:
     return str(value)
 
 
-class SqliteSink(Sink):
+class SqliteSink(Sink[SqliteSinkOptions]):
     """Upserts each record into ``table`` under its record key: a record seen again updates its row.
 
     The table gains a column for every new field (``ALTER TABLE ... ADD COLUMN``); fields a record lacks keep

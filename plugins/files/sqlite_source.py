@@ -38,7 +38,7 @@ class SqliteSourceOptions:
     """Query parameters: a mapping for ``:name`` placeholders or a list for ``?`` placeholders."""
 
 
-class SqliteSource(Source):
+class SqliteSource(Source[SqliteSourceOptions]):
     """Runs one query and yields its rows as records; position is the 1-based row number."""
 
     Options: ClassVar[type] = SqliteSourceOptions

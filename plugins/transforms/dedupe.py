@@ -27,7 +27,7 @@ class DedupeOptions:
     """Compare text ignoring case and surrounding spaces (``Ada@X.com `` equals ``ada@x.com``)."""
 
 
-class DedupeMapper(Mapper):
+class DedupeMapper(Mapper[DedupeOptions]):
     """Passes the first record for each identity and sends later ones to the quiet ``duplicates`` output.
 
     Records whose ``by`` fields are all empty (or, without ``by``, whose record key is blank) have no identity

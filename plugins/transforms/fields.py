@@ -196,7 +196,7 @@ def _producer(name: str, rule: FieldRule) -> FieldFunction | None:
     return None  # read the input field inline
 
 
-class FieldsMapper(Mapper):
+class FieldsMapper(Mapper[FieldsOptions]):
     """Reshapes records: renames, literals, templates, transforms, defaults, required fields and casts.
 
     A record whose rule fails (required field empty, bad cast, template field missing) goes to the error stream

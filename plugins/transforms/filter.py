@@ -167,7 +167,7 @@ def _ordering(field: str, compare: Callable[[Any, Any], bool], bound: _Value) ->
     return check
 
 
-class FilterMapper(Mapper):
+class FilterMapper(Mapper[FilterOptions]):
     """Sends records that match to the default output and the others to ``rejected``.
 
     ``rejected`` is a quiet output: leaving it unread is the usual way to drop records.

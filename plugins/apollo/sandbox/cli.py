@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"crmsync sandbox apollo: cannot load seed: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

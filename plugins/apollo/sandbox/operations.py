@@ -185,8 +185,8 @@ def bulk_match(
     for index, detail in enumerate(details):
         if not isinstance(detail, dict):
             return Outcome(failed(400, "INVALID_REQUEST", f"details[{index}] must be an object"))
-    if message := flags.missing_webhook():
-        return Outcome(failed(400, "INVALID_REQUEST", message))
+    if problem := flags.missing_webhook():
+        return Outcome(failed(400, "INVALID_REQUEST", problem))
 
     found = [people.match(detail) for detail in details]
     unique = {person["id"]: person for person in found if person is not None}
@@ -219,8 +219,8 @@ def people_match(
     request_id: Callable[[], int],
 ) -> Outcome:
     """``POST people/match``: one person, identifiers in the query string or the body."""
-    if message := flags.missing_webhook():
-        return Outcome(failed(400, "INVALID_REQUEST", message))
+    if problem := flags.missing_webhook():
+        return Outcome(failed(400, "INVALID_REQUEST", problem))
     detail = {**query, **body}
     person = people.match(detail)
     payload: dict[str, Any] = {"person": public_person(person, flags) if person else None}

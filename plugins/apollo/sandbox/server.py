@@ -86,7 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         """The request body; raises ValueError for a malformed or oversized one (chunked or not)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, total = [], 0
+            chunks: list[bytes] = []
+            total = 0
             while True:
                 size = int(self.rfile.readline(64).split(b";", 1)[0].strip() or b"0", 16)
                 if size < 0:
