@@ -364,6 +364,13 @@ class Engine:
     def _report(self, failure: str | None) -> RunReport:
         stats, redactor = self.context.stats, self.context.redactor
         failure = self._failure(failure)
+        if failure is None and stats.set_aside:
+            # The outputs are complete for what was delivered (so they are published), but the job is not done:
+            # a scheduled run must not look green while Apollo was down.
+            failure = (
+                f"{stats.set_aside} records were set aside after transient failures "
+                "(in the error stream, marked transient); a run with state retries them"
+            )
         rate = stats.error_count / stats.input_records if stats.input_records else 0.0
         if failure is not None:  # close errors and mark_failed reasons are plugin text: mask them too
             failure = redactor.text(failure)

@@ -407,6 +407,10 @@ def test_deferred_records_reach_the_error_stream_marked_transient(jobs: Jobs) ->
     assert len(kit.STORE["even"]) + len(kit.STORE["odd"]) + len(kit.STORE["rejected"]) == 10
     assert report.errors["count"] == 1
     assert report.errors["set_aside"] == 3
+    # Not done until the set-aside records are: exit 1, though what was delivered is delivered (sinks closed
+    # with success, so file sinks publish their outputs).
+    assert report.status == "failed" and "3 records were set aside" in report.failure
+    assert kit.STORE["even.closed"] == [True]
 
 
 def test_deferred_records_are_retried_by_the_next_run_without_using_attempts(jobs: Jobs, tmp_path) -> None:
