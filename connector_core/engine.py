@@ -22,10 +22,10 @@ from connector_core.report import RunReport
 from connector_core.spec.graph import parse_stream, stream_name, topological_order
 from connector_core.spec.model import ERRORS_STREAM, ComponentSpec, SyncSpec
 from connector_core.state.store import StateStore
+from connector_core.streams import END, RecordQueue
 
 log = logging.getLogger("crmsync.engine")
 
-_END = None  # queued after a producer's last batch
 #: The error rate is judged mid-run only once this many records were read (a first bad row is not a trend).
 MIN_RECORDS_FOR_RATE = 100
 
@@ -56,13 +56,15 @@ class Engine:
         self.ledger: Ledger | None = None
         self.max_error_rate = spec.settings.max_error_rate if max_error_rate is None else max_error_rate
         components = spec.components
-        self.subscribers: dict[tuple[str, str], list[asyncio.Queue[list[Record] | None]]] = {}
-        self.error_queues: list[asyncio.Queue[list[Record] | None]] = []
-        self.queues: dict[str, asyncio.Queue[list[Record] | None]] = {}
+        self.subscribers: dict[tuple[str, str], list[RecordQueue]] = {}
+        self.error_queues: list[RecordQueue] = []
+        self.queues: dict[str, RecordQueue] = {}
         for name, component in components.items():
             if component.kind == "source":
                 continue
-            queue: asyncio.Queue[list[Record] | None] = asyncio.Queue(spec.settings.queue_batches)
+            # Sized in the reader's own batches, counted in records: memory stays flat whatever batch size the
+            # producer hands over.
+            queue = RecordQueue(spec.settings.queue_batches * (component.batch_size or component.cls.batch_size))
             self.queues[name] = queue
             for ref in component.inputs:
                 if ref == ERRORS_STREAM:
@@ -155,12 +157,12 @@ class Engine:
         for (producer, _output), queues in self.subscribers.items():
             if producer == name:
                 for queue in queues:
-                    await queue.put(_END)
+                    await queue.put(END)
         if name not in self.error_side:
             self._error_producers_left -= 1
             if self._error_producers_left == 0:
                 for queue in self.error_queues:
-                    await queue.put(_END)
+                    await queue.put(END)
 
     async def _run_source(self, node: Source) -> None:
         stats, read = self.context.stats, 0
@@ -190,12 +192,14 @@ class Engine:
         async with asyncio.TaskGroup() as calls:
 
             async def submit(batch: list[Record]) -> None:
+                # Waiting for a free call slot stops this loop from taking more input: the queue fills up and
+                # the producer waits in turn, back to the source, which then stops reading.
                 await limit.acquire()
                 calls.create_task(self._process(spec, node, batch, limit))
 
             while ends_left:
                 item = await queue.get()
-                if item is _END:
+                if item is END:
                     ends_left -= 1
                     continue
                 buffer.extend(item)
@@ -210,6 +214,17 @@ class Engine:
     async def _process(
         self, spec: ComponentSpec, node: Component, batch: list[Record], limit: asyncio.Semaphore
     ) -> None:
+        """Handle one batch and hand its results on, holding one of the component's call slots throughout.
+
+        The slot is released only once every output and the error stream took the results: a component in
+        front of a slow one waits instead of piling up finished batches (and paying for more API calls).
+        """
+        try:
+            await self._handle(spec, node, batch)
+        finally:
+            limit.release()
+
+    async def _handle(self, spec: ComponentSpec, node: Component, batch: list[Record]) -> None:
         out = Emitter()
         terminal = spec.kind == "sink" and not spec.outputs
         if self.ledger is not None and terminal:
@@ -231,8 +246,6 @@ class Engine:
             out = Emitter()
             for record in batch:
                 out.fail(record, reason)
-        finally:
-            limit.release()
         if spec.kind == "sink":
             self.context.stats.delivered[spec.name] += len(batch) - len(out.failed) - len(out.deferred)
         await self._deliver(spec.name, out)

@@ -36,8 +36,9 @@ class NumbersOptions:
     #: Indexes yielded as :class:`Failed` with ``message`` as reason.
     bad: list[int] = attrs.Factory(list)
     message: str = "boom"
-    #: Count produced records in COUNTERS["in_flight"] (back-pressure test).
-    track: bool = False
+    #: Add this much to COUNTERS["in_flight"] per record read: the number of tracking sinks each record
+    #: reaches (back-pressure tests).
+    track: int = 0
 
 
 class Numbers(Source):
@@ -52,7 +53,7 @@ class Numbers(Source):
                 raise ValueError(options.message)
             record = self.record({"i": i}, i + 1)
             if options.track:
-                COUNTERS["in_flight"] += 1
+                COUNTERS["in_flight"] += options.track
                 COUNTERS["max_in_flight"] = max(COUNTERS["max_in_flight"], COUNTERS["in_flight"])
             if i in options.bad:
                 yield Failed(record, options.message)
@@ -208,6 +209,23 @@ class Collect(Sink):
 
 
 @attrs.frozen
+class RelayOptions:
+    #: Seconds to await per batch.
+    sleep: float = 0.0
+
+
+class Relay(Sink):
+    """A sink with an output: every record it writes goes on to ``written`` (like ``apollo.contacts``)."""
+
+    Options = RelayOptions
+    outputs = ("written",)
+
+    async def write(self, batch: list[Record], out: Emitter) -> None:
+        await asyncio.sleep(self.options.sleep)
+        out.emit_many(batch, "written")
+
+
+@attrs.frozen
 class FileOptions:
     path: Path
 
@@ -268,6 +286,7 @@ class KitPlugin:
     def register_sinks(registry):
         registry.add("t.collect", Collect)
         registry.add("t.file", FileSink)
+        registry.add("t.relay", Relay)
 
     @hookimpl
     def register_connections(registry):
