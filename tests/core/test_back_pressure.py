@@ -40,10 +40,11 @@ def run_with_timeout(jobs: Jobs, text: str) -> RunReport:
     return asyncio.run(run())
 
 
-# Each shape: (spec body, the tracking sinks' names, source batch size, the bound on records in flight). A bound is the sum, over
-# the components, of what each may hold: its input queue (queue_batches of its batches), its re-batching buffer
-# (up to one batch plus one input batch), one batch per call slot (kept until its results were handed on), and
-# one batch per source. The bounds below round that sum up; without back-pressure a run holds ~COUNT.
+# Each shape: (spec body, the tracking sinks, source batch size, the bound on records in flight). A bound is
+# the sum, over the components, of what each may hold: its input queue (queue_batches of its batches), its
+# re-batching buffer (up to one batch plus one input batch), one batch per call slot (kept until its results
+# were handed on), and one batch per source. The bounds round that sum up; without back-pressure a run holds
+# most of COUNT.
 SHAPES = {
     "mapper chain": (
         f"""
