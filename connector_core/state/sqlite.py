@@ -71,7 +71,9 @@ class SqliteStateStore(StateStore):
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # A run hands the connection to the state store's thread (connector_core.state.writer), which then is
+        # the only one to use it until the run ends.
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
         # every WAL user makes for not fsyncing each small transaction.
