@@ -7,6 +7,7 @@ probes write what they saw into :data:`STORE` (cleared before every test by an a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,44 @@ class Relay(Sink):
 
 
 @attrs.frozen
+class BlockingOptions:
+    #: Seconds each ``write`` and each ``checkpoint`` block the calling thread (a slow disk and its fsync).
+    block: float = 0.1
+
+
+class Blocking(Sink):
+    """A plain-function sink that blocks in ``write`` and ``checkpoint``, like a file sink on a slow disk."""
+
+    Options = BlockingOptions
+
+    def write(self, batch: list[Record], out: Emitter) -> None:
+        time.sleep(self.options.block)
+        STORE[self.name].extend(record.data for record in batch)
+
+    def checkpoint(self) -> dict[str, int]:
+        time.sleep(self.options.block)
+        return {"records": len(STORE[self.name])}
+
+
+class Heartbeat(Connection):
+    """Measures event-loop stalls while open: the largest delay of a 5 ms tick, in ``COUNTERS["max_lag_ms"]``."""
+
+    async def open(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.005)
+            lag_ms = int((loop.time() - start - 0.005) * 1000)
+            COUNTERS["max_lag_ms"] = max(COUNTERS["max_lag_ms"], lag_ms)
+
+    async def close(self) -> None:
+        self._task.cancel()
+
+
+@attrs.frozen
 class FileOptions:
     path: Path
 
@@ -287,10 +326,12 @@ class KitPlugin:
         registry.add("t.collect", Collect)
         registry.add("t.file", FileSink)
         registry.add("t.relay", Relay)
+        registry.add("t.blocking", Blocking)
 
     @hookimpl
     def register_connections(registry):
         registry.add("t.token", TokenConnection)
+        registry.add("t.heartbeat", Heartbeat)
 
 
 KIT = ("kit", KitPlugin)
