@@ -17,7 +17,7 @@ class JobSettings:
 
     #: Fail the run (exit 1) when more than this fraction of input records end in the error stream.
     max_error_rate: float | None = None
-    #: Batches buffered between two components; bounds memory and applies back-pressure.
+    #: How many of its reader's batches a stream holds (counted in records); bounds memory, applies back-pressure.
     queue_batches: int = 4
     #: Stop at the first record error instead of going on.
     stop_on_error: bool = False
