@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,7 +61,7 @@ class ComponentSpec:
     name: str
     kind: Literal["source", "mapper", "sink", "connection"]
     type: str
-    cls: type
+    cls: builtins.type[Any]  # `type` alone would name the field above
     options: Any
     inputs: tuple[str, ...] = ()
     key: tuple[str, ...] = ()
