@@ -133,7 +133,7 @@ class Engine:
             self.progress.stop()
             aborted = failure is not None
             failure = await self._close(opened, failure)
-            self.lanes.close()
+            await asyncio.to_thread(self.lanes.close)
         report = self._report(failure)
         if self.ledger is not None and self.writer is not None:
             try:
@@ -305,7 +305,7 @@ class Engine:
     ) -> None:
         """On a sink's thread: write a batch and, with state, commit it. One unit, so the batches of a sink with
         concurrency > 1 cannot interleave between a write and the checkpoint committed with it."""
-        write(batch, out)
+        self._on_loop(write(batch, out))
         if commits:
             self._commit_delivered(name, node, batch, out)
 
@@ -315,10 +315,14 @@ class Engine:
         assert self.ledger is not None
         failed = {id(item.record) for item in (*out.failed, *out.deferred)}
         written = [record for record in batch if id(record) not in failed]
-        token = node.checkpoint()  # type: ignore[attr-defined]
-        if inspect.isawaitable(token):  # a coroutine checkpoint runs on the loop; this thread waits for it
-            token = asyncio.run_coroutine_threadsafe(_awaited(token), self._loop).result()
-        self.ledger.delivered(name, written, token)
+        self.ledger.delivered(name, written, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+
+    def _on_loop(self, value: Any) -> Any:
+        """On a component's thread: ``value``, or what it resolves to when a plain method returned an awaitable
+        (it runs on the event loop, which is free: it awaits this thread asynchronously)."""
+        if inspect.isawaitable(value):
+            return asyncio.run_coroutine_threadsafe(_awaited(value), self._loop).result()
+        return value
 
     async def _read(self, node: Source) -> AsyncIterator[list[Record | Failed]]:
         """The source's records in batches; a plain-function source is read on its own thread."""

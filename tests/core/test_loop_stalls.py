@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from connector_core import hookimpl
 from connector_core.engine import Engine
 from connector_core.plugin_manager import get_plugin_host
 from connector_core.report import RunReport
@@ -94,3 +95,30 @@ def test_a_concurrent_blocking_sink_commits_each_checkpoint_with_its_own_batch(j
     # became durable: the last checkpoint committed covers every record, and every record is recorded.
     assert store.sink_checkpoint("stalls", "disk") == {"records": RECORDS}
     assert store.summary("stalls")["deliveries"] == {"disk": RECORDS}
+
+
+class AsyncCheckpointSink(kit.Blocking):
+    """A plain-function ``write`` (run on the sink's thread) with a coroutine ``checkpoint`` (run on the loop)."""
+
+    async def checkpoint(self) -> dict[str, int]:  # type: ignore[override]
+        await asyncio.sleep(0)
+        return {"records": len(kit.STORE[self.name]), "loop": int(threading.get_ident() == MAIN_THREAD)}
+
+
+MAIN_THREAD = threading.get_ident()
+
+
+class AsyncCheckpointPlugin:
+    @hookimpl
+    def register_sinks(registry: Any) -> None:
+        registry.add("t.acheckpoint", AsyncCheckpointSink)
+
+
+def test_a_coroutine_checkpoint_of_a_plain_sink_runs_on_the_loop(jobs: Jobs, tmp_path: Path) -> None:
+    store = SqliteStateStore(tmp_path / "state.db")
+    spec = jobs.load(JOB + "      disk: {type: t.acheckpoint, inputs: [enrich], batch_size: 100, block: 0}\n",
+                     plugins=[("acheckpoint", AsyncCheckpointPlugin)])  # fmt: skip
+    host = get_plugin_host(extra_plugins=[kit.KIT, ("acheckpoint", AsyncCheckpointPlugin)])
+    report = asyncio.run(asyncio.wait_for(Engine(spec, host, state=store).run(), 60))
+    assert report.status == "success", report.failure
+    assert store.sink_checkpoint("stalls", "disk") == {"records": RECORDS, "loop": 1}
