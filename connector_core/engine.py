@@ -7,7 +7,7 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -172,6 +172,10 @@ class Engine:
             return await _maybe_await(await self.lanes.run(name, method, *args))
         return await _maybe_await(method(*args))
 
+    def _work_offloaded(self, name: str, work: Callable[..., Any]) -> bool:
+        """Whether a source's or sink's work method (``read``, ``write``) runs on its thread: see ``io_thread``."""
+        return self._offloaded(name, work) and self.spec.components[name].cls.io_thread
+
     async def _state(self, function: Callable[..., T], *args: Any) -> T:
         """Run a ledger call on the state store's thread."""
         assert self.writer is not None, "state calls need a state store"
@@ -234,7 +238,11 @@ class Engine:
     async def _run_consumer(self, spec: ComponentSpec, node: Component) -> None:
         queue = self.queues[spec.name]
         size = spec.batch_size or node.batch_size  # type: ignore[attr-defined]
-        limit = asyncio.Semaphore(spec.concurrency or node.concurrency)  # type: ignore[attr-defined]
+        work = self._work(node)
+        # Plain-function calls run one at a time anyway (on the loop or the component's thread); more slots would
+        # only let a sink's next write slip in before the previous one's checkpoint was committed.
+        calls_at_once = spec.concurrency or node.concurrency  # type: ignore[attr-defined]
+        limit = asyncio.Semaphore(calls_at_once if inspect.iscoroutinefunction(work) else 1)
         ends_left = len(spec.inputs)
         buffer: list[Record] = []
         async with asyncio.TaskGroup() as calls:
@@ -280,7 +288,7 @@ class Engine:
         commits = self.ledger is not None and spec.kind == "sink" and not self.plan
         try:
             work = self._work(node)
-            if work is not None and self._offloaded(spec.name, work):
+            if work is not None and self._work_offloaded(spec.name, work):
                 await self.lanes.run(spec.name, self._write_durably, spec.name, node, work, batch, out, commits)
             else:
                 if work is not None:
@@ -326,14 +334,15 @@ class Engine:
 
     async def _read(self, node: Source) -> AsyncIterator[list[Record | Failed]]:
         """The source's records in batches; a plain-function source is read on its own thread."""
-        items = await self._call(node.name, node.read)
         size = self.spec.settings.source_batch_size
-        if hasattr(items, "__aiter__"):
+        offloaded = self._work_offloaded(node.name, node.read)
+        items = await self.lanes.run(node.name, node.read) if offloaded else node.read()
+        if isinstance(items, AsyncIterable):
             async for chunk in _async_chunks(items, size):
                 yield chunk
             return
         iterator = iter(items)
-        while chunk := await self.lanes.run(node.name, _take, iterator, size):
+        while chunk := await self.lanes.run(node.name, _take, iterator, size) if offloaded else _take(iterator, size):
             yield chunk
 
     async def _deliver(self, name: str, out: Emitter) -> None:
