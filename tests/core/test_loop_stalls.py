@@ -7,10 +7,13 @@ async, call-bound mapper in front of a sink or a state store that blocks for 100
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from connector_core import hookimpl
 from connector_core.engine import Engine
@@ -122,3 +125,28 @@ def test_a_coroutine_checkpoint_of_a_plain_sink_runs_on_the_loop(jobs: Jobs, tmp
     report = asyncio.run(asyncio.wait_for(Engine(spec, host, state=store).run(), 60))
     assert report.status == "success", report.failure
     assert store.sink_checkpoint("stalls", "disk") == {"records": RECORDS, "loop": 1}
+
+
+def test_a_jsonl_sink_on_a_slow_fsync_disk_does_not_stall_the_loop(
+    jobs: Jobs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The built-in JSONL sink with state fsyncs its part file after every batch: here each fsync takes 100 ms."""
+    import crmsync_plugins.files
+
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.1)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    files = ("files", crmsync_plugins.files)
+    out = tmp_path / "out.jsonl"
+    sink = f"      disk: {{type: jsonl, inputs: [enrich], batch_size: 100, path: {out}}}\n"
+    spec = jobs.load(JOB + sink, plugins=[files])
+    host = get_plugin_host(extra_plugins=[kit.KIT, files])
+    store = SqliteStateStore(tmp_path / "state.db")
+    report = asyncio.run(asyncio.wait_for(Engine(spec, host, state=store).run(), 60))
+    assert report.status == "success", report.failure
+    assert len(out.read_text().splitlines()) == RECORDS
+    assert kit.COUNTERS["max_lag_ms"] < MAX_LAG_MS
