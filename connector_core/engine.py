@@ -61,7 +61,7 @@ class Engine:
         self.writer: StateWriter | None = None
         #: The threads where the plain-function methods of sources and sinks run (file and database I/O).
         self.lanes = Lanes()
-        #: The run's event loop (set by :meth:`run`), for a coroutine checkpoint called from a sink's thread.
+        #: The run's event loop (set by :meth:`run`): where an awaitable handed back to a component's thread runs.
         self._loop: asyncio.AbstractEventLoop
         self.max_error_rate = spec.settings.max_error_rate if max_error_rate is None else max_error_rate
         components = spec.components
