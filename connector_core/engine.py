@@ -7,13 +7,14 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
+from connector_core.lanes import Lanes
 from connector_core.ledger import Ledger, lists_this_run_only
 from connector_core.plugin_manager import PluginHost
 from connector_core.progress import Progress
@@ -22,10 +23,12 @@ from connector_core.report import RunReport
 from connector_core.spec.graph import parse_stream, stream_name, topological_order
 from connector_core.spec.model import ERRORS_STREAM, ComponentSpec, SyncSpec
 from connector_core.state.store import StateStore
+from connector_core.state.writer import StateWriter
+from connector_core.streams import END, RecordQueue
 
 log = logging.getLogger("crmsync.engine")
+T = TypeVar("T")
 
-_END = None  # queued after a producer's last batch
 #: The error rate is judged mid-run only once this many records were read (a first bad row is not a trend).
 MIN_RECORDS_FOR_RATE = 100
 
@@ -54,15 +57,25 @@ class Engine:
         self.store = state
         self.full_refresh = full_refresh
         self.ledger: Ledger | None = None
+        #: The state store's own thread (with state): the event loop never waits on SQLite or its fsyncs.
+        self.writer: StateWriter | None = None
+        #: The threads where the plain-function methods of sources and sinks run (file and database I/O).
+        self.lanes = Lanes()
+        #: The run's event loop (set by :meth:`run`), for a coroutine checkpoint called from a sink's thread.
+        self._loop: asyncio.AbstractEventLoop
         self.max_error_rate = spec.settings.max_error_rate if max_error_rate is None else max_error_rate
         components = spec.components
-        self.subscribers: dict[tuple[str, str], list[asyncio.Queue[list[Record] | None]]] = {}
-        self.error_queues: list[asyncio.Queue[list[Record] | None]] = []
-        self.queues: dict[str, asyncio.Queue[list[Record] | None]] = {}
+        self.subscribers: dict[tuple[str, str], list[RecordQueue]] = {}
+        self.error_queues: list[RecordQueue] = []
+        self.queues: dict[str, RecordQueue] = {}
         for name, component in components.items():
             if component.kind == "source":
                 continue
-            queue: asyncio.Queue[list[Record] | None] = asyncio.Queue(spec.settings.queue_batches)
+            # Sized in the reader's own batches, counted in records: memory stays flat whatever batch size the
+            # producer hands over.
+            queue = RecordQueue(
+                spec.settings.queue_batches * (component.batch_size or component.cls_as(Mapper).batch_size)
+            )
             self.queues[name] = queue
             for ref in component.inputs:
                 if ref == ERRORS_STREAM:
@@ -99,11 +112,22 @@ class Engine:
         context, host = self.context, self.context.host
         failure: str | None = None
         opened: list[Component[Any]] = []
+        self._loop = asyncio.get_running_loop()
         if self.store is not None:  # before anything else: a second run of the job must not start at all
+            self.writer = StateWriter()
             settings = self.spec.state_settings
-            self.ledger = Ledger(
-                self.store, self.spec.job, settings.max_attempts, self.full_refresh, self.plan, settings.lock_ttl_s
-            )
+            try:
+                self.ledger = Ledger(
+                    self.writer.bind(self.store),
+                    self.spec.job,
+                    settings.max_attempts,
+                    self.full_refresh,
+                    self.plan,
+                    settings.lock_ttl_s,
+                )
+            except BaseException:
+                self.writer.close()
+                raise
             context.state = self.ledger.state
         try:
             for name, spec in self.spec.connections.items():
@@ -113,7 +137,7 @@ class Engine:
             for name in topological_order(self.spec.components):
                 node = self._instantiate(self.spec.components[name])
                 if self._acts(node):
-                    await _maybe_await(node.open())
+                    await self._call(name, node.open)
                     opened.append(node)
                 self.nodes[name] = node
             host.hooks.before_sync(context=context)
@@ -133,13 +157,16 @@ class Engine:
             self.progress.stop()
             aborted = failure is not None
             failure = await self._close(opened, failure)
+            await asyncio.to_thread(self.lanes.close)
         report = self._report(failure)
-        if self.ledger is not None:
+        if self.ledger is not None and self.writer is not None:
             try:
                 self.ledger.finish(report.status, report.to_dict(), settled=not aborted)
             except RunFailed as exc:  # the run could not be settled (its state is on a full disk): say so
                 context.mark_failed(context.redactor.text(str(exc)))
                 report = self._report(failure)
+            finally:
+                self.writer.close()
         host.hooks.after_sync(context=context, report=report)
         return report
 
@@ -153,10 +180,38 @@ class Engine:
         return not (self.plan and isinstance(node, Sink) and not node.has_plan)
 
     def _work(self, node: Component[Any]) -> Any:
-        """The method that handles a batch: ``process``, or in plan mode ``plan`` (None for a sink without)."""
+        """The method that handles a batch: ``process`` (a sink's ``write``), in plan mode ``plan``, or None
+        for a sink without one."""
         if self.plan and isinstance(node, Mapper) and node.has_plan:
             return node.plan
-        return node.process if self._acts(node) else None  # type: ignore[attr-defined]
+        if not self._acts(node):
+            return None
+        if isinstance(node, Sink) and type(node).process is Sink.process:
+            return node.write  # what Sink.process calls: whether it is a coroutine decides where it runs
+        return node.process  # type: ignore[attr-defined]
+
+    def _offloaded(self, name: str, method: Callable[..., Any]) -> bool:
+        """Whether ``method`` of component ``name`` runs on the component's own thread: plain functions of
+        sources and sinks do (they read and write files and databases); coroutines run on the event loop, and
+        so do mappers' plain functions, which transform records in memory."""
+        if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
+            return False
+        return self.spec.components[name].kind in ("source", "sink")
+
+    async def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
+        """Call a component's method where it belongs (see :meth:`_offloaded`) and await its result."""
+        if self._offloaded(name, method):
+            return await _maybe_await(await self.lanes.run(name, method, *args))
+        return await _maybe_await(method(*args))
+
+    def _work_offloaded(self, name: str, work: Callable[..., Any]) -> bool:
+        """Whether a source's or sink's work method (``read``, ``write``) runs on its thread: see ``io_thread``."""
+        return self._offloaded(name, work) and self.spec.components[name].cls_as(Component).io_thread
+
+    async def _state(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a ledger call on the state store's thread."""
+        assert self.writer is not None, "state calls need a state store"
+        return await self.writer.run(function, *args)
 
     def _instantiate(self, spec: ComponentSpec) -> Component[Any]:
         if spec.kind == "source":
@@ -167,7 +222,7 @@ class Engine:
         success = self._failure(failure) is None  # a failed run leaves earlier output files as they were
         for node in reversed(opened):
             try:
-                await _maybe_await(node.close(success))
+                await self._call(node.name, node.close, success)
             except Exception as exc:  # reported only when nothing failed before: that would name the cause
                 self.close_failures.append(f"{node.name} failed to close: {type(exc).__name__}: {exc}")
         for connection in self.context.connections.values():
@@ -186,16 +241,16 @@ class Engine:
         for (producer, _output), queues in self.subscribers.items():
             if producer == name:
                 for queue in queues:
-                    await queue.put(_END)
+                    await queue.put(END)
         if name not in self.error_side:
             self._error_producers_left -= 1
             if self._error_producers_left == 0:
                 for queue in self.error_queues:
-                    await queue.put(_END)
+                    await queue.put(END)
 
     async def _run_source(self, node: Source[Any]) -> None:
         stats, read = self.context.stats, 0
-        async for chunk in _chunks(node.read(), self.spec.settings.source_batch_size):
+        async for chunk in self._read(node):
             if self.stopped:
                 break
             stats.input_records += len(chunk)
@@ -207,8 +262,9 @@ class Engine:
             if self.ledger is not None:
                 read += len(chunk)
                 last = chunk[-1]
-                self.ledger.source_read(node.name, (last.record if isinstance(last, Failed) else last).position, read)
-                chunk = self.ledger.stamp(chunk)
+                position = (last.record if isinstance(last, Failed) else last).position
+                await self._state(self.ledger.source_read, node.name, position, read)
+                chunk = await self._state(self.ledger.stamp, chunk)
                 records = [item for item in chunk if item.__class__ is Record]
                 failed = [item for item in chunk if isinstance(item, Failed)]
             out = Emitter()
@@ -219,18 +275,24 @@ class Engine:
     async def _run_consumer(self, spec: ComponentSpec, node: Component[Any]) -> None:
         queue = self.queues[spec.name]
         size = spec.batch_size or node.batch_size  # type: ignore[attr-defined]
-        limit = asyncio.Semaphore(spec.concurrency or node.concurrency)  # type: ignore[attr-defined]
+        work = self._work(node)
+        # Plain-function calls run one at a time anyway (on the loop or the component's thread); more slots would
+        # only let a sink's next write slip in before the previous one's checkpoint was committed.
+        calls_at_once = spec.concurrency or node.concurrency  # type: ignore[attr-defined]
+        limit = asyncio.Semaphore(calls_at_once if inspect.iscoroutinefunction(work) else 1)
         ends_left = len(spec.inputs)
         buffer: list[Record] = []
         async with asyncio.TaskGroup() as calls:
 
             async def submit(batch: list[Record]) -> None:
+                # Waiting for a free call slot stops this loop from taking more input: the queue fills up and
+                # the producer waits in turn, back to the source, which then stops reading.
                 await limit.acquire()
                 calls.create_task(self._process(spec, node, batch, limit))
 
             while ends_left:
                 item = await queue.get()
-                if item is _END:
+                if item is END:
                     ends_left -= 1
                     continue
                 buffer.extend(item)
@@ -245,18 +307,31 @@ class Engine:
     async def _process(
         self, spec: ComponentSpec, node: Component[Any], batch: list[Record], limit: asyncio.Semaphore
     ) -> None:
+        """Handle one batch and hand its results on, holding one of the component's call slots throughout.
+
+        The slot is released only once every output and the error stream took the results: a component in
+        front of a slow one waits instead of piling up finished batches (and paying for more API calls).
+        """
+        try:
+            await self._handle(spec, node, batch)
+        finally:
+            limit.release()
+
+    async def _handle(self, spec: ComponentSpec, node: Component[Any], batch: list[Record]) -> None:
         out = Emitter()
         tracked = spec.kind == "sink" and spec.name not in self.run_only
         if self.ledger is not None and tracked and not spec.outputs:
-            batch = self.ledger.unseen(spec.name, batch)
+            batch = await self._state(self.ledger.unseen, spec.name, batch)
+        commits = self.ledger is not None and tracked and not self.plan
         try:
             work = self._work(node)
-            if work is not None:
-                await _maybe_await(work(batch, out))
-            if self.ledger is not None and tracked and not self.plan:
-                failed = {id(item.record) for item in (*out.failed, *out.deferred)}
-                written = [record for record in batch if id(record) not in failed]
-                self.ledger.delivered(spec.name, written, await _maybe_await(node.checkpoint()))  # type: ignore[attr-defined]
+            if work is not None and self._work_offloaded(spec.name, work):
+                await self.lanes.run(spec.name, self._write_durably, spec.name, node, work, batch, out, commits)
+            else:
+                if work is not None:
+                    await _maybe_await(work(batch, out))
+                if commits:
+                    await self.lanes.run(spec.name, self._commit_delivered, spec.name, node, batch, out)
         except RunFailed:
             raise
         except Exception as exc:
@@ -273,11 +348,52 @@ class Engine:
             else:
                 for record in batch:
                     out.fail(record, reason)
-        finally:
-            limit.release()
         if spec.kind == "sink":
             self.context.stats.delivered[spec.name] += len(batch) - len(out.failed) - len(out.deferred)
         await self._deliver(spec.name, out)
+
+    def _write_durably(
+        self,
+        name: str,
+        node: Component[Any],
+        write: Callable[..., Any],
+        batch: list[Record],
+        out: Emitter,
+        commits: bool,
+    ) -> None:
+        """On a sink's thread: write a batch and, with state, commit it. One unit, so the batches of a sink with
+        concurrency > 1 cannot interleave between a write and the checkpoint committed with it."""
+        self._on_loop(write(batch, out))
+        if commits:
+            self._commit_delivered(name, node, batch, out)
+
+    def _commit_delivered(self, name: str, node: Component[Any], batch: list[Record], out: Emitter) -> None:
+        """On a sink's thread, after its write: make the batch durable (``checkpoint``) and commit its deliveries
+        with the token. Each sink's commits thus follow the order in which its writes became durable."""
+        assert self.ledger is not None
+        failed = {id(item.record) for item in (*out.failed, *out.deferred)}
+        written = [record for record in batch if id(record) not in failed]
+        self.ledger.delivered(name, written, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+
+    def _on_loop(self, value: Any) -> Any:
+        """On a component's thread: ``value``, or what it resolves to when a plain method returned an awaitable
+        (it runs on the event loop, which is free: it awaits this thread asynchronously)."""
+        if inspect.isawaitable(value):
+            return asyncio.run_coroutine_threadsafe(_awaited(value), self._loop).result()
+        return value
+
+    async def _read(self, node: Source[Any]) -> AsyncIterator[list[Record | Failed]]:
+        """The source's records in batches; a plain-function source is read on its own thread."""
+        size = self.spec.settings.source_batch_size
+        offloaded = self._work_offloaded(node.name, node.read)
+        items = await self.lanes.run(node.name, node.read) if offloaded else node.read()
+        if isinstance(items, AsyncIterable):
+            async for chunk in _async_chunks(items, size):
+                yield chunk
+            return
+        iterator = iter(items)
+        while chunk := await self.lanes.run(node.name, _take, iterator, size) if offloaded else _take(iterator, size):
+            yield chunk
 
     async def _deliver(self, name: str, out: Emitter) -> None:
         stats, host = self.context.stats, self.context.host
@@ -291,7 +407,8 @@ class Engine:
                 continue
             stats.streams[stream_name(name, output)] += len(records)
             if self.ledger is not None and output in self.spec.components[name].cls_as(Component).deferred_outputs:
-                self.ledger.deferred(name, records, f"set aside by {stream_name(name, output)}; retried next run")
+                reason = f"set aside by {stream_name(name, output)}; retried next run"
+                await self._state(self.ledger.deferred, name, records, reason)
             if host.hooks.observes_batches:
                 host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
@@ -319,7 +436,7 @@ class Engine:
             error_records.append(record.with_data({**record.data, "_error": detail}))
         if transient:
             if self.ledger is not None:
-                self.ledger.deferred(name, error_records)
+                await self._state(self.ledger.deferred, name, error_records)
             await self._to_error_stream(name, error_records)
             return
         limit = self.max_error_rate
@@ -331,7 +448,7 @@ class Engine:
             first = error_records[0].data["_error"]
             raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")
         if self.ledger is not None:
-            self.ledger.rejected(name, error_records)
+            await self._state(self.ledger.rejected, name, error_records)
         await self._to_error_stream(name, error_records)
 
     async def _to_error_stream(self, name: str, error_records: list[Record]) -> None:
@@ -396,21 +513,25 @@ class Engine:
         )
 
 
-async def _chunks(items: Any, size: int) -> AsyncIterator[list[Any]]:
-    """Batches of ``size`` from a sync or async iterable; a sync source never pays a per-record await."""
-    if hasattr(items, "__aiter__"):
-        chunk: list[Any] = []
-        async for item in items:
-            chunk.append(item)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-        if chunk:
+async def _async_chunks(items: Any, size: int) -> AsyncIterator[list[Any]]:
+    """Batches of ``size`` from an async iterable."""
+    chunk: list[Any] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
             yield chunk
-        return
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
+            chunk = []
+    if chunk:
         yield chunk
+
+
+def _take(iterator: Iterator[Any], size: int) -> list[Any]:
+    """The next ``size`` items (fewer at the end): one hop to a source's thread per batch, not per record."""
+    return list(islice(iterator, size))
+
+
+async def _awaited(value: Awaitable[T]) -> T:
+    return await value
 
 
 def _first(error: BaseException) -> BaseException:

@@ -121,6 +121,7 @@ _COMPONENTS = '''\
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import attrs
@@ -157,12 +158,26 @@ class JsonlSinkOptions:
 
 
 class JsonlSink(Sink):
-    """Appends each record with an ``email`` to a JSON Lines file; durable after every batch."""
+    """Appends each record with an ``email`` to a JSON Lines file; durable after every batch.
+
+    With state, each batch's checkpoint is the file's length, committed with the batch's deliveries. A run
+    cuts the file back to it on open: a batch written before a crash but never committed is written again by
+    the resumed run, so it must not stay in the file from the first time.
+    """
 
     Options = JsonlSinkOptions
 
     def open(self) -> None:
-        self.options.path.parent.mkdir(parents=True, exist_ok=True)
+        path, state = self.options.path, self.context.state
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            return
+        committed = state.sink_checkpoint(self.name)
+        if committed and committed.get("path") == str(path):
+            if path.exists() and path.stat().st_size > committed["length"]:
+                os.truncate(path, committed["length"])
+        else:  # before the first write: what is there now is what a crash cuts back to
+            state.save_checkpoint(self.name, self.checkpoint())
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         with self.options.path.open("a", encoding="utf-8") as handle:
@@ -171,6 +186,12 @@ class JsonlSink(Sink):
                     out.fail(record, "no email")
                 else:
                     handle.write(json.dumps(record.data, default=str) + "\\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def checkpoint(self) -> dict[str, object]:
+        path = self.options.path
+        return {"path": str(path), "length": path.stat().st_size if path.exists() else 0}
 '''
 
 _TESTS = '''\

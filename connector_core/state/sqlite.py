@@ -115,7 +115,8 @@ class SqliteStateStore(SqlStateStore):
         version = inspect_file(path) if inspect else SCHEMA_VERSION
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Not bound to one thread: the lease heartbeat closes its own connection from its thread.
+            # Not bound to one thread: a run uses it from the state store's thread (connector_core.state.writer),
+            # and the lease heartbeat closes its own connection from its thread.
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off

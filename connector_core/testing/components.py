@@ -2,7 +2,8 @@
 
 ``testkit.rows`` reads a JSONL file the test wrote, ``testkit.crash`` aborts the run once it has passed a
 number of records (or, with ``hard: true``, ends the process on the spot), and ``testkit.collect`` appends
-what it receives to a JSONL file at once (durable per batch, so a crash loses nothing it acknowledged).
+what it receives to a JSONL file at once (durable per batch, so a crash loses nothing it acknowledged; with
+state it cuts the file back to what was committed, so a crash doubles nothing either).
 """
 
 from __future__ import annotations
@@ -73,13 +74,34 @@ class CollectOptions:
 
 
 class Collect(Sink[CollectOptions]):
-    """Appends each record's data to a JSONL file, flushed per batch."""
+    """Appends each record's data to a JSONL file, durable per batch.
+
+    With state, each batch's checkpoint is the file's length, and a run cuts the file back to the committed
+    length on open: a batch written but not committed when the process died is written again, not twice.
+    """
 
     Options = CollectOptions
+
+    def open(self) -> None:
+        state, path = self.context.state, self.options.path
+        if state is None:
+            return
+        committed = state.sink_checkpoint(self.name)
+        if committed and committed.get("path") == str(path):
+            if path.exists() and path.stat().st_size > committed["length"]:
+                os.truncate(path, committed["length"])
+        else:  # before the first write: what is there now is what a crash cuts back to
+            state.save_checkpoint(self.name, self.checkpoint())
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         with self.options.path.open("a", encoding="utf-8") as handle:
             handle.writelines(json.dumps(record.data, default=str) + "\n" for record in batch)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def checkpoint(self) -> dict[str, object]:
+        path = self.options.path
+        return {"path": str(path), "length": path.stat().st_size if path.exists() else 0}
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -177,7 +178,9 @@ class ContactsSink(Sink[ContactsOptions]):
             return {**sent, "run_dedupe": True}
 
         first_sent = time.time()
-        intent = state.open_intent(self.name, [r.key for r in records], first_sent) if state is not None else None
+        intent = None
+        if state is not None:  # a state commit: off the event loop, where the other batches' calls are running
+            intent = await asyncio.to_thread(state.open_intent, self.name, [r.key for r in records], first_sent)
         try:
             response = await self.connection.client.post(  # type: ignore[union-attr]
                 "contacts/bulk_create", body, on_uncertain_retry=with_dedupe
@@ -186,7 +189,7 @@ class ContactsSink(Sink[ContactsOptions]):
         except (ApolloAuthError, ApolloRejected) as exc:
             # Refused outright: nothing was created, so the intent is settled with no contacts.
             if intent is not None:
-                state.close_intent(intent, self.name, {})  # type: ignore[union-attr]
+                await asyncio.to_thread(state.close_intent, intent, self.name, {})  # type: ignore[union-attr]
             if isinstance(exc, ApolloAuthError):
                 raise
             await self._rejected(records, contacts, out, replay_since, splits, exc)
@@ -202,7 +205,7 @@ class ContactsSink(Sink[ContactsOptions]):
         created_since = min(starts) - options.clock_skew_s if starts else None
         outcomes = self._route(records, contacts, response, out, created_since)
         if intent is not None:
-            state.close_intent(intent, self.name, outcomes)  # type: ignore[union-attr]
+            await asyncio.to_thread(state.close_intent, intent, self.name, outcomes)  # type: ignore[union-attr]
 
     async def _rejected(
         self,

@@ -62,6 +62,8 @@ class FileSink(Sink[FileSinkOptionsT]):
     """
 
     Options: ClassVar[type] = FileSinkOptions
+    # Encoding rows into a 1 MiB buffer is CPU work; the fsyncs are in checkpoint() and close(), off the loop.
+    io_thread: ClassVar[bool] = False
 
     def __init__(self, name: str, options: FileSinkOptionsT, context: RunContext | None) -> None:
         # A None context is fine (file sinks never use it), which lets tests drive a sink without an engine.

@@ -7,6 +7,7 @@ probes write what they saw into :data:`STORE` (cleared before every test by an a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ class NumbersOptions:
     #: Indexes yielded as :class:`Failed` with ``message`` as reason.
     bad: list[int] = attrs.Factory(list)
     message: str = "boom"
-    #: Count produced records in COUNTERS["in_flight"] (back-pressure test).
-    track: bool = False
+    #: Add this much to COUNTERS["in_flight"] per record read: the number of tracking sinks each record
+    #: reaches (back-pressure tests).
+    track: int = 0
 
 
 class Numbers(Source):
@@ -53,7 +55,7 @@ class Numbers(Source):
                 raise ValueError(options.message)
             record = self.record({"i": i}, i + 1)
             if options.track:
-                COUNTERS["in_flight"] += 1
+                COUNTERS["in_flight"] += options.track
                 COUNTERS["max_in_flight"] = max(COUNTERS["max_in_flight"], COUNTERS["in_flight"])
             if i in options.bad:
                 yield Failed(record, options.message)
@@ -210,6 +212,61 @@ class Collect(Sink):
 
 
 @attrs.frozen
+class RelayOptions:
+    #: Seconds to await per batch.
+    sleep: float = 0.0
+
+
+class Relay(Sink):
+    """A sink with an output: every record it writes goes on to ``written`` (like ``apollo.contacts``)."""
+
+    Options = RelayOptions
+    outputs = ("written",)
+
+    async def write(self, batch: list[Record], out: Emitter) -> None:
+        await asyncio.sleep(self.options.sleep)
+        out.emit_many(batch, "written")
+
+
+@attrs.frozen
+class BlockingOptions:
+    #: Seconds each ``write`` and each ``checkpoint`` block the calling thread (a slow disk and its fsync).
+    block: float = 0.1
+
+
+class Blocking(Sink):
+    """A plain-function sink that blocks in ``write`` and ``checkpoint``, like a file sink on a slow disk."""
+
+    Options = BlockingOptions
+
+    def write(self, batch: list[Record], out: Emitter) -> None:
+        time.sleep(self.options.block)
+        STORE[self.name].extend(record.data for record in batch)
+
+    def checkpoint(self) -> dict[str, int]:
+        time.sleep(self.options.block)
+        return {"records": len(STORE[self.name])}
+
+
+class Heartbeat(Connection):
+    """Measures event-loop stalls while open: the largest delay of a 5 ms tick, in ``COUNTERS["max_lag_ms"]``."""
+
+    async def open(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.005)
+            lag_ms = int((loop.time() - start - 0.005) * 1000)
+            COUNTERS["max_lag_ms"] = max(COUNTERS["max_lag_ms"], lag_ms)
+
+    async def close(self) -> None:
+        self._task.cancel()
+
+
+@attrs.frozen
 class FileOptions:
     path: Path
 
@@ -270,10 +327,13 @@ class KitPlugin:
     def register_sinks(registry):
         registry.add("t.collect", Collect)
         registry.add("t.file", FileSink)
+        registry.add("t.relay", Relay)
+        registry.add("t.blocking", Blocking)
 
     @hookimpl
     def register_connections(registry):
         registry.add("t.token", TokenConnection)
+        registry.add("t.heartbeat", Heartbeat)
 
 
 KIT = ("kit", KitPlugin)

@@ -370,7 +370,7 @@ def test_back_pressure_bounds_records_in_flight(jobs: Jobs) -> None:
         job: pressure
         settings: {{queue_batches: {queue_batches}, source_batch_size: {batch}}}
         sources:
-          nums: {{type: t.numbers, count: 200000, track: true, key: [i]}}
+          nums: {{type: t.numbers, count: 200000, track: 1, key: [i]}}
         sinks:
           slow: {{type: t.collect, inputs: [nums], batch_size: {batch}, sleep: 0.001, track: true}}
     """)
