@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from . import auth, operations
 from .config import SandboxConfig
 from .contacts import ContactStore
 from .data import Seed, load_seed
+from .deliveries import DeliveryBook, PostJob, PostOutcome
 from .faults import Fault, FaultInjector
 from .generator import object_id
 from .people import PeopleDirectory
@@ -33,6 +34,9 @@ from .responses import (
     text_response,
 )
 
+if TYPE_CHECKING:
+    from .webhooks import WebhookDispatcher
+
 _LAYOUT_PREFIXES = (
     ("/api/v1/", auth.DIRECT),
     ("/v1/", auth.DIRECT),  # older Apollo docs use /v1/ without /api
@@ -45,7 +49,10 @@ _METHODS: dict[str, frozenset[str]] = {
     "organizations/enrich": frozenset({"GET"}),
     "contacts/bulk_create": frozenset({"POST"}),
     "usage_stats/api_usage_stats": frozenset({"POST"}),
+    "webhook_result": frozenset({"GET"}),
 }
+#: Operations whose path ends in an id (``webhook_result/{request_id}``).
+_WITH_ID = frozenset({"webhook_result"})
 #: Fault statuses that, like Apollo's 401/403, carry no rate-limit headers.
 _NO_RATE_HEADERS = frozenset({401, 403})
 #: Operations that spend credits (a spent ``credit_balance`` refuses them).
@@ -65,6 +72,8 @@ class Route:
 
     layout: str
     operation: str
+    #: The id a path like ``webhook_result/{request_id}`` ends in.
+    resource_id: str | None = None
 
 
 def resolve(method: str, path: str) -> Route | None:
@@ -72,8 +81,12 @@ def resolve(method: str, path: str) -> Route | None:
     for prefix, layout in _LAYOUT_PREFIXES:
         if path.startswith(prefix):
             operation = path[len(prefix) :].strip("/")
+            resource_id = None
+            head, _, tail = operation.partition("/")
+            if head in _WITH_ID and tail:
+                operation, resource_id = head, tail
             if method.upper() in _METHODS.get(operation, frozenset()):
-                return Route(layout, operation)
+                return Route(layout, operation, resource_id)
             return None
     return None
 
@@ -114,7 +127,9 @@ class ApolloSandbox:
     ``handle`` serves one request; it is thread-safe. State - contacts, credits, call counts, rate-limit
     windows - lives in memory and can be inspected with :meth:`state` or ``GET /_sandbox/state`` and
     restored to the seed with :meth:`reset` or ``POST /_sandbox/reset``. ``clock`` drives the rate-limit
-    windows (inject a fake one in tests), ``wall_clock`` the contacts' timestamps.
+    windows (inject a fake one in tests), ``wall_clock`` the contacts' timestamps and the asynchronous
+    deliveries: phone reveals and waterfall results are POSTed to their ``webhook_url`` by a background
+    thread (started on the first such request; :meth:`close` stops it) and served by ``webhook_result``.
     """
 
     def __init__(
@@ -141,6 +156,8 @@ class ApolloSandbox:
             default_stage_id=self.config.default_contact_stage_id,
             people=self.people,
         )
+        self._deliveries = DeliveryBook(self.config, wall_clock)
+        self._dispatcher: WebhookDispatcher | None = None
         self._reset_state()
 
     # -- state -------------------------------------------------------------------------------------------
@@ -155,16 +172,39 @@ class ApolloSandbox:
         self._faults.reset()
         self._limiter.reset()
         self._contacts.load(self.seed.contacts)
+        self._deliveries.clear()
 
     def reset(self) -> None:
         """Restore the seed's contacts and zero calls, credits, rate-limit windows and scripted faults."""
         with self._lock:
             self._reset_state()
 
-    def state(self) -> dict[str, Any]:
-        """A snapshot: contacts, call counts per request path, credits, totals."""
+    def close(self) -> None:
+        """Stop the webhook delivery thread (payloads stay available through ``webhook_result``)."""
         with self._lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            dispatcher.close()
+
+    def _complete_deliveries(self) -> None:
+        # Under the lock: payloads whose delay has passed become ready and their credits are charged.
+        self._credits += self._deliveries.complete_due()
+
+    def _take_due_posts(self) -> list[PostJob]:
+        with self._lock:
+            self._complete_deliveries()
+            return self._deliveries.take_due_posts()
+
+    def _record_post(self, job: PostJob, outcome: PostOutcome) -> None:
+        with self._lock:
+            self._deliveries.record_post(job, outcome)
+
+    def state(self) -> dict[str, Any]:
+        """A snapshot: contacts, call counts per request path, credits, totals, asynchronous deliveries."""
+        with self._lock:
+            self._complete_deliveries()
             return {
+                "deliveries": self._deliveries.state(),
                 "contacts": self._contacts.all(),
                 "calls": dict(self._calls),
                 "credits": self._credits,
@@ -287,7 +327,11 @@ class ApolloSandbox:
                 headers_out["Retry-After"] = str(decision.retry_after)
             return json_response(429, {"message": decision.message}, headers_out), False
 
-        response = self._dispatch(route.operation, query, body)
+        if route.operation == "webhook_result":
+            self._complete_deliveries()
+            response = self._deliveries.webhook_result(route.resource_id or "")
+        else:
+            response = self._dispatch(route.operation, query, body)
         response.headers.update(decision.headers)
         if fault is not None and fault.malformed and response.status == 200:
             response.body = json.dumps(_MALFORMED.get(route.operation, ["oops"])).encode()
@@ -316,11 +360,25 @@ class ApolloSandbox:
         elif operation == "organizations/enrich":
             outcome = operations.organization_enrich(self.people, query)
         elif operation == "usage_stats/api_usage_stats":
-            outcome = operations.usage_stats(self._limiter, cfg, list(_METHODS))
+            outcome = operations.usage_stats(self._limiter, cfg, [op for op in _METHODS if op not in _WITH_ID])
         else:
             outcome = operations.bulk_create_contacts(self._contacts, query, body, cfg)
         self._credits += outcome.credits
+        for order in outcome.orders:
+            self._deliveries.register(order)
+        if outcome.orders:
+            self._dispatcher_started().wake()
         return outcome.response
+
+    def _dispatcher_started(self) -> WebhookDispatcher:
+        if self._dispatcher is None:
+            # Imported here: the handler itself needs no HTTP client until something must be delivered.
+            from .webhooks import WebhookDispatcher
+
+            self._dispatcher = WebhookDispatcher(
+                self._take_due_posts, self._record_post, timeout_s=self.config.webhook_timeout_s
+            )
+        return self._dispatcher
 
     def _fault_response(self, fault: Fault, layout: str, operation: str | None) -> SandboxResponse:
         if fault.reset:

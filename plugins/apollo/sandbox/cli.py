@@ -69,6 +69,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-retry-after", action="store_true", help="never send Retry-After on 429")
     parser.add_argument("--omit-missing-matches", action="store_true", help="drop nulls from bulk_match matches")
     parser.add_argument("--random-seed", type=int, default=0, help="seed for fault injection and ids")
+    parser.add_argument(
+        "--delivery-delay-s",
+        type=_non_negative_float,
+        default=2.0,
+        metavar="S",
+        help="seconds until phone/waterfall results are POSTed to webhook_url and served by webhook_result "
+        "(default: 2)",
+    )
+    parser.add_argument(
+        "--duplicate-deliveries",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="POST every webhook payload N extra times, as Apollo's retries may (default: 0)",
+    )
+    parser.add_argument(
+        "--webhook-retries",
+        type=_non_negative_int,
+        default=3,
+        metavar="N",
+        help="retries of a webhook POST that failed or found nobody listening (default: 3)",
+    )
+    parser.add_argument(
+        "--webhook-retry-backoff-s",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="S",
+        help="wait before the first retry, doubling after each (default: 1)",
+    )
+    parser.add_argument(
+        "--webhook-timeout-s", type=_positive_float, default=10.0, metavar="S", help="timeout of one POST"
+    )
+    parser.add_argument(
+        "--result-ttl-s",
+        type=_positive_float,
+        default=30 * 24 * 3600.0,
+        metavar="S",
+        help="how long webhook_result keeps a payload, then 410 request_id_expired (default: 30 days)",
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
 
 
 def _statuses(text: str) -> tuple[int, ...]:
@@ -105,6 +161,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         reset_rate=args.reset_rate,
         reset_after_apply_fraction=args.reset_after_apply_fraction,
         random_seed=args.random_seed,
+        delivery_delay_s=args.delivery_delay_s,
+        duplicate_deliveries=args.duplicate_deliveries,
+        webhook_retries=args.webhook_retries,
+        webhook_retry_backoff_s=args.webhook_retry_backoff_s,
+        webhook_timeout_s=args.webhook_timeout_s,
+        result_ttl_s=args.result_ttl_s,
     )
 
 
@@ -143,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         server.stop()
+        sandbox.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0

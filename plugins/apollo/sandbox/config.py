@@ -59,6 +59,17 @@ class SandboxConfig:
     spike_rate: float = 0.0
     spike_ms: float = 0.0
 
+    #: Seconds from a phone/waterfall request until its payload is ready and POSTed to ``webhook_url``.
+    delivery_delay_s: float = 2.0
+    #: Extra POSTs of every payload (Apollo "may retry" a webhook: receivers must be idempotent).
+    duplicate_deliveries: int = 0
+    #: Retries of a POST that failed (unreachable, non-2xx), ``webhook_retry_backoff_s * 2**n`` apart.
+    webhook_retries: int = 3
+    webhook_retry_backoff_s: float = 1.0
+    webhook_timeout_s: float = 10.0
+    #: How long ``webhook_result`` keeps a ready payload (Apollo: 30 days); then 410 ``request_id_expired``.
+    result_ttl_s: float = 30 * 24 * 3600.0
+
     max_match_details: int = 10
     max_enrich_domains: int = 10
     max_bulk_contacts: int = 100

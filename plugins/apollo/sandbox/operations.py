@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import SandboxConfig
 from .contacts import ContactStore, ContactValidationError, validate_batch
+from .deliveries import PHONE, WATERFALL, DeliveryOrder
 from .people import PeopleDirectory, norm_domain
 from .ratelimit import RateLimiter
 from .responses import MISSING_CONTACT_ATTRIBUTES, SandboxResponse, error, failed, json_response, misconfigured
@@ -52,7 +53,6 @@ _GDPR_COUNTRIES = frozenset(
     }
 )
 
-_PHONE_CREDITS = 8
 #: The fields of a match in waterfall mode (Apollo's OpenAPI example): no email, no organization object.
 _SLIM_FIELDS = (
     "id",
@@ -75,6 +75,8 @@ class Outcome:
 
     response: SandboxResponse
     credits: float = 0
+    #: Phone reveals and waterfall results to deliver to the webhook later.
+    orders: tuple[DeliveryOrder, ...] = ()
 
 
 def truthy(value: Any) -> bool:
@@ -115,6 +117,11 @@ class MatchFlags:
         """True when any waterfall flag is set."""
         return self.run_waterfall_email or self.run_waterfall_phone
 
+    @property
+    def waterfall_targets(self) -> tuple[str, ...]:
+        """The fields a waterfall request asks for: ``"email"`` and/or ``"phone"``."""
+        return (("email",) if self.run_waterfall_email else ()) + (("phone",) if self.run_waterfall_phone else ())
+
     def missing_webhook(self) -> str | None:
         """The error message when a flag that needs ``webhook_url`` came without it."""
         if self.webhook_url:
@@ -124,15 +131,6 @@ class MatchFlags:
         if self.waterfall:
             return "Please add a valid 'webhook_url' parameter when using waterfall enrichment"
         return None
-
-
-def _has_mobile(person: Mapping[str, Any]) -> bool:
-    return any(phone.get("type") == "mobile" for phone in person.get("phone_numbers") or [])
-
-
-def person_credits(person: Mapping[str, Any], flags: MatchFlags) -> int:
-    """1 credit per enriched person, plus 8 when a mobile number will be revealed."""
-    return 1 + (_PHONE_CREDITS if flags.reveal_phone_number and _has_mobile(person) else 0)
 
 
 def public_person(person: Mapping[str, Any], flags: MatchFlags) -> dict[str, Any]:
@@ -150,22 +148,39 @@ def public_person(person: Mapping[str, Any], flags: MatchFlags) -> dict[str, Any
     return shown
 
 
-def _extras(flags: MatchFlags, matched: int, request_id: Callable[[], int]) -> dict[str, Any]:
+def _asynchronous_parts(
+    flags: MatchFlags,
+    matched: list[Mapping[str, Any]],
+    request_id: Callable[[], int],
+    waterfall_id: int,
+) -> tuple[dict[str, Any], tuple[DeliveryOrder, ...]]:
+    """The ``phone_enrichment``/``waterfall`` response fields and the deliveries they promise.
+
+    Phones get their own request id per call; a waterfall is delivered under the call's top-level
+    ``request_id`` (``waterfall_id``).
+    """
     extras: dict[str, Any] = {}
+    orders: list[DeliveryOrder] = []
+    webhook = flags.webhook_url or ""
+    people = tuple(matched)
     if flags.reveal_phone_number:
+        phone_id = str(request_id())  # a string here, unlike the top-level request_id (OpenAPI example)
         extras["phone_enrichment"] = {
-            "request_id": str(request_id()),  # a string here, unlike the top-level request_id (OpenAPI example)
+            "request_id": phone_id,
             "status": "pending" if matched else "skipped",
             "message": "Phone numbers will be delivered asynchronously to the webhook_url"
             if matched
             else "No matched people to enrich with phone numbers",
         }
+        if matched:  # "skipped" promises no webhook
+            orders.append(DeliveryOrder(phone_id, PHONE, webhook, people))
     if flags.waterfall:
         extras["waterfall"] = {
             "status": "accepted",
             "message": "Waterfall enrichment request accepted; results will be delivered to the webhook_url",
         }
-    return extras
+        orders.append(DeliveryOrder(str(waterfall_id), WATERFALL, webhook, people, flags.waterfall_targets))
+    return extras, tuple(orders)
 
 
 def bulk_match(
@@ -189,9 +204,11 @@ def bulk_match(
         return Outcome(failed(400, "INVALID_REQUEST", problem))
 
     found = [people.match(detail) for detail in details]
+    call_id = request_id()
     unique = {person["id"]: person for person in found if person is not None}
     # Billing is per distinct person: asking twice for someone in one call costs once.
-    credits = sum(person_credits(person, flags) for person in unique.values())
+    # 1 credit per person; a mobile number's 8 are charged when it is delivered to the webhook.
+    credits = len(unique)
     matches = [public_person(person, flags) if person is not None else None for person in found]
     if config.omit_missing_matches:
         matches = [match for match in matches if match is not None]
@@ -199,7 +216,7 @@ def bulk_match(
         "status": "success",
         "error_code": None,
         "error_message": None,
-        "request_id": request_id(),
+        "request_id": call_id,
         "total_requested_enrichments": len(details),
     }
     if not flags.waterfall:
@@ -207,8 +224,9 @@ def bulk_match(
         payload["missing_records"] = sum(1 for person in found if person is None)
         payload["credits_consumed"] = credits
     payload["matches"] = matches
-    payload.update(_extras(flags, len(unique), request_id))
-    return Outcome(json_response(200, payload), credits)
+    extras, orders = _asynchronous_parts(flags, list(unique.values()), request_id, call_id)
+    payload.update(extras)
+    return Outcome(json_response(200, payload), credits, orders)
 
 
 def people_match(
@@ -224,8 +242,11 @@ def people_match(
     detail = {**query, **body}
     person = people.match(detail)
     payload: dict[str, Any] = {"person": public_person(person, flags) if person else None}
-    payload.update(_extras(flags, 1 if person else 0, request_id))
-    return Outcome(json_response(200, payload), person_credits(person, flags) if person else 0)
+    if flags.waterfall:
+        payload["request_id"] = request_id()  # the id the waterfall is delivered and polled under
+    extras, orders = _asynchronous_parts(flags, [person] if person else [], request_id, payload.get("request_id", 0))
+    payload.update(extras)
+    return Outcome(json_response(200, payload), 1 if person else 0, orders)
 
 
 def bulk_enrich(

@@ -155,6 +155,7 @@ class SandboxServer:
 
     def __init__(self, sandbox: ApolloSandbox | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sandbox = sandbox if sandbox is not None else ApolloSandbox()
+        self._owns_sandbox = sandbox is None
         self.host = host
         self._requested_port = port
         self._httpd: _HTTPServer | None = None
@@ -198,6 +199,8 @@ class SandboxServer:
         if thread is not None:
             thread.join(timeout=5)
         self._httpd = self._thread = None
+        if self._owns_sandbox:
+            self.sandbox.close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
