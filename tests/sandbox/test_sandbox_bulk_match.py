@@ -114,16 +114,18 @@ def test_flags_needing_a_webhook_are_refused_without_one(client: httpx.Client, f
     assert "webhook_url" in response.json()["error_message"]
 
 
-def test_reveal_phone_number_reports_pending_and_charges_mobiles(sandbox: ApolloSandbox, client: httpx.Client) -> None:
+def test_reveal_phone_number_reports_pending_and_defers_the_mobile_charge(
+    sandbox: ApolloSandbox, client: httpx.Client
+) -> None:
     with_mobile, without_mobile = _person_with_mobile(sandbox, True), _person_with_mobile(sandbox, False)
     details = [{"id": with_mobile["id"]}, {"id": without_mobile["id"]}]
     body = match(client, details, reveal_phone_number="true", webhook_url="https://hooks.example/x").json()
-    assert body["credits_consumed"] == 1 + 8 + 1
+    assert body["credits_consumed"] == 1 + 1  # the mobile's 8 are charged when it is delivered
     assert body["phone_enrichment"]["status"] == "pending"
     assert isinstance(body["phone_enrichment"]["request_id"], str)  # a string in Apollo's OpenAPI example
     # Mobile numbers only ever arrive at the webhook.
     assert all(n["type"] != "mobile" for m in body["matches"] for n in m["phone_numbers"])
-    assert sandbox.credits == 10
+    assert sandbox.credits == 2
 
 
 def test_waterfall_response_shape(client: httpx.Client) -> None:
