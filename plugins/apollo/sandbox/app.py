@@ -190,7 +190,7 @@ class ApolloSandbox:
         # Under the lock: payloads whose delay has passed become ready and their credits are charged.
         self._credits += self._deliveries.complete_due()
 
-    def _take_due_posts(self) -> list[PostJob]:
+    def _take_due_posts(self) -> tuple[list[PostJob], bool]:
         with self._lock:
             self._complete_deliveries()
             return self._deliveries.take_due_posts()

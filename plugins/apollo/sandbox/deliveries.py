@@ -217,13 +217,14 @@ class DeliveryBook:
     def _push(self, due: float, request_id: str, copy_index: int, attempt: int, url: str, body: bytes) -> None:
         heapq.heappush(self._jobs, PostJob(due, next(self._seq), request_id, copy_index, attempt, url, body))
 
-    def take_due_posts(self) -> list[PostJob]:
-        """The POSTs due now, removed from the schedule."""
+    def take_due_posts(self) -> tuple[list[PostJob], bool]:
+        """The POSTs due now (removed from the schedule), and whether any payload or POST is still to come."""
         now = self._now()
         due: list[PostJob] = []
         while self._jobs and self._jobs[0].due <= now:
             due.append(heapq.heappop(self._jobs))
-        return due
+        outstanding = bool(self._jobs) or any(record.payload is None for record in self._records.values())
+        return due, outstanding
 
     def record_post(self, job: PostJob, outcome: PostOutcome) -> None:
         """Note a POST's outcome; a failure is retried with exponential backoff until the retries run out."""
