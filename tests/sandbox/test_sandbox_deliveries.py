@@ -419,3 +419,16 @@ def test_bad_delivery_knobs_are_usage_errors(argv: list[str], capsys: pytest.Cap
         main(["--port", "0", *argv])
     assert exited.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+def test_a_restarted_sandbox_does_not_reuse_request_ids() -> None:
+    ids = set()
+    for _ in range(2):
+        sandbox = ApolloSandbox(SandboxConfig(random_seed=7, delivery_delay_s=60))
+        with httpx.Client(
+            transport=sandbox_transport(sandbox), base_url="https://api.apollo.io", headers={"X-Api-Key": "k"}
+        ) as client:
+            answer = enrich(client, mixed_people(sandbox, 1), reveal_phone_number="true", webhook_url=closed_port_url())
+        ids.add(answer["phone_enrichment"]["request_id"])
+        sandbox.close()
+    assert len(ids) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import threading
 import time
 from collections import Counter
@@ -241,8 +242,9 @@ class ApolloSandbox:
         return object_id(self._ids)
 
     def _request_id(self) -> int:
-        # Apollo's request ids are signed 64-bit integers, often negative.
-        return self._ids.getrandbits(64) - 2**63
+        # Apollo's request ids are signed 64-bit integers, often negative, and unique across its lifetime: a
+        # restarted sandbox must not hand out an id a client still has pending, so these are not seeded.
+        return secrets.randbits(64) - 2**63
 
     def _now(self) -> str:
         stamp = datetime.fromtimestamp(self._wall_clock(), UTC)
