@@ -223,8 +223,9 @@ class ApolloSandbox:
 
     @property
     def credits(self) -> float:
-        """Credits consumed since the last reset."""
+        """Credits consumed since the last reset (including deliveries that are due by now)."""
         with self._lock:
+            self._complete_deliveries()
             return self._credits
 
     @property
