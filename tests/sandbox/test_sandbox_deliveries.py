@@ -432,3 +432,20 @@ def test_a_restarted_sandbox_does_not_reuse_request_ids() -> None:
         ids.add(answer["phone_enrichment"]["request_id"])
         sandbox.close()
     assert len(ids) == 2
+
+
+def test_email_waterfall_reports_people_it_found_nothing_for(
+    serve: Callable[..., tuple[ApolloSandbox, httpx.Client]], receiver: Receiver
+) -> None:
+    sandbox, client = serve(delivery_delay_s=0)
+    people = sandbox.people.people
+    unknown = next(p for p in people if p.get("email_status") == "unavailable")
+    known = next(p for p in people if p.get("email") and p.get("email_status") == "verified")
+    enrich(client, [known, unknown], run_waterfall_email="true", webhook_url=receiver.url)
+    [payload] = receiver.wait_for(1)
+    assert payload["target_fields"] == ["email"]
+    found, missing = payload["people"]
+    assert (found["id"], [e["email"] for e in found["emails"]]) == (known["id"], [known["email"]])
+    assert (missing["id"], missing["emails"], missing["phone_numbers"]) == (unknown["id"], [], [])
+    assert found["phone_numbers"] == []  # phones were not asked for
+    assert (payload["records_enriched"], payload["enrichment_not_found"], payload["credits_consumed"]) == (1, 1, 1)
