@@ -134,8 +134,8 @@ class BulkMatch(Mapper[BulkMatchOptions]):
     ran out). ``phones`` and ``waterfall`` carry the asynchronous deliveries (see
     :mod:`~crmsync_plugins.apollo.deliveries`): one record per matched person per request, the input record
     with ``phone_numbers`` (and ``emails``) and ``apollo_delivery_status``. Records of calls that failed
-    transiently (retries used up, a ``Retry-After`` too long to wait) are set aside with ``out.defer``; rejected calls send their records to the error stream with Apollo's
-    message.
+    transiently (retries used up, a ``Retry-After`` too long to wait) are set aside with ``out.defer``; rejected
+    calls send their records to the error stream with Apollo's message.
     """
 
     Options = BulkMatchOptions
