@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector_core.components import Emitter
 from connector_core.records import Record
+from crmsync_plugins.apollo.errors import ApolloUnavailable
 from crmsync_plugins.apollo.paths import get_path
 
 if TYPE_CHECKING:
@@ -119,7 +120,6 @@ class Deliveries:
         seconds, then emit every delivered request's records."""
         entries = self._all()
         pending = {key: entry for key, entry in entries.items() if entry["status"] == "pending"}
-        self._join_received(pending, stats)
         await self._poll(client, stats, pending, wait_s)
         self._emit(entries, out)
 
@@ -154,10 +154,15 @@ class Deliveries:
         deadline = time.monotonic() + wait_s
         due = dict.fromkeys(pending, 0.0)
         while pending and not self.context.halted:
+            self._join_received(pending, stats)  # a receiver may have stored some while we waited
             now = time.monotonic()
             for key in [key for key in pending if due[key] <= now]:
                 entry = pending[key]
-                status, body = await client.webhook_result(entry["request_id"])
+                try:
+                    status, body = await client.webhook_result(entry["request_id"])
+                except ApolloUnavailable as exc:  # the next run (with state) polls again
+                    self.context.log.warning("%s: webhook_result unavailable, polling stops: %s", self.component, exc)
+                    return
                 error = str(body.get("error") or "")
                 if status == 200 and isinstance(body.get("webhook_result"), dict):
                     self._settle(key, pending.pop(key), body["webhook_result"], stats)
