@@ -160,7 +160,6 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         #: Identities a plan already counted.
         self.planned: set[str] = set()
         self.deliveries = Deliveries(self.name, self.context)
-        self.context.add_report_section(f"deliveries {self.name}", lambda: dict(self.deliveries.counts))
 
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""

@@ -65,6 +65,7 @@ class Deliveries:
 
     def __init__(self, mapper: str, context: RunContext) -> None:
         self.context = context
+        self.mapper = mapper
         self.component = f"{mapper}.deliveries"
         #: This run's requests (the only ones when the job keeps no state).
         self.requests: dict[str, dict[str, Any]] = {}
@@ -111,8 +112,11 @@ class Deliveries:
     def _fail(self, key: str, entry: dict[str, Any], reason: str) -> None:
         entry.update(status="failed", reason=reason)
         self._save({key: entry})
+        self._count("failed_requests")
 
     def _count(self, name: str, amount: int = 1) -> None:
+        if not self.counts:  # a section in the run report only for a job that has deliveries
+            self.context.add_report_section(f"deliveries {self.mapper}", lambda: dict(self.counts))
         self.counts[name] = self.counts.get(name, 0) + amount
 
     async def collect(self, client: ApolloClient, stats: ApiStats, wait_s: float, out: Emitter) -> None:
@@ -172,7 +176,7 @@ class Deliveries:
                     except (TypeError, ValueError):
                         retry = MIN_POLL_S
                     due[key] = time.monotonic() + max(retry, MIN_POLL_S)
-                elif error in FINAL_ANSWERS or status in (400, 410):
+                elif error in FINAL_ANSWERS or status in (400, 404, 410):
                     self._fail(key, pending.pop(key), f"webhook_result: HTTP {status} {error or 'no result'}")
                 else:
                     due[key] = time.monotonic() + MIN_POLL_S * 4
