@@ -214,8 +214,9 @@ class BulkMatch(Mapper[BulkMatchOptions]):
             meta = person["_apollo_async"]
             owed = []
             if self.options.reveal_phone_number:
-                rid = meta.get("apollo_phone_request_id") or meta.get("apollo_request_id")
-                owed.append(("phone", rid, meta.get("apollo_phone_status") in (None, "pending")))
+                # No phone_enrichment in the answer: Apollo announced no delivery, none will come.
+                rid = meta.get("apollo_phone_request_id")
+                owed.append(("phone", rid, meta.get("apollo_phone_status") == "pending"))
             if waterfall:
                 owed.append(
                     ("waterfall", meta.get("apollo_request_id"), meta.get("apollo_waterfall_status") == "accepted")

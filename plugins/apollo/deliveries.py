@@ -176,8 +176,16 @@ class Deliveries:
                     except (TypeError, ValueError):
                         retry = MIN_POLL_S
                     due[key] = time.monotonic() + max(retry, MIN_POLL_S)
-                elif error in FINAL_ANSWERS or status in (400, 404, 410):
+                elif error in FINAL_ANSWERS or status in (400, 410):
                     self._fail(key, pending.pop(key), f"webhook_result: HTTP {status} {error or 'no result'}")
+                elif status == 404:  # not one of Apollo's answers: no such endpoint here; keep what was paid for
+                    self.context.log.warning(
+                        "%s: webhook_result is not served at this base URL (HTTP 404 %s); polling stops, "
+                        "the deliveries stay pending",
+                        self.component,
+                        error or "without an Apollo error",
+                    )
+                    return
                 else:
                     due[key] = time.monotonic() + MIN_POLL_S * 4
                     self.context.log.warning("webhook_result answered HTTP %s %s; polling again", status, error)
@@ -198,8 +206,8 @@ class Deliveries:
                 )
                 if status == "pending":
                     self._count("pending_people")
-                    if self.context.state is None:  # nothing would remember it: say so in the error stream
-                        out.defer(record, f"Apollo {kind} delivery {entry['request_id']} still pending")
+                    if self.context.state is None:  # no later run can collect it: say so in its record
+                        out.emit(record.with_data({**record.data, **self._fields(entry, person_id)}), OUTPUTS[kind])
                 elif status == "failed":
                     out.fail(record, f"Apollo {kind} delivery {entry['request_id']}: {entry.get('reason')}")
                 elif status in ("delivered", "skipped"):
@@ -209,6 +217,13 @@ class Deliveries:
                 closed[key] = {**entry, "status": "closed"}
         if closed:
             self._save(closed)
+        if self.context.state is None and self.counts.get("pending_people"):
+            self.context.log.warning(
+                "%s: %d people's deliveries are still pending after delivery_wait_s; without state no later run "
+                "can collect them (their records say apollo_delivery_status: pending)",
+                self.mapper,
+                self.counts["pending_people"],
+            )
 
     @staticmethod
     def _fields(entry: dict[str, Any], person_id: str) -> dict[str, Any]:
@@ -217,5 +232,6 @@ class Deliveries:
         if entry["kind"] == "waterfall":
             fields["emails"] = result.get("emails", [])
         found = any(fields.values())
-        fields[STATUS_FIELD] = "skipped" if entry["status"] == "skipped" else "delivered" if found else "not_found"
+        status = entry["status"]
+        fields[STATUS_FIELD] = status if status in ("skipped", "pending") else "delivered" if found else "not_found"
         return fields

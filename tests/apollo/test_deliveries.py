@@ -101,15 +101,15 @@ def test_poll_path_delivers_each_matched_person_once_and_a_rerun_pays_nothing(tm
         assert_phones_joined(tmp_path)  # nothing doubled by the second run
 
 
-def test_without_state_the_run_waits_and_a_pending_delivery_is_set_aside(tmp_path: Path) -> None:
+def test_without_state_the_run_waits_and_says_what_is_still_pending(tmp_path: Path) -> None:
     with FakeApollo(ready_after_s=0.3) as apollo:
         assert run_job(job(tmp_path), environ(apollo)).status == "success"
         assert_phones_joined(tmp_path)
     with FakeApollo(answer="never") as apollo:
         report = run_job(job(tmp_path, wait=0.5), environ(apollo))
-        errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
-        assert sorted(row["email"] for row in errors) == sorted(lead["email"] for lead in MATCHED)
-        assert all("still pending" in row["_error"]["reason"] for row in errors)
+        phones = read_jsonl(tmp_path / "out" / "phones.jsonl")
+        assert sorted(row["email"] for row in phones) == sorted(lead["email"] for lead in MATCHED)
+        assert all(row["apollo_delivery_status"] == "pending" and row["phone_numbers"] == [] for row in phones)
         assert report.to_dict()["deliveries enrich"]["pending_people"] == len(MATCHED)
 
 
