@@ -225,7 +225,9 @@ class BulkMatch(Mapper[BulkMatchOptions]):
                 status = "pending" if coming and rid is not None else "skipped"
                 groups.setdefault((delivery, str(rid), status), {})[str(person["id"])] = record
         for (delivery, rid, status), people in groups.items():
-            self.deliveries.record(delivery, rid, people, status)
+            # A mobile number costs 8 credits on top of the match (waterfall answers are counted at risk already).
+            worst_case = 8 if delivery == "phone" else 0
+            self.deliveries.record(delivery, rid, people, status, self.connection.stats, worst_case)
 
     async def finish(self, out: Emitter) -> None:
         """Collect the phone/waterfall deliveries of this run and of earlier ones (see ``delivery_wait_s``)."""

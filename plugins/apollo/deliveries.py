@@ -69,10 +69,21 @@ class Deliveries:
         self.component = f"{mapper}.deliveries"
         #: This run's requests (the only ones when the job keeps no state).
         self.requests: dict[str, dict[str, Any]] = {}
+        #: Credits this run counted as at risk for a pending request, by request.
+        self.reserved: dict[str, Decimal] = {}
         self.counts: dict[str, int] = {}
 
-    def record(self, kind: str, request_id: str, people: dict[str, Record], status: str = "pending") -> None:
-        """Remember a request (``skipped`` when Apollo said no delivery will come), durably with state."""
+    def record(
+        self, kind: str, request_id: str, people: dict[str, Record], status: str, stats: ApiStats, worst_case: int
+    ) -> None:
+        """Remember a request (``skipped`` when Apollo said no delivery will come), durably with state.
+
+        A pending request's ``worst_case`` credits a person count as at risk until its payload says what it cost,
+        so ``max_credits`` holds for the calls sent after it."""
+        if status == "pending" and worst_case:
+            reserved = Decimal(worst_case * len(people))
+            stats.credits_at_risk += reserved
+            self.reserved[f"{kind}:{request_id}"] = reserved
         entry = {
             "kind": kind,
             "request_id": request_id,
@@ -103,6 +114,7 @@ class Deliveries:
 
     def _settle(self, key: str, entry: dict[str, Any], payload: dict[str, Any], stats: ApiStats) -> None:
         entry.update(status="delivered", results=person_results(entry["kind"], payload))
+        stats.credits_at_risk -= self.reserved.pop(key, Decimal(0))
         # Apollo may leave the count out: the worst case was reserved when the request was sent.
         with contextlib.suppress(ArithmeticError, ValueError):
             stats.credits += Decimal(str(payload.get("credits_consumed")))

@@ -259,3 +259,17 @@ def test_sigkill_between_request_and_delivery_then_resume_delivers_without_payin
         matched = read_jsonl(tmp_path / "out" / "matched.jsonl")
         assert sorted(row["email"] for row in matched) == sorted(lead["email"] for lead in MATCHED)
         assert json.dumps(matched).count("sk-test-key") == 0
+
+
+def test_pending_phone_credits_count_against_max_credits(tmp_path: Path) -> None:
+    spec = job(tmp_path)
+    text = spec.read_text().replace("    delivery_wait_s: 5\n", "    delivery_wait_s: 5\n    max_credits: 100\n")
+    spec.write_text(text.replace("    inputs: [leads]\n", "    inputs: [leads]\n    concurrency: 1\n", 1))
+    with FakeApollo(ready_after_s=0.3) as apollo:
+        report = run_job(spec, environ(apollo))
+    # 10 people matched (10 credits) + 10 mobile numbers owed (80 at risk): 4 more people (36) would pass 100.
+    assert apollo.enrichment_calls == 1
+    assert report.streams["enrich.skipped"] == 4
+    api = report.to_dict()["api"]
+    assert api["credits_at_risk"] == 0  # the delivery said what it cost
+    assert api["credits"] == 10 + 8 * sum(1 for lead in LEADS[:10] if phones_of(lead["email"]))
