@@ -273,3 +273,24 @@ def test_pending_phone_credits_count_against_max_credits(tmp_path: Path) -> None
     api = report.to_dict()["api"]
     assert api["credits_at_risk"] == 0  # the delivery said what it cost
     assert api["credits"] == 10 + 8 * sum(1 for lead in LEADS[:10] if phones_of(lead["email"]))
+
+
+def test_webhook_serve_cli_stores_into_the_jobs_state(tmp_path: Path) -> None:
+    spec, state = job(tmp_path), str(tmp_path / "state.db")
+    crmsync = [sys.executable, "-m", "connector_core", "webhook"]
+    serve = subprocess.Popen(
+        [*crmsync, "serve", str(spec), "--state", state, "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert serve.stdout is not None
+        address = serve.stdout.readline().split(" receiving on ", 1)[1].split()[0]
+        shown = subprocess.run(
+            [*crmsync, "url", str(spec), "--state", state, "--public-url", address], capture_output=True, text=True
+        )
+        url = shown.stdout.strip()
+        assert httpx.post(url, json={"people": [{"id": "p-1", "phone_numbers": []}]}).status_code == 200
+        assert httpx.post(url + "x", json={}).status_code == 401
+    finally:
+        serve.terminate()
+        serve.wait(10)
+    assert len(received(tmp_path)) == 1
