@@ -294,3 +294,23 @@ def test_webhook_serve_cli_stores_into_the_jobs_state(tmp_path: Path) -> None:
         serve.terminate()
         serve.wait(10)
     assert len(received(tmp_path)) == 1
+
+
+def test_person_results_read_both_documented_payload_shapes() -> None:
+    from crmsync_plugins.apollo.deliveries import person_results
+
+    number = {"raw_number": "+1 555", "type_cd": "mobile"}
+    phone = {"status": "success", "people": [{"id": "a", "status": "success", "phone_numbers": [number]}, {"x": 1}]}
+    assert person_results("phone", phone) == {"a": {"phone_numbers": [number]}}
+    waterfall = {
+        "request_id": -7,
+        "people": [
+            {"id": 1, "waterfall": {"emails": [{"email": "a@b.c"}], "phone_numbers": [number]}},
+            {"id": "b", "emails": [{"email": "b@b.c"}], "phone_numbers": []},
+        ],
+    }
+    assert person_results("waterfall", waterfall) == {
+        "1": {"phone_numbers": [number], "emails": [{"email": "a@b.c"}]},
+        "b": {"phone_numbers": [], "emails": [{"email": "b@b.c"}]},
+    }
+    assert person_results("phone", {"people": "odd"}) == {}
