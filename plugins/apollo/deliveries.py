@@ -15,7 +15,6 @@ drops what they already hold); ``failed`` (its records went to the error stream)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -114,10 +113,14 @@ class Deliveries:
 
     def _settle(self, key: str, entry: dict[str, Any], payload: dict[str, Any], stats: ApiStats) -> None:
         entry.update(status="delivered", results=person_results(entry["kind"], payload))
-        stats.credits_at_risk -= self.reserved.pop(key, Decimal(0))
-        # Apollo may leave the count out: the worst case was reserved when the request was sent.
-        with contextlib.suppress(ArithmeticError, ValueError):
-            stats.credits += Decimal(str(payload.get("credits_consumed")))
+        try:
+            consumed = Decimal(str(payload.get("credits_consumed")))
+        except (ArithmeticError, ValueError):
+            consumed = Decimal("NaN")
+        if consumed.is_finite():
+            stats.credits += consumed
+            stats.credits_at_risk -= self.reserved.pop(key, Decimal(0))
+        # else Apollo left the count out: the worst case reserved when the request was sent stays at risk
         self._save({key: entry})
         self._count("delivered_requests")
 
