@@ -181,6 +181,15 @@ class Mapper(Component[OptionsT]):
         """
         raise NotImplementedError
 
+    def finish(self, out: Emitter) -> Awaitable[None] | None:
+        """Optional: emit what is left once the input ended, after the last batch and before the outputs close
+        (e.g. results an API delivers later). Not called by ``crmsync plan``."""
+
+    @property
+    def has_finish(self) -> bool:
+        """Whether this component's class implements :meth:`finish`."""
+        return type(self).finish is not Mapper.finish
+
     @property
     def has_plan(self) -> bool:
         """Whether this component's class implements :meth:`plan`."""

@@ -303,6 +303,21 @@ class Engine:
                     buffer = buffer[cut:]
             if buffer:
                 await submit(buffer)
+        if isinstance(node, Mapper) and node.has_finish and not self.plan:
+            await self._handle_finish(spec.name, node)
+
+    async def _handle_finish(self, name: str, node: Mapper[Any]) -> None:
+        """Let a mapper emit its late results once its input ended; a failure is the component's failure."""
+        out = Emitter()
+        try:
+            await _maybe_await(node.finish(out))
+        except RunFailed:
+            raise
+        except Exception as exc:
+            reason = self.context.redactor.text(f"{name} failed to finish: {type(exc).__name__}: {exc}")
+            log.error("%s", reason)
+            self.component_failures.setdefault(name, reason)
+        await self._deliver(name, out)
 
     async def _process(
         self, spec: ComponentSpec, node: Component[Any], batch: list[Record], limit: asyncio.Semaphore

@@ -380,6 +380,10 @@ class SqlStateStore(StateStore):
                 ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
             )
 
+    def all_objects(self, job: str, component: str) -> dict[str, dict[str, Any]]:
+        rows = self._exec("SELECT key, outcome FROM objects WHERE job = ? AND component = ?", (job, component))
+        return {key: json.loads(value) for key, value in rows.fetchall()}
+
     # -- cache -------------------------------------------------------------------------------------------
     def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:
         sql = "SELECT identity, value FROM cache WHERE namespace = ? AND stored_at >= ? AND identity IN ({marks})"

@@ -134,6 +134,10 @@ class StateStore(abc.ABC):
         delivered state). This default goes through an intent; stores may write directly."""
         self.close_intent(self.open_intent(job, component, [], 0.0), job, component, objects)
 
+    @abc.abstractmethod
+    def all_objects(self, job: str, component: str) -> dict[str, dict[str, Any]]:
+        """Every value :meth:`put_objects` remembered for ``component``, by key (e.g. pending deliveries)."""
+
     # -- cache -------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:
@@ -192,6 +196,10 @@ class JobState:
     def put_objects(self, component: str, objects: dict[str, dict[str, Any]]) -> None:
         """See :meth:`StateStore.put_objects`."""
         self.store.put_objects(self.job, component, objects)
+
+    def all_objects(self, component: str) -> dict[str, dict[str, Any]]:
+        """See :meth:`StateStore.all_objects`."""
+        return self.store.all_objects(self.job, component)
 
     def sink_checkpoint(self, sink: str) -> Any:
         """See :meth:`StateStore.sink_checkpoint`."""

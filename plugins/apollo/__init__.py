@@ -38,4 +38,9 @@ def register_commands(commands: CommandRegistry) -> None:
     from crmsync_plugins.apollo import demo
 
     commands.add("sandbox", "run a local stand-in of a remote API (apollo)", demo.configure_sandbox, demo.run_sandbox)
+    from crmsync_plugins.apollo.webhook import cli as webhook
+
+    commands.add(
+        "webhook", "receive Apollo's phone/waterfall deliveries, or print their URL", webhook.configure, webhook.run
+    )
     commands.add("demo", "run the example job against an in-process Apollo sandbox", demo.configure, demo.run)

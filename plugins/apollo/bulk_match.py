@@ -13,6 +13,7 @@ from connector_core.components import Emitter, Mapper
 from connector_core.options import option
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
+from crmsync_plugins.apollo.deliveries import Deliveries
 from crmsync_plugins.apollo.errors import (
     ApolloError,
     ApolloUnavailable,
@@ -89,6 +90,9 @@ class BulkMatchOptions:
     )
     #: Stop sending calls once this many credits would be exceeded; the rest go to ``skipped``.
     max_credits: float | None = None
+    #: After the last batch, poll ``webhook_result`` this long for phone/waterfall deliveries still pending;
+    #: with state, what is still pending then is collected by the next run.
+    delivery_wait_s: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.asynchronous_flags and not self.webhook_url:
@@ -127,14 +131,16 @@ class BulkMatch(Mapper[BulkMatchOptions]):
 
     Outputs: ``matched`` (the record plus the selected Apollo fields), ``missing`` (no match, or nothing to
     match on, with ``_missing_reason``) and ``skipped`` (not sent: the credit budget or the account's credits
-    ran out). Records of calls that failed transiently (retries used up, a ``Retry-After`` too long to wait)
-    are set aside with ``out.defer``; rejected calls send their records to the error stream with Apollo's
-    message.
+    ran out). ``phones`` and ``waterfall`` carry the asynchronous deliveries (see
+    :mod:`~crmsync_plugins.apollo.deliveries`): one record per matched person per request, the input record
+    with ``phone_numbers`` (and ``emails``) and ``apollo_delivery_status``. Records of calls that failed
+    transiently (retries used up, a ``Retry-After`` too long to wait) are set aside with ``out.defer``; rejected
+    calls send their records to the error stream with Apollo's message.
     """
 
     Options = BulkMatchOptions
-    outputs: ClassVar[tuple[str, ...]] = ("matched", "missing", "skipped")
-    quiet_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
+    outputs: ClassVar[tuple[str, ...]] = ("matched", "missing", "skipped", "phones", "waterfall")
+    quiet_outputs: ClassVar[tuple[str, ...]] = ("skipped", "phones", "waterfall")
     deferred_outputs: ClassVar[tuple[str, ...]] = ("skipped",)
     batch_size: ClassVar[int] = MAX_DETAILS
     concurrency: ClassVar[int] = 4
@@ -153,6 +159,7 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         self.in_flight: dict[str, asyncio.Future[Answer]] = {}
         #: Identities a plan already counted.
         self.planned: set[str] = set()
+        self.deliveries = Deliveries(self.name, self.context)
 
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""
@@ -189,12 +196,44 @@ class BulkMatch(Mapper[BulkMatchOptions]):
                 future.set_result(answer)
                 self.in_flight.pop(person_key(asked[position][1]), None)
             self._remember([(asked[p][1], answers[p]) for p in mine])
+            self._record_deliveries([(asked[p][0], answers[p]) for p in mine])
         for position, future in shared.items():
             try:
                 answers[position] = await future
             except ApolloError as exc:
                 answers[position] = ("failed", str(exc))
         self._emit(asked, answers, out)
+
+    def _record_deliveries(self, answered: list[tuple[Record, Answer]]) -> None:
+        """Write down the deliveries the calls' matches are owed, before the matched records move on."""
+        groups: dict[tuple[str, str, str], dict[str, Record]] = {}
+        waterfall = self.options.run_waterfall_email or self.options.run_waterfall_phone
+        for record, (kind, person) in answered:
+            if kind != "matched" or person.get("id") is None or "_apollo_async" not in person:
+                continue
+            meta = person["_apollo_async"]
+            owed = []
+            if self.options.reveal_phone_number:
+                # No phone_enrichment in the answer: Apollo announced no delivery, none will come.
+                rid = meta.get("apollo_phone_request_id")
+                owed.append(("phone", rid, meta.get("apollo_phone_status") == "pending"))
+            if waterfall:
+                owed.append(
+                    ("waterfall", meta.get("apollo_request_id"), meta.get("apollo_waterfall_status") == "accepted")
+                )
+            for delivery, rid, coming in owed:
+                status = "pending" if coming and rid is not None else "skipped"
+                groups.setdefault((delivery, str(rid), status), {})[str(person["id"])] = record
+        for (delivery, rid, status), people in groups.items():
+            # A mobile number costs 8 credits on top of the match (waterfall answers are counted at risk already).
+            worst_case = 8 if delivery == "phone" else 0
+            self.deliveries.record(delivery, rid, people, status, self.connection.stats, worst_case)
+
+    async def finish(self, out: Emitter) -> None:
+        """Collect the phone/waterfall deliveries of this run and of earlier ones (see ``delivery_wait_s``)."""
+        client = self.connection.client
+        assert client is not None
+        await self.deliveries.collect(client, self.connection.stats, self.options.delivery_wait_s, out)
 
     def _abandon(self, keys: list[str], futures: Iterable[asyncio.Future[Answer]], exc: BaseException) -> None:
         """Wake every batch waiting on a call that died: a shared future left pending would hang the run."""

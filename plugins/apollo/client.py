@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -172,6 +173,45 @@ class ApolloClient:
                 await self.sleep(delay)
             if uncertain and on_uncertain_retry is not None and body is not None:
                 body = on_uncertain_retry(body)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def webhook_result(self, request_id: str) -> tuple[int, dict[str, Any]]:
+        """``GET webhook_result/{request_id}`` (0 credits): the HTTP status and the JSON object answered (``{}``
+        when it is not one). 5xx, timeouts and 429 are retried like any call; 404/410/400 are answers here
+        (pending, unknown, expired, invalid), so they are returned, not raised.
+
+        :raises ApolloAuthError: 401/403.
+        :raises ApolloUnavailable: when the attempts are used up (also :class:`EndpointPaused`).
+        """
+        operation = "webhook_result"
+        budget, base = self.budgets[operation], self.settings.url(operation)
+        path = httpx.URL(base).path
+        for attempt in range(1, self.settings.max_attempts + 1):
+            self._check_open(operation)
+            self.stats.wait_s += await budget.acquire()
+            try:
+                response = await self.http.get(f"{base}/{quote(str(request_id), safe='')}")
+            except httpx.TransportError as exc:
+                reason, delay = f"{type(exc).__name__} talking to Apollo", self._backoff(attempt)
+            else:
+                self.stats.calls[path] += 1
+                budget.observe(response.headers)
+                status = response.status_code
+                if status < 500 and status not in (401, 403, 408, 429):
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = {}
+                    return status, body if isinstance(body, dict) else {}
+                reason, delay = self._classify(operation, response, attempt)
+                if status == 429:
+                    budget.pause(delay)
+                    delay = 0.0
+            if attempt == self.settings.max_attempts:
+                raise ApolloUnavailable(f"{reason} (gave up after {attempt} attempts)")
+            self.stats.retries += 1
+            if delay:
+                await self.sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def adopt_usage_limits(self) -> tuple[bool, str]:

@@ -18,6 +18,8 @@ PATHS: dict[str, dict[str, str]] = {
         "aisa": "/apollo/organizations/bulk_enrich",
     },
     "contacts/bulk_create": {"apollo": "/api/v1/contacts/bulk_create", "aisa": "/apollo/contacts/bulk_create"},
+    # Followed by ``/{request_id}``; the gateway's path for it is not confirmed.
+    "webhook_result": {"apollo": "/api/v1/webhook_result", "aisa": "/apollo/webhook_result"},
 }
 
 #: Conservative defaults from Apollo's own usage-stats example; the budget adopts the limits Apollo's
@@ -26,6 +28,7 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "people/bulk_match": RateLimit(per_minute=20, per_hour=100, per_day=6000),
     "organizations/bulk_enrich": RateLimit(per_minute=20, per_hour=100, per_day=6000),
     "contacts/bulk_create": RateLimit(per_minute=100, per_hour=400, per_day=2000),
+    "webhook_result": RateLimit(per_minute=100, per_hour=400, per_day=2000),
 }
 
 

@@ -167,6 +167,15 @@ def test_intents_and_objects(store: StateStore) -> None:
     assert store.open_intents("job", "dedupe") == {}
 
 
+def test_all_objects_lists_one_components_values(store: StateStore) -> None:
+    store.put_objects("job", "deliveries", {"r1": {"status": "pending"}, "r2": {"status": "pending"}})
+    store.put_objects("job", "deliveries", {"r2": {"status": "delivered"}})
+    store.put_objects("job", "other", {"x": {}})
+    store.put_objects("other job", "deliveries", {"r3": {}})
+    assert store.all_objects("job", "deliveries") == {"r1": {"status": "pending"}, "r2": {"status": "delivered"}}
+    assert store.all_objects("job", "nothing") == {}
+
+
 def test_the_cache_is_shared_between_jobs_and_expires(store: StateStore) -> None:
     store.cache_put("apollo https://api x", {"p1": {"person": {"id": 1}}})
     assert store.cache_get("apollo https://api x", ["p1", "p2"], 60) == {"p1": {"person": {"id": 1}}}

@@ -1,0 +1,1 @@
+"""Apollo's webhook: a receiver for phone/waterfall deliveries (``crmsync webhook serve``) and its URL."""
