@@ -225,8 +225,9 @@ class BulkMatch(Mapper[BulkMatchOptions]):
                 status = "pending" if coming and rid is not None else "skipped"
                 groups.setdefault((delivery, str(rid), status), {})[str(person["id"])] = record
         for (delivery, rid, status), people in groups.items():
-            # A mobile number costs 8 credits on top of the match (waterfall answers are counted at risk already).
-            worst_case = 8 if delivery == "phone" else 0
+            # A mobile number costs 8 credits on top of the match; an accepted waterfall's whole cost is unknown
+            # until its payload says (the call's answer leaves it out), so the worst case is held per person.
+            worst_case = 8 if delivery == "phone" else self.options.credits_per_person
             self.deliveries.record(delivery, rid, people, status, self.connection.stats, worst_case)
 
     async def finish(self, out: Emitter) -> None:
@@ -335,7 +336,10 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         finally:
             self.reserved -= cost
         joined = join_answers(details, matches)
-        self._count_credits(body, sum(1 for key in joined if key >= 0))
+        # An accepted waterfall's credits are held at risk by its pending delivery until the payload counts them.
+        waterfall = body.get("waterfall")
+        delivered_later = isinstance(waterfall, dict) and waterfall.get("status") == "accepted"
+        self._count_credits(body, 0 if delivered_later else sum(1 for key in joined if key >= 0))
         self._check_async(body)
         for key, person in joined.items():
             if key < 0:

@@ -30,7 +30,9 @@ def test_waterfall_response_without_credit_counts(tmp_path: Path, sandbox) -> No
     assert report.streams["enrich.matched"] == 4
     api = report.extra["api"]
     # Apollo leaves the count out: nothing is confirmed, the worst case is reported as at risk, the call as unknown.
-    assert api["credits_confirmed"] == 0 and api["credits_at_risk"] == 4 and api["credits_unreported_calls"] == 1
+    # The answer leaves the count out (the call is reported as unknown); the delivered payload then says what the
+    # waterfall cost, which replaces the worst case held at risk meanwhile.
+    assert api["credits_confirmed"] == 4 and api["credits_at_risk"] == 0 and api["credits_unreported_calls"] == 1
 
 
 def test_organizations_bulk_enrich_merges_known_domains(tmp_path: Path, sandbox) -> None:
