@@ -56,6 +56,22 @@ def test_state_can_be_turned_off_for_pure_conversions(tmp_path: Path, capsys, st
     assert not (tmp_path / ".crmsync").exists()
 
 
+def test_reading_commands_do_not_create_a_state(tmp_path: Path, capsys) -> None:
+    """`state show` and `errors list` before the first run say there is no state yet, and create none."""
+    spec = job(tmp_path)
+    assert main(["state", "show", str(spec)]) == 0
+    assert "no state at" in capsys.readouterr().out
+    assert main(["state", "show", str(spec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exists"] is False
+    assert main(["errors", "list", str(spec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["errors", "list", str(spec), "--all"]) == 0
+    assert not (tmp_path / ".crmsync").exists()
+    run_json(spec, capsys)
+    assert main(["state", "show", str(spec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["completed_records"] == 7
+
+
 def test_state_settings_are_checked(tmp_path: Path, capsys) -> None:
     spec = job(tmp_path, "state: {lock_ttl_s: 0}")
     assert main(["-q", "run", str(spec)]) == 2
