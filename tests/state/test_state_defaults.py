@@ -131,3 +131,20 @@ def test_a_database_url_never_shows_its_password(postgres_url: str, tmp_path: Pa
     assert PASSWORD not in out.out + out.err
     assert "postgresql://crmsync:***@127.0.0.1" in out.out and "cannot connect" in out.err
     assert "lock: free" in out.out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:s3cret@[broken/db",
+        "postgresql://bob:s3cret@host:port/db",
+        "postgresql://bob:s3cret@h:99999/db",
+    ],
+)
+def test_a_malformed_database_url_is_one_line_without_its_password(tmp_path: Path, capsys, url: str) -> None:
+    pytest.importorskip("psycopg")
+    spec = job(tmp_path)
+    for argv in (["run", str(spec), "--state", url], ["state", "show", str(spec), "--state", url]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not a valid PostgreSQL URL" in err and "s3cret" not in err and len(err.strip().splitlines()) == 1
