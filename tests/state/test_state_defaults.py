@@ -3,6 +3,7 @@ URLs never show their password."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -148,3 +149,29 @@ def test_a_malformed_database_url_is_one_line_without_its_password(tmp_path: Pat
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "not a valid PostgreSQL URL" in err and "s3cret" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--report", "{tmp}/out"],  # a directory
+        ["--report", "/proc/no-such/report.json"],  # a folder that cannot be made
+        ["--max-error-rate", "2"],
+        ["--max-error-rate", "nan"],
+        ["--stop-grace-s", "-1"],
+    ],
+)
+def test_unusable_run_options_are_refused_before_the_run(tmp_path: Path, capsys, argv: list[str]) -> None:
+    spec = job(tmp_path, "state: false")
+    (tmp_path / "out").mkdir()
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    with pytest.raises(SystemExit) if argv[0] != "--report" else contextlib.nullcontext():
+        assert main(["run", str(spec), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error" in err
+    assert not (tmp_path / "out" / "rows.jsonl").exists()  # nothing ran
+
+
+def test_schema_to_an_unwritable_place_is_one_line(capsys) -> None:
+    assert main(["schema", "-o", "/proc/no-such/schema.json"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
