@@ -15,7 +15,7 @@ from connector_core import __version__
 from connector_core.api import execute
 from connector_core.cli_author import add_commands as add_author_commands
 from connector_core.cli_state import add_commands as add_state_commands
-from connector_core.errors import CrmsyncError
+from connector_core.errors import CrmsyncError, UsageError
 from connector_core.plugin_manager import PluginHost, get_plugin_host
 from connector_core.signals import DEFAULT_GRACE_S, exit_code
 
@@ -88,13 +88,15 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a sync job", parents=[common], description="Run a sync job.")
     run.add_argument("spec", type=Path, help="the job's YAML spec")
     run.add_argument("--report", type=Path, help="write the run report as JSON to this file")
-    run.add_argument("--max-error-rate", type=float, help="fail the run when more than this fraction of records fail")
+    run.add_argument(
+        "--max-error-rate", type=_fraction, help="fail the run when more than this fraction of records fail"
+    )
     _add_state_options(run)
     run.add_argument("--full-refresh", action="store_true", help="process every record, even those already delivered")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     run.add_argument(
         "--stop-grace-s",
-        type=float,
+        type=_seconds,
         default=DEFAULT_GRACE_S,
         metavar="S",
         help="on SIGTERM/SIGINT, how long calls in flight may finish (default: %(default)s)",
@@ -176,6 +178,8 @@ def run_spec(
     spec = load_spec(path, host)
     for warning in spec.warnings:
         log.warning("%s", warning)
+    if report_path is not None:
+        _check_report_path(report_path)
     report = execute(
         spec,
         host,
@@ -188,6 +192,40 @@ def run_spec(
     )
     print(report.summary(), file=sys.stderr)
     return spec, report
+
+
+def _fraction(text: str) -> float:
+    """``--max-error-rate``: a fraction between 0 and 1, as in a spec's ``settings.max_error_rate``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """``--stop-grace-s``: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def _check_report_path(path: Path) -> None:
+    """Refuse a ``--report`` that cannot be written before the run sends anything, not after it."""
+    if path.is_dir():
+        raise UsageError(f"--report {path}: is a directory; name a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot create its folder: {exc.strerror or exc}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"--report {path}: its folder is not writable")
 
 
 def _run(args: argparse.Namespace, host: PluginHost) -> int:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from connector_core.errors import UsageError
+
 if TYPE_CHECKING:
     from connector_core.plugin_manager import PluginHost
 
@@ -58,7 +60,10 @@ def _schema(args: argparse.Namespace, host: PluginHost) -> int:
 
     text = json.dumps(spec_schema(host), indent=2) + "\n"
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.output}: cannot write the schema: {exc.strerror or exc}") from None
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

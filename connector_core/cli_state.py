@@ -65,7 +65,28 @@ def _open(args: argparse.Namespace, host: PluginHost) -> tuple[str, StateStore]:
     return spec.job, open_state(spec, args.state)
 
 
+def _missing(args: argparse.Namespace, host: PluginHost) -> tuple[str, str] | None:
+    """``(job, path)`` when the job's state is a file that does not exist yet: the commands that only read
+    (``state show``, ``errors list``) then say so instead of creating an empty state database."""
+    from connector_core.spec.loader import load_spec
+    from connector_core.state.open import state_target
+    from connector_core.state.postgres import is_url
+
+    spec = load_spec(args.spec, host, offline=True)
+    target = state_target(spec, args.state)
+    if is_url(target) or Path(target).exists():
+        return None
+    return spec.job, target
+
+
 def _show(args: argparse.Namespace, host: PluginHost) -> int:
+    missing = _missing(args, host)
+    if missing is not None:
+        if args.json:
+            print(json.dumps({"job": missing[0], "database": missing[1], "exists": False}, indent=2))
+        else:
+            print(f"job {missing[0]!r}: no state at {missing[1]} yet (a run creates it)")
+        return 0
     job, store = _open(args, host)
     summary = store.summary(job)
     store.close()
@@ -162,6 +183,11 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _errors_list(args: argparse.Namespace, host: PluginHost) -> int:
+    if _missing(args, host) is not None:
+        if args.json:
+            print("[]")
+        print("0 record(s)", file=sys.stderr)
+        return 0
     job, store = _open(args, host)
     rejects = store.rejects(job, None if args.all else "pending")
     store.close()

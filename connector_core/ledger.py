@@ -89,8 +89,12 @@ class Ledger:
             return batch
         again = [record for record in batch if _has(seen.get(record.key), record.fingerprint)]
         if not self.read_only:
-            # Reached again in this run: re-stamp them so settling the run counts them as delivered.
-            self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in again))
+            # Reached again in this run: re-stamp them so settling the run counts them as delivered. A key is
+            # re-stamped with every version the sink committed, not only the one met now: re-stamping one
+            # version would make this run forget the others, and a later batch holding one of them (a key met
+            # twice in the input) would write it to the sink a second time.
+            restamped = {r.key: str(seen[r.key]) for r in again}
+            self.store.commit_batch(self.job, self.run_id, sink, restamped.items())
         return [record for record in batch if not _has(seen.get(record.key), record.fingerprint)]
 
     def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:

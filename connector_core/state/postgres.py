@@ -8,6 +8,7 @@ optional extra ``crmsync[postgres]`` (psycopg 3).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -69,11 +70,15 @@ def is_url(target: str) -> bool:
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``: safe for logs, reports and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:  # a malformed URL (an unclosed [, a port that is not a number): mask by its shape
+        return re.sub(r"(://[^/@]*?:)[^/@]*@", r"\1***@", url)
+    if password is None:
         return url
     user = parts.username or ""
-    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{port}" if port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -89,7 +94,11 @@ class PostgresStateStore(SqlStateStore):
         except ImportError:
             raise StateError("a postgresql:// state needs psycopg: pip install 'crmsync[postgres]'") from None
         self.url = url
-        password = urlsplit(url).password
+        try:
+            password = urlsplit(url).password
+            urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise StateError(f"{mask_url(url)}: not a valid PostgreSQL URL ({exc})") from None
         try:
             self.db: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:

@@ -83,7 +83,10 @@ def inspect_file(path: Path) -> int | None:
         try:
             result = db.execute("PRAGMA quick_check").fetchone()[0]
             if result != "ok":
-                raise StateError(f"{path}: the state database is corrupt ({result}); {_FIX}")
+                # quick_check reports its findings on several lines ("*** in database main ***\n..."): the
+                # message stays one line, as every state error does.
+                found = "; ".join(line.strip(" *") for line in str(result).splitlines() if line.strip(" *"))
+                raise StateError(f"{path}: the state database is corrupt ({found}); {_FIX}")
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if "crmsync_meta" in tables:
                 row = db.execute("SELECT value FROM crmsync_meta WHERE name = 'schema_version'").fetchone()

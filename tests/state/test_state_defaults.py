@@ -3,6 +3,7 @@ URLs never show their password."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -54,6 +55,22 @@ def test_state_can_be_turned_off_for_pure_conversions(tmp_path: Path, capsys, st
         report = run_json(spec, capsys, *flag)
         assert "state" not in report and report["delivered"] == {"out": 7}
     assert not (tmp_path / ".crmsync").exists()
+
+
+def test_reading_commands_do_not_create_a_state(tmp_path: Path, capsys) -> None:
+    """`state show` and `errors list` before the first run say there is no state yet, and create none."""
+    spec = job(tmp_path)
+    assert main(["state", "show", str(spec)]) == 0
+    assert "no state at" in capsys.readouterr().out
+    assert main(["state", "show", str(spec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exists"] is False
+    assert main(["errors", "list", str(spec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["errors", "list", str(spec), "--all"]) == 0
+    assert not (tmp_path / ".crmsync").exists()
+    run_json(spec, capsys)
+    assert main(["state", "show", str(spec), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["completed_records"] == 7
 
 
 def test_state_settings_are_checked(tmp_path: Path, capsys) -> None:
@@ -115,3 +132,46 @@ def test_a_database_url_never_shows_its_password(postgres_url: str, tmp_path: Pa
     assert PASSWORD not in out.out + out.err
     assert "postgresql://crmsync:***@127.0.0.1" in out.out and "cannot connect" in out.err
     assert "lock: free" in out.out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:s3cret@[broken/db",
+        "postgresql://bob:s3cret@host:port/db",
+        "postgresql://bob:s3cret@h:99999/db",
+    ],
+)
+def test_a_malformed_database_url_is_one_line_without_its_password(tmp_path: Path, capsys, url: str) -> None:
+    pytest.importorskip("psycopg")
+    spec = job(tmp_path)
+    for argv in (["run", str(spec), "--state", url], ["state", "show", str(spec), "--state", url]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not a valid PostgreSQL URL" in err and "s3cret" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--report", "{tmp}/out"],  # a directory
+        ["--report", "/proc/no-such/report.json"],  # a folder that cannot be made
+        ["--max-error-rate", "2"],
+        ["--max-error-rate", "nan"],
+        ["--stop-grace-s", "-1"],
+    ],
+)
+def test_unusable_run_options_are_refused_before_the_run(tmp_path: Path, capsys, argv: list[str]) -> None:
+    spec = job(tmp_path, "state: false")
+    (tmp_path / "out").mkdir()
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    with pytest.raises(SystemExit) if argv[0] != "--report" else contextlib.nullcontext():
+        assert main(["run", str(spec), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error" in err
+    assert not (tmp_path / "out" / "rows.jsonl").exists()  # nothing ran
+
+
+def test_schema_to_an_unwritable_place_is_one_line(capsys) -> None:
+    assert main(["schema", "-o", "/proc/no-such/schema.json"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -48,6 +48,14 @@ def corrupt_page(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def corrupt_tree(path: Path) -> None:
+    """A page overwritten with 0xff: quick_check reports it on several lines, the error must stay one."""
+    real_state(path)
+    data = bytearray(path.read_bytes())
+    data[5000:9000] = b"\xff" * 4000
+    path.write_bytes(bytes(data))
+
+
 def foreign(path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
@@ -73,6 +81,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "garbage": (garbage, "not a SQLite database"),
     "truncated": (truncated, "corrupt or truncated"),
     "corrupt-page": (corrupt_page, "corrupt"),
+    "corrupt-tree": (corrupt_tree, "the state database is corrupt"),
     "foreign": (foreign, "not a crmsync state database (another application's tables: invoices)"),
     "newer": (newer, "written by a newer crmsync (state schema 99"),
     "directory": (directory, "is a directory"),

@@ -230,3 +230,30 @@ def test_an_invalid_import_changes_nothing(store: StateStore, mutate, message: s
     with pytest.raises(ValueError, match=message):
         store.import_("job", data)
     assert store.delivered("job", "out", ["k"]) == {"k": "f"}
+
+
+def test_a_resumed_run_remembers_every_version_a_sink_committed_across_batches(store: StateStore) -> None:
+    """A run killed after a sink committed two versions of one key: the run that resumes meets them in
+    two batches, and must skip both (re-stamping the first must not make it forget the second)."""
+    from connector_core.ledger import Ledger
+    from connector_core.records import Record
+
+    def record(key: str, data: dict[str, object]) -> Record:
+        from connector_core.records import content_key
+
+        return Record(data=data, key=key, source="src", position=1)._replace(fingerprint=content_key(data))
+
+    first, second = record("k", {"v": 1}), record("k", {"v": 2})
+    killed = Ledger(store, "job", max_attempts=3)
+    killed.delivered("out", [first], None)
+    killed.delivered("out", [second], None)
+    if killed.heartbeat is not None:
+        killed.heartbeat.stop()
+    store.release_lock("job", killed.owner["token"])  # as a takeover would; the run never settled
+
+    resumed = Ledger(store, "job", max_attempts=3)
+    assert resumed.unseen("out", [first]) == []
+    assert resumed.unseen("out", [second]) == []  # was written a second time
+    assert resumed.unseen("out", [record("k", {"v": 3})]) != []
+    if resumed.heartbeat is not None:
+        resumed.heartbeat.stop()
