@@ -149,13 +149,16 @@ class ApolloClient:
             self.stats.wait_s += waited
             self._check_open(operation)  # another call may have closed the way while this one waited
             uncertain = True
+            # Counted when sent: a call cut short (the run stopped on another call's refused key) was still made.
+            self.stats.calls[path] += 1
             try:
                 response = await self.http.post(url, json=body, params=params)
             except httpx.TransportError as exc:
                 reason, delay = f"{type(exc).__name__} talking to Apollo", self._backoff(attempt)
                 uncertain = not isinstance(exc, httpx.ConnectError)  # a refused connection sent nothing
+                if not uncertain:
+                    self.stats.calls[path] -= 1
             else:
-                self.stats.calls[path] += 1
                 if response.status_code != 429 or "retry-after" not in response.headers:
                     # A 429's Retry-After is the precise wait; its window headers would only hold us back longer.
                     budget.observe(response.headers)

@@ -291,3 +291,15 @@ def test_phone_enrichment_keys_reach_the_matched_records(tmp_path: Path, sandbox
         assert isinstance(record["apollo_request_id"], int)
         assert isinstance(record["apollo_phone_request_id"], str) and record["apollo_phone_status"] == "pending"
         assert "apollo_waterfall_status" not in record  # only what Apollo sent
+
+
+def test_a_refused_key_counts_every_call_that_was_sent(tmp_path: Path) -> None:
+    # Four enrichment calls leave at once; the first 401 stops the run and cuts the others short. The report
+    # must still count what reached Apollo, as the sandbox saw it.
+    write_leads(tmp_path, people(40))
+    with SandboxServer(ApolloSandbox(SandboxConfig(api_key="the-right-key", latency_ms=300))) as server:
+        report = run_job(write_job(tmp_path), {**env(server), "APOLLO_API_KEY": "a-wrong-key"})
+        seen = server.sandbox.state()["calls"].get("/api/v1/people/bulk_match", 0)
+    assert report.status == "failed" and "refused the API key" in (report.failure or "")
+    assert seen > 1, "the calls did not overlap: the test measured nothing"
+    assert report.extra["api"]["calls"]["/api/v1/people/bulk_match"] == seen
