@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
+
+from connector_core.spec.suggest import closest
 
 #: Computes a record's key from its data; None when a key field is blank.
 KeyFunction = Callable[[dict[str, Any]], str | None]
@@ -54,22 +55,9 @@ def missing_key_columns(key: tuple[str, ...], columns: list[str], where: str) ->
     parts = []
     for field in missing:
         part = f"{field!r}"
-        guess = did_you_mean(field, columns)
+        guess = closest(field, columns)
         if guess is not None:
             part += f" (did you mean {guess!r}?)"
         parts.append(part)
     noun = "column" if len(missing) == 1 else "columns"
     return f"key {noun} {', '.join(parts)} not in {where}; its columns are: {', '.join(columns) or 'none'}"
-
-
-def did_you_mean(name: str, candidates: list[str]) -> str | None:
-    """The candidate closest to ``name`` (ignoring case, spaces and underscores), if one is close enough."""
-
-    def folded(text: str) -> str:
-        return text.lower().replace("_", "").replace(" ", "").replace("-", "")
-
-    by_folded = {folded(candidate): candidate for candidate in candidates}
-    if folded(name) in by_folded:
-        return by_folded[folded(name)]
-    close = difflib.get_close_matches(folded(name), list(by_folded), n=1, cutoff=0.6)
-    return by_folded[close[0]] if close else None

@@ -11,8 +11,9 @@ import pytest
 
 from connector_core.cli import main
 from connector_core.components import Emitter
-from connector_core.keys import did_you_mean, key_function
+from connector_core.keys import key_function
 from connector_core.records import Record, content_key
+from connector_core.spec.suggest import closest
 from connector_core.testing import read_jsonl, write_spec
 from crmsync_plugins.files.sqlite_sink import SqliteSink, SqliteSinkOptions
 from crmsync_plugins.transforms.dedupe import DedupeMapper
@@ -65,10 +66,10 @@ def test_a_key_column_the_sqlite_query_lacks_stops_the_job_with_exit_2(
     )
 
 
-def test_did_you_mean() -> None:
-    assert did_you_mean("emial", ["email", "name"]) == "email"
-    assert did_you_mean("First Name", ["first_name", "last_name"]) == "first_name"
-    assert did_you_mean("zzz", ["email", "name"]) is None
+def test_closest_column() -> None:
+    assert closest("emial", ["email", "name"]) == "email"
+    assert closest("First Name", ["first_name", "last_name"]) == "first_name"
+    assert closest("zzz", ["email", "name"]) is None
 
 
 def test_jsonl_records_without_the_key_field_are_keyed_by_content(
