@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
-from connector_core.errors import RunFailed
+from connector_core.errors import CrmsyncError, RunFailed
 from connector_core.lanes import Lanes
 from connector_core.ledger import Ledger, lists_this_run_only
 from connector_core.plugin_manager import PluginHost
@@ -137,7 +137,7 @@ class Engine:
             for name in topological_order(self.spec.components):
                 node = self._instantiate(self.spec.components[name])
                 if self._acts(node):
-                    await self._call(name, node.open)
+                    await self._open(name, node)
                     opened.append(node)
                 self.nodes[name] = node
             host.hooks.before_sync(context=context)
@@ -197,6 +197,15 @@ class Engine:
         if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
             return False
         return self.spec.components[name].kind in ("source", "sink")
+
+    async def _open(self, name: str, node: Component[Any]) -> None:
+        """Open a component; an unexpected error (a full disk, a refused connection) names the component."""
+        try:
+            await self._call(name, node.open)
+        except CrmsyncError:
+            raise
+        except Exception as exc:
+            raise RunFailed(f"{name} failed to open: {type(exc).__name__}: {exc}") from exc
 
     async def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
         """Call a component's method where it belongs (see :meth:`_offloaded`) and await its result."""
