@@ -15,6 +15,7 @@ from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.deliveries import Deliveries
 from crmsync_plugins.apollo.errors import (
+    ApolloAuthError,
     ApolloError,
     ApolloUnavailable,
     EndpointPaused,
@@ -317,6 +318,10 @@ class BulkMatch(Mapper[BulkMatchOptions]):
             matches = _matches(body)
         except _CeilingReached as exc:
             self.context.mark_failed(f"{self.name}: {exc}; the rest is skipped and retried next run")
+            return [("skipped", str(exc))] * len(details)
+        except ApolloAuthError as exc:
+            # No call is sent after this one; what was read is set aside (skipped), not lost.
+            self.context.halt(f"{self.name}: {exc}")
             return [("skipped", str(exc))] * len(details)
         except OutOfCredits as exc:
             self.out_of_credits = client.out_of_credits or f"Apollo reports no credits left ({exc})"

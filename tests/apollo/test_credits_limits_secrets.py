@@ -303,3 +303,32 @@ def test_a_refused_key_counts_every_call_that_was_sent(tmp_path: Path) -> None:
     assert report.status == "failed" and "refused the API key" in (report.failure or "")
     assert seen > 1, "the calls did not overlap: the test measured nothing"
     assert report.extra["api"]["calls"]["/api/v1/people/bulk_match"] == seen
+
+
+def test_organizations_set_every_record_aside_after_a_refused_key(tmp_path: Path, sandbox) -> None:
+    domains = [f"company{n}.example" for n in range(35)]
+    write_leads(tmp_path, [{"domain": domain} for domain in domains])
+    spec = write_spec(
+        tmp_path,
+        """
+        version: 1
+        job: orgs
+        public_env: [APOLLO_BASE_URL]
+        connections:
+          apollo: {type: apollo, base_url: "${APOLLO_BASE_URL}", api_key: "${APOLLO_API_KEY}"}
+        sources:
+          leads: {type: jsonl, path: leads.jsonl}
+        mappers:
+          orgs: {type: apollo.organizations_bulk_enrich, connection: apollo, inputs: [leads], batch_size: 10}
+        sinks:
+          out: {type: jsonl, inputs: [orgs], path: out.jsonl}
+          rejects: {type: jsonl, inputs: [errors], path: errors.jsonl}
+        """,
+    )
+    sandbox.sandbox.script_faults(["ok", "401"])
+    report = run_job(spec, env(sandbox))
+    assert report.status == "failed" and "refused the API key" in (report.failure or "")
+    aside = read_jsonl(tmp_path / "errors.jsonl")
+    assert report.delivered.get("out", 0) + len(aside) == len(domains) and len(aside) >= 5
+    assert all(r["_error"]["transient"] and "refused the API key" in r["_error"]["reason"] for r in aside)
+    assert sum(sandbox.sandbox.state()["calls"].values()) <= 3
