@@ -430,9 +430,14 @@ class Engine:
             if not records:
                 continue
             stats.streams[stream_name(name, output)] += len(records)
-            if self.ledger is not None and output in self.spec.components[name].cls_as(Component).deferred_outputs:
+            if output in self.spec.components[name].cls_as(Component).deferred_outputs:
                 reason = f"set aside by {stream_name(name, output)}; retried next run"
-                await self._state(self.ledger.deferred, name, records, reason)
+                if not self.subscribers.get((name, output)):
+                    # No sink lists them: the error stream does (marked transient), or a stateless run loses them.
+                    await self._route_errors(name, [Failed(record, reason) for record in records], transient=True)
+                    continue
+                if self.ledger is not None:
+                    await self._state(self.ledger.deferred, name, records, reason)
             if host.hooks.observes_batches:
                 host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
