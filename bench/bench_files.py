@@ -68,7 +68,7 @@ sinks:
 
 #: The same job by hand. ``url_domain`` is the definition crmsync documents (scheme, user info, port, path and
 #: ``www.`` removed; bare hosts taken too), written the way its reference implementation is.
-RAW_LOOP = r'''
+RAW_LOOP = r"""
 import csv, json, re, sys
 
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -129,11 +129,11 @@ def main(source, output, errors):
 
 
 main(*sys.argv[1:4])
-'''
+"""
 
 #: The same job in dlt (``--dlt PYTHON``: an interpreter with dlt installed, kept out of crmsync's own
 #: environment). dlt's filesystem destination writes JSONL; the transforms run in a ``add_map`` step.
-DLT_JOB = r'''
+DLT_JOB = r"""
 import csv, os, re, sys, tempfile
 import dlt
 
@@ -188,7 +188,7 @@ pipeline = dlt.pipeline(
     pipeline_name="bench_files", destination="filesystem", dataset_name="out", pipelines_dir=tempfile.mkdtemp()
 )
 pipeline.run(leads(sys.argv[1]).add_map(shape).add_filter(lambda row: row is not None), loader_file_format="jsonl")
-'''
+"""
 
 FIRSTS = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "José", "Zoë"]
 LASTS = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Łukasiewicz", "Perlman", "O'Neil"]
