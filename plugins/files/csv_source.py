@@ -123,7 +123,7 @@ class CsvSource(Source[CsvSourceOptions]):
         row, max_chars = self.row, options.max_field_chars
         for block in blocks:
             if block.__class__ is Unreadable:
-                yield self._unreadable(block)  # type: ignore[arg-type]
+                yield self._unreadable(block)
                 continue
             start, rows, lines = block  # type: ignore[misc]
             one_per_line = len(rows) == len(lines)
