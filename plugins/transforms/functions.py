@@ -16,7 +16,7 @@ from .values import as_text, normalized
 
 Transform = Callable[[Any], Any]
 
-_NON_DIGITS = re.compile(r"[^0-9]")
+_NON_DIGITS = re.compile(r"[^0-9]+")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _PATH_START = re.compile(r"[/?#]")
 #: The common shape of a URL, matched in one step: an optional scheme (taken whole if present: the possessive
