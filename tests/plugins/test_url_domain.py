@@ -9,7 +9,19 @@ import pytest
 
 from crmsync_plugins.transforms.functions import parsed_url_domain, url_domain
 
-SCHEMES = ["", "http://", "https://", "HTTPS://", "ftp://", "svn+ssh://", "//", "///", "mailto:", "a.b-c://", "1http://"]
+SCHEMES = [
+    "",
+    "http://",
+    "https://",
+    "HTTPS://",
+    "ftp://",
+    "svn+ssh://",
+    "//",
+    "///",
+    "mailto:",
+    "a.b-c://",
+    "1http://",
+]
 USERS = ["", "user@", "user:pw@", "@", "a@b@"]
 HOSTS = [
     "example.com",
