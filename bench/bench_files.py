@@ -28,6 +28,7 @@ import csv
 import json
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -321,6 +322,8 @@ def compare(rows: int, messy: bool, key: bool, repeat: int, dlt_python: str | No
     raw = [sys.executable, "-c", RAW_LOOP, str(source), str(DATA / "out-raw.jsonl"), str(DATA / "errors-raw.jsonl")]
     ours = [*CRMSYNC, "-q", "run", "--no-state", str(spec)]
     dlt = [dlt_python, "-c", DLT_JOB, str(source), str(DATA / "out-dlt")] if dlt_python else None
+    if dlt:
+        shutil.rmtree(DATA / "out-dlt", ignore_errors=True)
     raw_runs, our_runs, dlt_runs = [], [], []
     for _ in range(repeat):
         raw_runs.append(timed(raw))
@@ -341,6 +344,10 @@ def compare(rows: int, messy: bool, key: bool, repeat: int, dlt_python: str | No
         "crmsync_records_per_cpu_s": round(rows / our_cpu),
     }
     if dlt_runs:
+        written = sum(1 for path in (DATA / "out-dlt").glob("out/leads/*.jsonl") for _ in path.open(encoding="utf-8"))
+        delivered = sum(1 for _ in (DATA / "out-big.jsonl").open(encoding="utf-8"))
+        if written != delivered:
+            raise SystemExit(f"dlt wrote {written} records, crmsync {delivered}")
         dlt_cpu = statistics.median(cpu for _, cpu in dlt_runs)
         result |= {"dlt_cpu_s": round(dlt_cpu, 3), "crmsync_vs_dlt_cpu": round(dlt_cpu / our_cpu, 3)}
     return result
