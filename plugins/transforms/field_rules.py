@@ -1,86 +1,19 @@
-"""One output field of the ``fields`` mapper: its rule (:class:`FieldRule`), and the rule resolved into the
-functions that compute it (:func:`compile_rule`), which hold the complete semantics of a rule."""
+"""One rule of the ``fields`` mapper resolved into the functions that compute its field (:func:`compile_rule`),
+which hold the complete semantics of a rule."""
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple
-
-import attrs
-
-from connector_core.options import Names, names
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .functions import CASTS, TRANSFORMS, CastError
 from .values import is_empty
 
+if TYPE_CHECKING:
+    from .fields import FieldRule
+
 #: Computes one output field from the input record and the fields computed before it.
 FieldFunction = Callable[[Mapping[str, Any], dict[str, Any]], Any]
-
-
-def _known_transforms(_: Any, __: attrs.Attribute[Any], value: Names) -> None:
-    unknown = [name for name in names(value) if name not in TRANSFORMS]
-    if unknown:
-        raise ValueError(
-            f"unknown transform {', '.join(map(repr, unknown))} (known transforms: {', '.join(TRANSFORMS)})"
-        )
-
-
-def _valid_template(_: Any, __: attrs.Attribute[Any], template: str | None) -> None:
-    if template is None:
-        return
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:  # unbalanced braces
-        raise ValueError(f"invalid template {template!r}: {exc}") from None
-    if any(not name or name.isdigit() for name in names):
-        raise ValueError(f"template {template!r} must name its fields: {{First Name}}, not {{}} or {{0}}")
-
-
-@attrs.frozen
-class FieldRule:
-    """How one output field is computed.
-
-    In order: take the value (``from``, ``value`` or ``template``; by default the input field of the same
-    name), apply the transforms to a non-empty value, use ``default`` if the result is empty, reject the record
-    if it is still empty and ``required``, then convert it to ``type``.
-    """
-
-    from_: str | None = None
-    """Input field to read (YAML key ``from``); defaults to the output field's own name."""
-    value: Any = None
-    """A literal value instead of an input field."""
-    template: str | None = attrs.field(default=None, validator=_valid_template)
-    """``str.format`` template over the input record and the fields computed before this one, e.g.
-    ``"{First Name} {Last Name}"``. A missing field rejects the record; a null one renders empty."""
-    default: Any = None
-    """Used when the value is missing or empty (null, blank text, empty list)."""
-    required: bool = False
-    """Reject the record when the value is still empty after transforms and default."""
-    strip: bool = False
-    """Shorthand for the ``strip`` transform (runs before ``transform``)."""
-    lower: bool = False
-    """Shorthand for the ``lower`` transform (runs before ``transform``)."""
-    upper: bool = False
-    """Shorthand for the ``upper`` transform (runs before ``transform``)."""
-    transform: Names = attrs.field(factory=list, validator=_known_transforms)
-    """A transform name or a list of them, applied in order; see ``TRANSFORMS`` for the names."""
-    type: Literal["str", "int", "float", "bool"] | None = None
-    """Convert the final value; a value that does not convert rejects the record."""
-
-    def __attrs_post_init__(self) -> None:
-        sources = {"from": self.from_, "value": self.value, "template": self.template}
-        given = [key for key, value in sources.items() if value is not None]
-        if len(given) > 1:
-            raise ValueError(f"a field takes one of from, value and template, not {' and '.join(given)}")
-        if self.lower and self.upper:
-            raise ValueError("lower and upper exclude each other")
-
-    @property
-    def steps(self) -> tuple[str, ...]:
-        """The transform chain: shorthands first, then ``transform``."""
-        flags = (("strip", self.strip), ("lower", self.lower), ("upper", self.upper))
-        return tuple(name for name, on in flags if on) + names(self.transform)
 
 
 class RecordRejected(Exception):

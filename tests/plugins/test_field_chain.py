@@ -10,8 +10,8 @@ import pytest
 
 from connector_core.components import Emitter
 from connector_core.records import Record
-from crmsync_plugins.transforms.field_rules import CompiledRule, FieldRule, RecordRejected, compile_rule
-from crmsync_plugins.transforms.fields import FieldsMapper, FieldsOptions
+from crmsync_plugins.transforms.field_rules import CompiledRule, RecordRejected, compile_rule
+from crmsync_plugins.transforms.fields import FieldRule, FieldsMapper, FieldsOptions
 from crmsync_plugins.transforms.functions import TEXT_RESULT, TRANSFORMS
 
 from .kit import build
