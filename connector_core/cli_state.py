@@ -21,7 +21,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``state`` and ``errors`` to the CLI."""
     state = commands.add_parser("state", help="show, reset, export or import a job's state", parents=[common])
     actions = state.add_subparsers(title="actions", metavar="ACTION", required=True)
-    show = _action(actions, "show", "runs, counts, checkpoints, cache size", common, _show)
+    show = _action(actions, "show", "runs, counts, checkpoints, cache and state size", common, _show)
     show.add_argument("--json", action="store_true", help="print JSON")
     reset = _action(actions, "reset", "forget delivered records, errors and/or the cache", common, _reset)
     reset.add_argument("--force", action="store_true", help="even while a run holds the job's lease")
@@ -106,6 +106,7 @@ def _show(args: argparse.Namespace, host: PluginHost) -> int:
     print(f"  rejects: {rejects.get('pending', 0)} pending, {rejects.get('discarded', 0)} discarded")
     print(f"  open write intents: {summary['open_intents']}, remembered API objects: {summary['objects']}")
     print(f"  enrichment cache entries: {summary['cache_entries']}")
+    print(f"  size: {_size_line(summary['size'])}")
     print("  runs:")
     for run in summary["runs"]:
         report = run["report"] or {}
@@ -114,6 +115,19 @@ def _show(args: argparse.Namespace, host: PluginHost) -> int:
             f"input {report.get('input_records', '-')}, errors {(report.get('errors') or {}).get('count', '-')}"
         )
     return 0
+
+
+def _size_line(size: dict[str, Any]) -> str:
+    """``1,234,567 bytes (the database file and its -wal); 512 bytes per completed record, ...``."""
+    ratios = [
+        f"{size[key]:,} bytes per {what}"
+        for key, what in (
+            ("bytes_per_completed_record", "completed record"),
+            ("bytes_per_cached_person", "cached person"),
+        )
+        if size[key] is not None
+    ]
+    return f"{size['bytes']:,} bytes ({size['measured']})" + (f"; {', '.join(ratios)}" if ratios else "")
 
 
 def _reset(args: argparse.Namespace, host: PluginHost) -> int:
