@@ -1,4 +1,7 @@
-"""``crmsync state`` and ``crmsync errors``: look into and manage a job's durable state."""
+"""``crmsync state`` and ``crmsync errors``: look into and manage a job's durable state.
+
+The state modules are imported by the actions that use them: building the command line stays light.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector_core.errors import UsageError
-from connector_core.state.lease import refuse_if_live
 
 if TYPE_CHECKING:
     from connector_core.plugin_manager import PluginHost
@@ -131,6 +133,8 @@ def _size_line(size: dict[str, Any]) -> str:
 
 
 def _reset(args: argparse.Namespace, host: PluginHost) -> int:
+    from connector_core.state.lease import refuse_if_live
+
     parts = {part for part in ("delivered", "errors", "cache") if getattr(args, part)} or {
         "delivered",
         "errors",
@@ -159,6 +163,8 @@ def _export(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _import(args: argparse.Namespace, host: PluginHost) -> int:
+    from connector_core.state.lease import refuse_if_live
+
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -176,6 +182,8 @@ def _import(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _unlock(args: argparse.Namespace, host: PluginHost) -> int:
+    from connector_core.state.lease import refuse_if_live
+
     job, store = _open(args, host)
     try:
         refuse_if_live(store, job, args.force, "unlock it")
