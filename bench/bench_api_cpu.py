@@ -167,10 +167,11 @@ async def minimal_loop(url: str, leads_path: Path, out: Path) -> None:
         file.close()
 
 
-def cpu_of(argv: list[str], env: dict[str, str]) -> float:
-    """User + system CPU seconds of one child process run to its end."""
+def cpu_of(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    """User + system CPU seconds of one child process run to its end (in ``cwd``: not a checkout, whose
+    ``connector_core`` folder ``-m`` would pick up instead of the interpreter's installed crmsync)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -205,7 +206,14 @@ def main() -> int:
                     sandbox.reset()
                     out = folder / f"out-{name}-{repetition}"
                     if name == "loop":
-                        argv = [sys.executable, __file__, "--loop", sandbox.url, str(leads), str(out)]
+                        argv = [
+                            sys.executable,
+                            str(Path(__file__).resolve()),
+                            "--loop",
+                            sandbox.url,
+                            str(leads),
+                            str(out),
+                        ]
                     else:
                         state_db = folder / f"state-{repetition}.db"
                         spec = folder / f"{name}.yaml"
@@ -222,7 +230,7 @@ def main() -> int:
                             )
                         )
                         argv = [args.crmsync_python, *CRMSYNC[1:], "-q", "run", str(spec)]
-                    runs[name].append(cpu_of(argv, env))
+                    runs[name].append(cpu_of(argv, env, folder))
                     assert lines(out) == people, f"{name}: {lines(out)} output lines for {people} people"
                     if name == "crmsync_state":
                         wal = state_db.with_name(state_db.name + "-wal")

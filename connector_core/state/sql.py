@@ -465,7 +465,7 @@ class SqlStateStore(StateStore):
             self._many("UPDATE value_packs SET refs = refs - ? WHERE pack_id = ?", counts)
             self._many("DELETE FROM value_packs WHERE pack_id = ? AND refs <= 0", [(pack_id,) for _, pack_id in counts])
 
-    def _unpacked(self, entries: list[Any], stored_since: float | None = None) -> dict[str, Any]:
+    def _unpacked(self, entries: list[Any], stored_since: float | None = None) -> dict[Any, Any]:
         """``{key: value}`` for ``(key, pack_id, slot)`` entries (only packs stored since ``stored_since``)."""
         if not entries:
             return {}

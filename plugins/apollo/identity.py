@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,10 +22,14 @@ def norm_linkedin(url: Any) -> str:
     return _LINKEDIN_PREFIX.sub("", text).rstrip("/") if text else ""
 
 
-def email_hashes(email: str) -> set[str]:
-    """The MD5 and SHA-256 hex digests Apollo accepts as ``hashed_email``."""
+# The question and the answer about one person carry the same email, asked for within one call's join: a small
+# cache hashes each email once.
+@functools.lru_cache(maxsize=1024)
+def email_hashes(email: str) -> tuple[str, str]:
+    """The MD5 and SHA-256 hex digests Apollo accepts as ``hashed_email``, sorted."""
     data = email.encode()
-    return {hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()}
+    md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+    return (md5, sha256) if md5 < sha256 else (sha256, md5)
 
 
 def full_name(person: Mapping[str, Any]) -> str:
@@ -46,7 +51,7 @@ def identity_keys(person: Mapping[str, Any]) -> list[str]:
     email = norm(person.get("email"))
     if email:
         keys.append("email:" + email)
-        keys.extend("hash:" + digest for digest in sorted(email_hashes(email)))
+        keys.extend("hash:" + digest for digest in email_hashes(email))
     if person.get("hashed_email"):
         keys.append("hash:" + norm(person["hashed_email"]))
     linkedin = norm_linkedin(person.get("linkedin_url"))
@@ -68,6 +73,12 @@ def person_key(person: Mapping[str, Any]) -> str:
     Used to pay once per person (the cache, duplicate people in a run). Weaker keys such as name + company
     are good enough to pair an answer with its question, but two colleagues may share them.
     """
+    # The first of identity_keys(), without computing the weaker keys (and the email's hashes) after it.
+    if person.get("id"):
+        return "id:" + norm(person["id"])
+    email = norm(person.get("email"))
+    if email:
+        return "email:" + email
     keys = identity_keys(person)
     return keys[0] if keys else ""
 
