@@ -12,10 +12,8 @@ import logging
 import signal
 from typing import TYPE_CHECKING
 
-import attrs
-
 if TYPE_CHECKING:
-    # asyncio is imported where a run needs it: the CLI reads DEFAULT_GRACE_S to build `crmsync --help`.
+    # asyncio and attrs are imported where a run needs them: the CLI reads DEFAULT_GRACE_S for `crmsync --help`.
     from connector_core.engine import Engine
     from connector_core.report import RunReport
 
@@ -38,6 +36,8 @@ class GracefulStop:
     async def run(self) -> RunReport:
         """``await engine.run()``, stopping it gracefully on the first signal and at once on the second."""
         import asyncio
+
+        import attrs
 
         loop = asyncio.get_running_loop()
         for signum in _SIGNALS:
