@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: start-up of the ``crmsync`` command against the interpreter's own.
 
-Best of ``--repeat`` wall times (the machine is shared: the best run is the one nothing else disturbed) of:
-``python -c pass``, ``crmsync --help`` (the console script beside the interpreter), ``python -m connector_core
+Best of ``--repeat`` wall and CPU times (the machine is shared: the best run is the one nothing else disturbed)
+of ``python -c pass``, ``crmsync --help`` (the console script beside the interpreter), ``python -m connector_core
 --help`` and ``crmsync run`` of a one-row files-only job (CSV → ``fields`` → JSONL, no state), each also as
 seconds above ``python -c pass``. Run with the interpreter of the installation to measure; for the modules
 behind a figure use ``python -X importtime -m connector_core --help``.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,13 +39,17 @@ sinks:
 """
 
 
-def best_of(argv: list[str], repeat: int, cwd: Path) -> float:
-    times = []
+def best_of(argv: list[str], repeat: int, cwd: Path) -> tuple[float, float]:
+    """The best wall time and the best CPU time (user + system) of ``repeat`` runs."""
+    walls, cpus = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return min(walls), min(cpus)
 
 
 def main() -> int:
@@ -64,13 +69,15 @@ def main() -> int:
             "crmsync run (files only, 1 row)": [script, "-q", "run", "job.yaml"],
         }
         best = {name: best_of(argv, args.repeat, folder) for name, argv in commands.items()}
-    interpreter = best["python -c pass"]
+    wall, cpu = best["python -c pass"]
     print(
         json.dumps(
             {
                 "repeat": args.repeat,
-                "best_s": {name: round(value, 4) for name, value in best.items()},
-                "above_interpreter_s": {name: round(value - interpreter, 4) for name, value in best.items()},
+                "best_wall_s": {name: round(value[0], 4) for name, value in best.items()},
+                "wall_above_interpreter_s": {name: round(value[0] - wall, 4) for name, value in best.items()},
+                "best_cpu_s": {name: round(value[1], 4) for name, value in best.items()},
+                "cpu_above_interpreter_s": {name: round(value[1] - cpu, 4) for name, value in best.items()},
             },
             indent=2,
         )
