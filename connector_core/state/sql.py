@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -432,10 +433,14 @@ class SqlStateStore(StateStore):
         )
         self._release(replaced.values())
 
+    @functools.cached_property
+    def _namespace_ids(self) -> dict[str, int]:
+        """Cache namespaces' numbers this store has looked up (namespaces are never deleted: they stay valid)."""
+        return {}
+
     def _namespace_id(self, namespace: str, create: bool) -> int | None:
-        """The number standing for a cache namespace in its entries (namespaces are never deleted, so a number
-        once known stays valid for this connection)."""
-        known: dict[str, int] = self.__dict__.setdefault("_namespace_ids", {})
+        """The number standing for a cache namespace in its entries."""
+        known = self._namespace_ids
         if namespace not in known:
             select = "SELECT namespace_id FROM cache_namespaces WHERE namespace = ?"
             row = self._exec(select, (namespace,)).fetchone()
