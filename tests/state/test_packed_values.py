@@ -172,3 +172,18 @@ def test_the_cache_answers_a_rerun_with_the_whole_person_in_a_fraction_of_its_si
     text = capsys.readouterr().out
     assert f"size: {size['bytes']:,} bytes (the database file and its -wal)" in text
     assert "bytes per cached person" in text
+
+
+def test_the_summary_reports_the_state_size_per_record_and_per_person(store: SqlStateStore) -> None:
+    empty = store.summary("job")["size"]
+    assert empty["bytes"] > 0 and empty["bytes_per_completed_record"] is None
+    store.cache_put("ns", {f"p{i}": {"person": {"id": i}} for i in range(10)})
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [("k", "f")])
+    store.complete_run("job", run_id)
+    assert store.summary("job")["size"]["bytes_per_completed_record"] == round(store.summary("job")["size"]["bytes"])
+    size = store.summary("job")["size"]
+    cached = store.summary("job")["cache_entries"]
+    assert size["bytes_per_cached_person"] == round(size["bytes"] / cached)
+    assert ("-wal" in size["measured"]) == isinstance(store, SqliteStateStore)
+    assert isinstance(store, SqliteStateStore) or "pg_total_relation_size" in size["measured"]
