@@ -455,6 +455,7 @@ class Engine:
         context = self.context
         stats, host, redactor = context.stats, context.host, context.redactor
         error_records = []
+        observed = host.hooks.observes_errors
         for item in failed:
             record, reason = item.record, redactor.text(item.reason)
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
@@ -463,7 +464,8 @@ class Engine:
                 stats.set_aside += 1
             else:
                 stats.record_error({**detail, "key": record.key})
-                host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
+                if observed:
+                    host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
         if transient:
             if self.ledger is not None:
