@@ -53,7 +53,7 @@ def ensure_venv(command: str) -> None:
 def compile_sources(root: Path = ROOT, python: Path = PYTHON) -> None:
     """Byte-compile the checkout's packages, as pip does for an installed wheel: an editable install runs them from
     here, and where ``PYTHONDONTWRITEBYTECODE`` is set nothing else writes their cache, so every ``crmsync``
-    process would compile them again (a third of ``crmsync --help``). Up-to-date files are skipped."""
+    process would compile them again (~0.09 s per run). Up-to-date files are skipped."""
     folders = [str(root / name) for name in ("connector_core", "plugins", "tests/thirdparty") if (root / name).is_dir()]
     subprocess.run([str(python), "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
 

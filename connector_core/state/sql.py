@@ -439,21 +439,22 @@ class SqlStateStore(StateStore):
         return {}
 
     def _namespace_id(self, namespace: str, create: bool) -> int | None:
-        """The number standing for a cache namespace in its entries."""
-        known = self._namespace_ids
-        if namespace not in known:
-            select = "SELECT namespace_id FROM cache_namespaces WHERE namespace = ?"
-            row = self._exec(select, (namespace,)).fetchone()
-            if row is None and create:
-                self._exec(
-                    "INSERT INTO cache_namespaces (namespace) VALUES (?) ON CONFLICT (namespace) DO NOTHING",
-                    (namespace,),
-                )
-                row = self._exec(select, (namespace,)).fetchone()
-            if row is None:
-                return None
-            known[namespace] = int(row[0])
-        return known[namespace]
+        """The number standing for a cache namespace in its entries (``create``: inside a write transaction)."""
+        known = self._namespace_ids.get(namespace)
+        if known is not None:
+            return known
+        select = "SELECT namespace_id FROM cache_namespaces WHERE namespace = ?"
+        row = self._exec(select, (namespace,)).fetchone()
+        if row is not None:
+            self._namespace_ids[namespace] = int(row[0])
+            return int(row[0])
+        if not create:
+            return None
+        # Not remembered yet: the transaction creating it may still roll back. The next look-up finds it.
+        self._exec(
+            "INSERT INTO cache_namespaces (namespace) VALUES (?) ON CONFLICT (namespace) DO NOTHING", (namespace,)
+        )
+        return int(self._exec(select, (namespace,)).fetchone()[0])
 
     # -- packs (see connector_core.state.packs) ------------------------------------------------------------
     def _new_pack(self, values: list[Any], stored_at: float) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -164,12 +165,17 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         self.planned: set[str] = set()
         self.deliveries = Deliveries(self.name, self.context)
 
+    @functools.cached_property
+    def _detail_sources(self) -> tuple[tuple[str, str], ...]:
+        """(detail field, record field) pairs, worked out once rather than per record."""
+        return tuple((field, self.options.match.get(field, field)) for field in DETAIL_FIELDS)
+
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""
-        data, mapping = record.data, self.options.match
+        data = record.data
         detail = {}
-        for field in DETAIL_FIELDS:
-            value = data.get(mapping.get(field, field))
+        for field, source in self._detail_sources:
+            value = data.get(source)
             if value not in (None, ""):
                 detail[field] = str(value).strip()
         return detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -96,12 +97,18 @@ class ContactsSink(Sink[ContactsOptions]):
         #: twin must not count as created because the contact is recent.
         self.created_ids: set[str] = set()
 
+    @functools.cached_property
+    def _field_sources(self) -> tuple[tuple[str, str], ...]:
+        """(contact field, record field) pairs, worked out once rather than per record, in a stable order."""
+        fields = self.options.fields
+        return tuple((field, fields.get(field, field)) for field in dict.fromkeys((*CONTACT_FIELDS, *fields)))
+
     def contact(self, record: Record) -> dict[str, Any]:
         """The contact Apollo is asked to create for ``record``."""
         data, options = record.data, self.options
         contact = {}
-        for field in {*CONTACT_FIELDS, *options.fields}:
-            value = data.get(options.fields.get(field, field))
+        for field, source in self._field_sources:
+            value = data.get(source)
             if value not in (None, ""):
                 contact[field] = value
         custom = {field_id: data.get(source) for field_id, source in options.typed_custom_fields.items()}

@@ -219,3 +219,19 @@ def test_the_lazy_join_places_every_answer_as_the_eager_one_did() -> None:
         if rng.random() < 0.3:
             answers = [a for a in answers if a is not None]
         assert join_answers(questions, answers) == eager_join(questions, answers), (questions, answers)
+
+
+def test_request_fields_are_worked_out_once_in_a_stable_order() -> None:
+    from connector_core.records import Record
+    from crmsync_plugins.apollo.bulk_match import BulkMatch, BulkMatchOptions
+    from crmsync_plugins.apollo.contacts import ContactsOptions, ContactsSink
+
+    data = {"email": "a@x.io", "first_name": "Ada", "last_name": "Lee", "org": "X", "work_email": "w@x.io"}
+    record = Record(data, "a@x.io", "leads", 1)
+    sink = ContactsSink("contacts", ContactsOptions(connection="apollo", fields={"organization_name": "org"}), None)
+    # Apollo's field order, then the mapped extras: the same request body in every process (a set's order was not).
+    assert list(sink.contact(record)) == ["first_name", "last_name", "email", "organization_name"]
+    assert sink._field_sources is sink._field_sources
+    mapper = BulkMatch("enrich", BulkMatchOptions(connection="apollo", match={"email": "work_email"}), None)
+    assert mapper.detail(record) == {"first_name": "Ada", "last_name": "Lee", "email": "w@x.io"}
+    assert mapper._detail_sources is mapper._detail_sources

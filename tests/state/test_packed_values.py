@@ -187,3 +187,17 @@ def test_the_summary_reports_the_state_size_per_record_and_per_person(store: Sql
     assert size["bytes_per_cached_person"] == round(size["bytes"] / cached)
     assert ("-wal" in size["measured"]) == isinstance(store, SqliteStateStore)
     assert isinstance(store, SqliteStateStore) or "pg_total_relation_size" in size["measured"]
+
+
+def test_a_rolled_back_write_leaves_no_cache_namespace_behind(store: SqlStateStore) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store._transaction():
+        store._put_cache("fresh ns", {"p": {"person": None}}, 0.0)
+        raise Boom
+    assert store.cache_get("fresh ns", ["p"], 1e9) == {}
+    store.cache_put("fresh ns", {"p": {"person": {"id": "1"}}})
+    assert store.cache_get("fresh ns", ["p"], 60) == {"p": {"person": {"id": "1"}}}
+    exported = [row for row in store.export("job")["cache"] if row["namespace"] == "fresh ns"]
+    assert [row["identity"] for row in exported] == ["p"]
