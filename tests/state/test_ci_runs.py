@@ -113,7 +113,7 @@ def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
     rows = people(60)
     spec = job_folder(tmp_path / "runner", rows, "{}")
     report_path = tmp_path / "report.json"
-    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=4000))) as server:  # every call hangs for 4 s
+    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=6000))) as server:  # every call hangs for 6 s
         run = start(command(spec, "--report", str(report_path), "--stop-grace-s", "30"), server)
         state = spec.parent / ".crmsync" / "state.db"
         wait_for(lambda: server.sandbox.state()["calls"] != {}, what="the first call")
@@ -123,7 +123,7 @@ def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
         run.send_signal(signal.SIGTERM)
         _, stderr = run.communicate(timeout=30)
         assert run.returncode == 143, stderr
-        assert time.monotonic() - began < 2.5, "the second signal must not wait for the call in flight"
+        assert time.monotonic() - began < 3.5, "the second signal must not wait for the call in flight"
         assert "again: stopping at once" in stderr and "Traceback" not in stderr
         assert json.loads(report_path.read_text())["status"] == "stopped"
         assert lease(str(state)) is None
