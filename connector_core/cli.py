@@ -1,4 +1,8 @@
-"""The ``crmsync`` command line. Exit codes: 0 success, 1 the run failed, 2 usage or spec error."""
+"""The ``crmsync`` command line. Exit codes: 0 success, 1 the run failed, 2 usage or spec error.
+
+A command imports what it needs when it runs (the engine, the state store, the spec loader): building the parser
+for ``crmsync --help`` imports none of them, nor any plugin's own dependencies.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connector_core import __version__
-from connector_core.api import execute
 from connector_core.cli_author import add_commands as add_author_commands
 from connector_core.cli_state import add_commands as add_state_commands
 from connector_core.errors import CrmsyncError, UsageError
@@ -173,6 +176,7 @@ def run_spec(
     Durable state is kept unless the spec says ``state: false`` or ``no_state`` is set (``state`` overrides
     where). A run stopped by a signal says so in its report (``stopped_by``).
     """
+    from connector_core.api import execute
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(path, host)
@@ -249,6 +253,7 @@ def _run(args: argparse.Namespace, host: PluginHost) -> int:
 def _plan(args: argparse.Namespace, host: PluginHost) -> int:
     import json
 
+    from connector_core.api import execute
     from connector_core.spec.loader import load_spec
 
     spec = load_spec(args.spec, host, offline=True)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from connector_core.collector import run_pace
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
-from connector_core.errors import RunFailed
+from connector_core.errors import CrmsyncError, RunFailed
 from connector_core.lanes import Lanes
 from connector_core.ledger import Ledger, lists_this_run_only
 from connector_core.plugin_manager import PluginHost
@@ -138,7 +138,7 @@ class Engine:
             for name in topological_order(self.spec.components):
                 node = self._instantiate(self.spec.components[name])
                 if self._acts(node):
-                    await self._call(name, node.open)
+                    await self._open(name, node)
                     opened.append(node)
                 self.nodes[name] = node
             host.hooks.before_sync(context=context)
@@ -199,6 +199,15 @@ class Engine:
         if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
             return False
         return self.spec.components[name].kind in ("source", "sink")
+
+    async def _open(self, name: str, node: Component[Any]) -> None:
+        """Open a component; an unexpected error (a full disk, a refused connection) names the component."""
+        try:
+            await self._call(name, node.open)
+        except CrmsyncError:
+            raise
+        except Exception as exc:
+            raise RunFailed(f"{name} failed to open: {type(exc).__name__}: {exc}") from exc
 
     async def _call(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
         """Call a component's method where it belongs (see :meth:`_offloaded`) and await its result."""
@@ -423,9 +432,14 @@ class Engine:
             if not records:
                 continue
             stats.streams[stream_name(name, output)] += len(records)
-            if self.ledger is not None and output in self.spec.components[name].cls_as(Component).deferred_outputs:
+            if output in self.spec.components[name].cls_as(Component).deferred_outputs:
                 reason = f"set aside by {stream_name(name, output)}; retried next run"
-                await self._state(self.ledger.deferred, name, records, reason)
+                if not self.subscribers.get((name, output)):
+                    # No sink lists them: the error stream does (marked transient), or a stateless run loses them.
+                    await self._route_errors(name, [Failed(record, reason) for record in records], transient=True)
+                    continue
+                if self.ledger is not None:
+                    await self._state(self.ledger.deferred, name, records, reason)
             if host.hooks.observes_batches:
                 host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
@@ -441,6 +455,7 @@ class Engine:
         context = self.context
         stats, host, redactor = context.stats, context.host, context.redactor
         error_records = []
+        observed = host.hooks.observes_errors
         for item in failed:
             record, reason = item.record, redactor.text(item.reason)
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
@@ -449,7 +464,8 @@ class Engine:
                 stats.set_aside += 1
             else:
                 stats.record_error({**detail, "key": record.key})
-                host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
+                if observed:
+                    host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
         if transient:
             if self.ledger is not None:

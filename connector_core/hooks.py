@@ -92,6 +92,11 @@ class LifecycleHooks:
         """Whether anything implements ``after_batch``: the engine's hot path skips the call when not."""
         return bool(self._hook.after_batch.get_hookimpls())
 
+    @property
+    def observes_errors(self) -> bool:
+        """Whether anything implements ``on_record_error``: a batch of rejects skips the calls when not."""
+        return bool(self._hook.on_record_error.get_hookimpls())
+
     def before_sync(self, *, context: RunContext) -> None:
         """Components are open; no record was read yet."""
         self._call("before_sync", context=context)

@@ -6,7 +6,6 @@ imported from its file and registered under the name ``local:FILE`` for the spec
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -22,6 +21,8 @@ def import_plugin_file(path: Path) -> ModuleType:
     """
     if path.suffix != ".py" or not path.is_file():
         raise PluginError(f"{path}: not found (a local plugin is a .py file, relative to the spec)")
+    import hashlib  # only for a spec's `plugins:`; not on the path of `crmsync --help`
+
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     name = f"crmsync_local_{path.stem}_{digest}"
     if name in sys.modules:

@@ -20,7 +20,7 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 HELP = "help"
 SECRET = "secret"
 CONNECTION = "connection"
+CHOICES = "choices"
 
 
 #: An option that takes one name or a list of names (``by: email`` or ``by: [email, phone]``); the spec
@@ -54,6 +55,7 @@ def option(
     connection: str | bool = False,
     factory: Callable[[], Any] | None = None,
     validator: Any = None,
+    choices: Iterable[str] = (),
 ) -> Any:
     """An attrs field with crmsync metadata.
 
@@ -64,12 +66,16 @@ def option(
         connection's type (e.g. ``"apollo"``), ``True`` accepts any type.
     :param factory: builds a mutable default (``factory=list``).
     :param validator: an attrs validator.
+    :param choices: the names a text option (or each name of a :data:`Names` option) may take, for the JSON
+        Schema, when the type cannot say it (e.g. names a registry holds); the validator still checks them.
     """
     metadata: dict[str, Any] = {HELP: help}
     if secret:
         metadata[SECRET] = True
     if connection:
         metadata[CONNECTION] = connection
+    if choices:
+        metadata[CHOICES] = tuple(choices)
     if factory is not None:
         return attrs.field(factory=factory, validator=validator, metadata=metadata)
     return attrs.field(default=default, validator=validator, metadata=metadata)

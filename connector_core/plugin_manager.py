@@ -9,12 +9,11 @@ import sys
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import NamedTuple
 
-import attrs
 import pluggy
 
 from connector_core import hookspecs
-from connector_core.components import Connection, Mapper, Sink, Source
 from connector_core.errors import PluginError
 from connector_core.hooks import LifecycleHooks, check_and_guard
 from connector_core.local_plugins import import_plugin_file
@@ -33,9 +32,8 @@ TRACE_ENV = "CRMSYNC_TRACE_PLUGINS"
 IN_CODE = "(registered in code)"
 
 
-@attrs.frozen
-class PluginInfo:
-    """What ``crmsync plugins`` shows about one plugin."""
+class PluginInfo(NamedTuple):
+    """What ``crmsync plugins`` shows about one plugin (a named tuple: ``crmsync --help`` imports no attrs)."""
 
     name: str
     distribution: str
@@ -56,25 +54,34 @@ class PluginHost:
         #: The lifecycle hooks as typed calls: ``host.hooks.after_sync(context=..., report=...)``.
         self.hooks = LifecycleHooks(pm)
 
-    # Registries are filled on first use: `crmsync --help` should not import every component's dependencies.
+    # Registries are filled on first use: `crmsync --help` should not import every component's dependencies (nor
+    # the component contracts themselves).
     @functools.cached_property
     def sources(self) -> ComponentRegistry:
         """Source types by name."""
+        from connector_core.components import Source
+
         return self._registry("register_sources", ComponentRegistry("source", Source))
 
     @functools.cached_property
     def mappers(self) -> ComponentRegistry:
         """Mapper types by name."""
+        from connector_core.components import Mapper
+
         return self._registry("register_mappers", ComponentRegistry("mapper", Mapper))
 
     @functools.cached_property
     def sinks(self) -> ComponentRegistry:
         """Sink types by name."""
+        from connector_core.components import Sink
+
         return self._registry("register_sinks", ComponentRegistry("sink", Sink))
 
     @functools.cached_property
     def connections(self) -> ComponentRegistry:
         """Connection types by name."""
+        from connector_core.components import Connection
+
         return self._registry("register_connections", ComponentRegistry("connection", Connection))
 
     def _registry(self, hook_name: str, registry: ComponentRegistry) -> ComponentRegistry:
@@ -104,7 +111,7 @@ class PluginHost:
             if registry is not None:
                 registry.withdraw(name)
         info = self._infos.get(name) or PluginInfo(name, IN_CODE, "-")
-        self._infos[name] = attrs.evolve(info, problem=problem)
+        self._infos[name] = info._replace(problem=problem)
         _warn_skipped(info, problem)
 
     def commands(self) -> CommandRegistry:
@@ -138,7 +145,7 @@ class PluginHost:
             for entry in registry.entries.values():
                 by_plugin.setdefault(entry.plugin, []).append(f"{registry.kind}:{entry.name}")
         return [
-            attrs.evolve(info, components=tuple(sorted(by_plugin.get(name, []))))
+            info._replace(components=tuple(sorted(by_plugin.get(name, []))))
             for name, info in sorted(self._infos.items())
         ]
 
@@ -190,7 +197,7 @@ def _load_entry_point(pm: pluggy.PluginManager, ep: EntryPoint) -> PluginInfo:
                 pm.unregister(plugin)
             problem = f"cannot be registered: {exc}"
     _warn_skipped(info, problem)
-    return attrs.evolve(info, problem=problem)
+    return info._replace(problem=problem)
 
 
 def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple[str, object]] = ()) -> PluginHost:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
-
-import attrs
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from connector_core.errors import PluginError
 
@@ -18,8 +16,8 @@ class NameClash(PluginError):
     """Two plugins registered the same name: neither is broken on its own, so the user has to choose."""
 
 
-@attrs.frozen
-class Registration:
+# Plain named tuples, not attrs classes: registries are built for `crmsync --help`, which must not import attrs.
+class Registration(NamedTuple):
     """One registered component type: its name, class and the plugin that provided it."""
 
     name: str
@@ -44,6 +42,8 @@ class ComponentRegistry:
                 f"plugin {self.current_plugin!r} registered {self.kind} {name!r} as {cls!r}, "
                 f"which is not a subclass of {self.base.__name__}"
             )
+        import attrs  # imported by the component classes anyway; not needed to list commands
+
         registered = cast("ComponentClass", cls)
         if not attrs.has(registered.Options):
             raise PluginError(f"{self.kind} {name!r} ({self.current_plugin}): Options must be an attrs class")
@@ -68,8 +68,7 @@ class ComponentRegistry:
         return sorted(self.entries)
 
 
-@attrs.frozen
-class Command:
+class Command(NamedTuple):
     """A CLI sub-command contributed by a plugin."""
 
     name: str

@@ -8,14 +8,12 @@ ledger's write intents make that safe to resume). The exit code is then 128 + th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 from typing import TYPE_CHECKING
 
-import attrs
-
 if TYPE_CHECKING:
+    # asyncio and attrs are imported where a run needs them: the CLI reads DEFAULT_GRACE_S for `crmsync --help`.
     from connector_core.engine import Engine
     from connector_core.report import RunReport
 
@@ -37,6 +35,10 @@ class GracefulStop:
 
     async def run(self) -> RunReport:
         """``await engine.run()``, stopping it gracefully on the first signal and at once on the second."""
+        import asyncio
+
+        import attrs
+
         loop = asyncio.get_running_loop()
         for signum in _SIGNALS:
             loop.add_signal_handler(signum, self._received, signum)
@@ -50,6 +52,8 @@ class GracefulStop:
         return attrs.evolve(report, extra={**report.extra, "stopped_by": signal.Signals(self.signum).name})
 
     def _received(self, signum: int) -> None:
+        import asyncio
+
         name = signal.Signals(signum).name
         if self.signum is not None:
             log.warning("%s again: stopping at once", name)

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from connector_core.components import ComponentClass, Mapper
-from connector_core.options import describe, resolved_fields, spec_key
+from connector_core.options import CHOICES, describe, resolved_fields, spec_key
 from connector_core.plugin_manager import PluginHost
 from connector_core.registry import ComponentRegistry
 from connector_core.spec.model import RawSpec
@@ -90,6 +90,8 @@ def attrs_schema(cls: type) -> dict[str, Any]:
     for field in resolved_fields(cls):
         key = spec_key(field)
         properties[key] = type_schema(field.type)
+        if field.metadata.get(CHOICES):
+            properties[key] = _only(properties[key], list(field.metadata[CHOICES]))
         if helps.get(key):
             properties[key]["description"] = helps[key]
         if field.default is attrs.NOTHING:
@@ -98,6 +100,17 @@ def attrs_schema(cls: type) -> dict[str, Any]:
     if required:
         result["required"] = required
     return result
+
+
+def _only(schema: dict[str, Any], choices: list[str]) -> dict[str, Any]:
+    """``schema`` with its text values restricted to ``choices`` (also inside lists and alternatives)."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_only(option, choices) for option in schema["anyOf"]]}
+    if schema.get("type") == "array":
+        return {**schema, "items": _only(schema.get("items", {}), choices)}
+    if schema.get("type") in ("string", ["string", "number", "boolean"]):
+        return {"enum": choices}
+    return schema
 
 
 def type_schema(annotation: Any) -> dict[str, Any]:

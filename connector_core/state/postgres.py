@@ -47,13 +47,31 @@ CREATE TABLE IF NOT EXISTS rejects (
 CREATE TABLE IF NOT EXISTS intents (
     intent_id BIGSERIAL PRIMARY KEY, job TEXT NOT NULL, component TEXT NOT NULL, keys TEXT NOT NULL,
     started_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
-    job TEXT NOT NULL, component TEXT NOT NULL, key TEXT NOT NULL, outcome TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS value_packs (
+    pack_id BIGSERIAL PRIMARY KEY, refs BIGINT NOT NULL, stored_at DOUBLE PRECISION NOT NULL, data BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS object_entries (
+    job TEXT NOT NULL, component TEXT NOT NULL, key TEXT NOT NULL, pack_id BIGINT NOT NULL, slot INTEGER NOT NULL,
     PRIMARY KEY (job, component, key));
-CREATE TABLE IF NOT EXISTS cache (
-    namespace TEXT NOT NULL, identity TEXT NOT NULL, value TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (namespace, identity));
+CREATE TABLE IF NOT EXISTS cache_namespaces (namespace_id BIGSERIAL PRIMARY KEY, namespace TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS cache_entries (
+    namespace_id BIGINT NOT NULL, identity TEXT NOT NULL, pack_id BIGINT NOT NULL, slot INTEGER NOT NULL,
+    PRIMARY KEY (namespace_id, identity));
 """
+#: The tables the state takes, for ``storage_size``.
+TABLES = (
+    "crmsync_meta",
+    "runs",
+    "locks",
+    "deliveries",
+    "completed",
+    "checkpoints",
+    "rejects",
+    "intents",
+    "value_packs",
+    "object_entries",
+    "cache_namespaces",
+    "cache_entries",
+)
 #: Two runners creating the schema at once must not both run the DDL.
 _SCHEMA_LOCK = 0x63726D73  # "crms"
 
@@ -129,6 +147,7 @@ class PostgresStateStore(SqlStateStore):
                 )
             if version < SCHEMA_VERSION:
                 self.db.execute(SCHEMA)
+                self._migrate_unpacked_values()
                 self._exec(
                     "INSERT INTO crmsync_meta (name, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -138,6 +157,16 @@ class PostgresStateStore(SqlStateStore):
     @property
     def location(self) -> str:
         return mask_url(self.url)
+
+    def storage_size(self) -> tuple[int, str]:
+        row = self._exec(
+            "SELECT COALESCE(SUM(pg_total_relation_size(to_regclass(name))), 0) FROM unnest(?::text[]) AS name",
+            (list(TABLES),),
+        ).fetchone()
+        return int(row[0]), "pg_total_relation_size of crmsync's tables (every job sharing this database)"
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._exec("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0])
 
     def reopen(self) -> PostgresStateStore:
         return PostgresStateStore(self.url)

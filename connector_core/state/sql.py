@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,12 +17,15 @@ from typing import Any, Protocol
 
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
 from connector_core.state.lease import takeover_note
+from connector_core.state.packs import PackCache, pack, released
 from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
 #: The schema this crmsync writes; a database with a higher version was written by a newer crmsync.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Look-ups are chunked below SQLite's limit of host parameters in one statement.
 _CHUNK = 500
+#: Values imported or migrated (not written by a call) are packed this many at a time.
+_PACK_SIZE = 100
 _REJECT_COLUMNS = (
     "fingerprint",
     "component",
@@ -100,13 +104,21 @@ class SqlStateStore(StateStore):
             "key TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
         )
 
-    def _lookup(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
+    def _lookup(self, sql: str, params: tuple[Any, ...], keys: Sequence[Any]) -> dict[Any, Any]:
+        """``{first column: second column}`` of ``sql`` run for ``keys`` (its ``IN ({marks})``), in chunks."""
+        return dict(self._select_in(sql, params, keys))
+
+    def _select_in(self, sql: str, params: tuple[Any, ...], keys: Sequence[Any]) -> list[Any]:
+        rows: list[Any] = []
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            found.update(self._exec(sql.format(marks=marks), (*params, *chunk)).fetchall())
-        return found
+            rows.extend(self._exec(sql.format(marks=marks), (*params, *chunk)).fetchall())
+        return rows
+
+    def _has_table(self, name: str) -> bool:
+        """Whether the database has the (permanent) table ``name``."""
+        return bool(self._exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone())
 
     # -- runs and the lease --------------------------------------------------------------------------------
     def acquire_lock(self, job: str, owner: dict[str, Any], ttl_s: float) -> str | None:
@@ -340,10 +352,7 @@ class SqlStateStore(StateStore):
 
     def close_intent(self, intent_id: int, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
         with self._transaction():
-            self._many(
-                _upsert("objects", ("job", "component", "key"), ("outcome",)),
-                ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
-            )
+            self._put_objects(job, component, objects)
             self._exec("DELETE FROM intents WHERE intent_id = ?", (intent_id,))
             # Intents of a run that died are settled once every one of their records has an outcome.
             for older_id, keys in self._exec(
@@ -351,7 +360,7 @@ class SqlStateStore(StateStore):
             ).fetchall():
                 keys = json.loads(keys)
                 known = self._lookup(
-                    "SELECT key, 1 FROM objects WHERE job = ? AND component = ? AND key IN ({marks})",
+                    "SELECT key, 1 FROM object_entries WHERE job = ? AND component = ? AND key IN ({marks})",
                     (job, component),
                     keys,
                 )
@@ -370,33 +379,171 @@ class SqlStateStore(StateStore):
         return pending
 
     def objects(self, job: str, component: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-        sql = "SELECT key, outcome FROM objects WHERE job = ? AND component = ? AND key IN ({marks})"
-        return {key: json.loads(value) for key, value in self._lookup(sql, (job, component), keys).items()}
+        sql = "SELECT key, pack_id, slot FROM object_entries WHERE job = ? AND component = ? AND key IN ({marks})"
+        return self._unpacked(self._select_in(sql, (job, component), keys))
 
     def put_objects(self, job: str, component: str, objects: dict[str, dict[str, Any]]) -> None:
         with self._transaction():
-            self._many(
-                _upsert("objects", ("job", "component", "key"), ("outcome",)),
-                ((job, component, key, json.dumps(outcome, default=str)) for key, outcome in objects.items()),
-            )
+            self._put_objects(job, component, objects)
 
     def all_objects(self, job: str, component: str) -> dict[str, dict[str, Any]]:
-        rows = self._exec("SELECT key, outcome FROM objects WHERE job = ? AND component = ?", (job, component))
-        return {key: json.loads(value) for key, value in rows.fetchall()}
+        rows = self._exec(
+            "SELECT key, pack_id, slot FROM object_entries WHERE job = ? AND component = ?", (job, component)
+        ).fetchall()
+        return self._unpacked(rows)
+
+    def _put_objects(self, job: str, component: str, objects: dict[str, Any]) -> None:
+        """Inside a transaction: ``objects`` as one pack (see :mod:`connector_core.state.packs`)."""
+        if not objects:
+            return
+        keys = list(objects)
+        sql = "SELECT key, pack_id FROM object_entries WHERE job = ? AND component = ? AND key IN ({marks})"
+        replaced = self._lookup(sql, (job, component), keys)
+        pack_id = self._new_pack(list(objects.values()), time.time())
+        self._many(
+            _upsert("object_entries", ("job", "component", "key"), ("pack_id", "slot")),
+            ((job, component, key, pack_id, slot) for slot, key in enumerate(keys)),
+        )
+        self._release(replaced.values())
 
     # -- cache -------------------------------------------------------------------------------------------
     def cache_get(self, namespace: str, identities: list[str], max_age_s: float) -> dict[str, Any]:
-        sql = "SELECT identity, value FROM cache WHERE namespace = ? AND stored_at >= ? AND identity IN ({marks})"
-        found = self._lookup(sql, (namespace, time.time() - max_age_s), identities)
-        return {identity: json.loads(value) for identity, value in found.items()}
+        namespace_id = self._namespace_id(namespace, create=False)
+        if namespace_id is None:
+            return {}
+        sql = "SELECT identity, pack_id, slot FROM cache_entries WHERE namespace_id = ? AND identity IN ({marks})"
+        return self._unpacked(self._select_in(sql, (namespace_id,), identities), time.time() - max_age_s)
 
     def cache_put(self, namespace: str, values: dict[str, Any]) -> None:
-        now = time.time()
         with self._transaction():
-            self._many(
-                _upsert("cache", ("namespace", "identity"), ("value", "stored_at")),
-                ((namespace, identity, json.dumps(value, default=str), now) for identity, value in values.items()),
-            )
+            self._put_cache(namespace, values, time.time())
+
+    def _put_cache(self, namespace: str, values: dict[str, Any], stored_at: float) -> None:
+        if not values:
+            return
+        namespace_id = self._namespace_id(namespace, create=True)
+        assert namespace_id is not None
+        identities = list(values)
+        sql = "SELECT identity, pack_id FROM cache_entries WHERE namespace_id = ? AND identity IN ({marks})"
+        replaced = self._lookup(sql, (namespace_id,), identities)
+        pack_id = self._new_pack(list(values.values()), stored_at)
+        self._many(
+            _upsert("cache_entries", ("namespace_id", "identity"), ("pack_id", "slot")),
+            ((namespace_id, identity, pack_id, slot) for slot, identity in enumerate(identities)),
+        )
+        self._release(replaced.values())
+
+    @functools.cached_property
+    def _namespace_ids(self) -> dict[str, int]:
+        """Cache namespaces' numbers this store has looked up (namespaces are never deleted: they stay valid)."""
+        return {}
+
+    def _namespace_id(self, namespace: str, create: bool) -> int | None:
+        """The number standing for a cache namespace in its entries."""
+        known = self._namespace_ids
+        if namespace not in known:
+            select = "SELECT namespace_id FROM cache_namespaces WHERE namespace = ?"
+            row = self._exec(select, (namespace,)).fetchone()
+            if row is None and create:
+                self._exec(
+                    "INSERT INTO cache_namespaces (namespace) VALUES (?) ON CONFLICT (namespace) DO NOTHING",
+                    (namespace,),
+                )
+                row = self._exec(select, (namespace,)).fetchone()
+            if row is None:
+                return None
+            known[namespace] = int(row[0])
+        return known[namespace]
+
+    # -- packs (see connector_core.state.packs) ------------------------------------------------------------
+    def _new_pack(self, values: list[Any], stored_at: float) -> int:
+        cursor = self._exec(
+            "INSERT INTO value_packs (refs, stored_at, data) VALUES (?, ?, ?) RETURNING pack_id",
+            (len(values), stored_at, pack(values)),
+        )
+        return int(cursor.fetchone()[0])
+
+    def _release(self, pack_ids: Iterable[int]) -> None:
+        """Entries that pointed at these packs (one id per entry) point elsewhere now: drop packs left unused."""
+        counts = released(pack_ids)
+        if counts:
+            self._many("UPDATE value_packs SET refs = refs - ? WHERE pack_id = ?", counts)
+            self._many("DELETE FROM value_packs WHERE pack_id = ? AND refs <= 0", [(pack_id,) for _, pack_id in counts])
+
+    def _unpacked(self, entries: list[Any], stored_since: float | None = None) -> dict[Any, Any]:
+        """``{key: value}`` for ``(key, pack_id, slot)`` entries (only packs stored since ``stored_since``)."""
+        if not entries:
+            return {}
+        sql = "SELECT pack_id, data FROM value_packs WHERE "
+        params: tuple[Any, ...] = ()
+        if stored_since is not None:
+            sql, params = sql + "stored_at >= ? AND ", (stored_since,)
+        packs = self._lookup(sql + "pack_id IN ({marks})", params, sorted({entry[1] for entry in entries}))
+        read = PackCache()
+        return {key: read.value(pack_id, packs[pack_id], slot) for key, pack_id, slot in entries if pack_id in packs}
+
+    def _migrate_unpacked_values(self) -> None:
+        """Inside the schema upgrade: schema 2 kept the cache and objects one JSON text per row; pack them."""
+        if self._has_table("cache"):
+            rows = self._rows("SELECT namespace, identity, value, stored_at FROM cache", ())
+            self._import_cache(rows)
+            self._exec("DROP TABLE cache")
+        if self._has_table("objects"):
+            self._import_objects(self._rows("SELECT job, component, key, outcome FROM objects", ()))
+            self._exec("DROP TABLE objects")
+
+    def _import_cache(self, rows: list[dict[str, Any]]) -> None:
+        groups: dict[tuple[str, float], dict[str, Any]] = {}
+        for row in rows:
+            groups.setdefault((row["namespace"], row["stored_at"]), {})[row["identity"]] = json.loads(row["value"])
+        for (namespace, stored_at), values in groups.items():
+            for chunk in _chunks(values):
+                self._put_cache(namespace, chunk, stored_at)
+
+    def _import_objects(self, rows: list[dict[str, Any]]) -> None:
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            groups.setdefault((row["job"], row["component"]), {})[row["key"]] = json.loads(row["outcome"])
+        for (job, component), values in groups.items():
+            for chunk in _chunks(values):
+                self._put_objects(job, component, chunk)
+
+    def _export_cache(self) -> list[dict[str, Any]]:
+        rows = self._exec(
+            "SELECT n.namespace, e.identity, e.pack_id, e.slot, p.stored_at, p.data FROM cache_entries e "
+            "JOIN cache_namespaces n ON n.namespace_id = e.namespace_id JOIN value_packs p ON p.pack_id = e.pack_id "
+            "ORDER BY n.namespace, e.identity"
+        ).fetchall()
+        read = PackCache()
+        return [
+            {
+                "namespace": namespace,
+                "identity": identity,
+                "value": json.dumps(read.value(pack_id, data, slot)),
+                "stored_at": stored_at,
+            }
+            for namespace, identity, pack_id, slot, stored_at, data in rows
+        ]
+
+    def _export_objects(self, job: str) -> list[dict[str, Any]]:
+        rows = self._exec(
+            "SELECT component, key, pack_id, slot FROM object_entries WHERE job = ? ORDER BY component, key", (job,)
+        ).fetchall()
+        values = self._unpacked([((component, key), pack_id, slot) for component, key, pack_id, slot in rows])
+        return [
+            {"job": job, "component": component, "key": key, "outcome": json.dumps(values[component, key])}
+            for component, key, _, _ in rows
+        ]
+
+    def _delete_objects(self, job: str) -> None:
+        self._exec(
+            "DELETE FROM value_packs WHERE pack_id IN (SELECT pack_id FROM object_entries WHERE job = ?)", (job,)
+        )
+        self._exec("DELETE FROM object_entries WHERE job = ?", (job,))
+
+    def _delete_cache(self) -> None:
+        self._exec("DELETE FROM value_packs WHERE pack_id IN (SELECT pack_id FROM cache_entries)")
+        self._exec("DELETE FROM cache_entries")
 
     # -- administration ----------------------------------------------------------------------------------
     def summary(self, job: str) -> dict[str, Any]:
@@ -404,11 +551,14 @@ class SqlStateStore(StateStore):
             return int(self._exec(sql, params).fetchone()[0])
 
         lock = self.lock(job)
+        completed = count("SELECT COUNT(*) FROM completed WHERE job = ?", job)
+        cached = count("SELECT COUNT(*) FROM cache_entries")
+        size, measured = self.storage_size()
         return {
             "job": job,
             "database": self.location,
             "runs": self.runs(job, limit=10),
-            "completed_records": count("SELECT COUNT(*) FROM completed WHERE job = ?", job),
+            "completed_records": completed,
             "deliveries": dict(
                 self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
             ),
@@ -420,8 +570,14 @@ class SqlStateStore(StateStore):
                 self._exec("SELECT status, COUNT(*) FROM rejects WHERE job = ? GROUP BY status", (job,)).fetchall()
             ),
             "open_intents": count("SELECT COUNT(*) FROM intents WHERE job = ?", job),
-            "objects": count("SELECT COUNT(*) FROM objects WHERE job = ?", job),
-            "cache_entries": count("SELECT COUNT(*) FROM cache"),
+            "objects": count("SELECT COUNT(*) FROM object_entries WHERE job = ?", job),
+            "cache_entries": cached,
+            "size": {
+                "bytes": size,
+                "measured": measured,
+                "bytes_per_completed_record": round(size / completed) if completed else None,
+                "bytes_per_cached_person": round(size / cached) if cached else None,
+            },
             "lock": None
             if lock is None
             else {
@@ -433,23 +589,32 @@ class SqlStateStore(StateStore):
             },
         }
 
+    @abc.abstractmethod
+    def storage_size(self) -> tuple[int, str]:
+        """The bytes the state takes, and what was measured (shown by ``crmsync state show``)."""
+
     def reset(self, job: str, parts: set[str]) -> None:
         tables = {
-            "delivered": ("deliveries", "completed", "checkpoints", "objects", "intents"),
+            "delivered": ("deliveries", "completed", "checkpoints", "intents"),
             "errors": ("rejects",),
         }
         with self._transaction():
             for part in parts:
                 if part == "cache":
-                    self._exec("DELETE FROM cache")
+                    self._delete_cache()
+                if part == "delivered":
+                    self._delete_objects(job)
                 for table in tables.get(part, ()):
                     self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
 
     def export(self, job: str) -> dict[str, Any]:
         data: dict[str, Any] = {"format": EXPORT_FORMAT, "job": job}
         for table in (*JOB_TABLES, "runs"):
-            data[table] = self._rows(f"SELECT * FROM {table} WHERE job = ?", (job,))
-        data["cache"] = self._rows("SELECT * FROM cache", ())
+            if table == "objects":
+                data[table] = self._export_objects(job)
+            else:
+                data[table] = self._rows(f"SELECT * FROM {table} WHERE job = ?", (job,))
+        data["cache"] = self._export_cache()
         return data
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -461,16 +626,23 @@ class SqlStateStore(StateStore):
         tables = validate_export(data)
         with self._transaction():
             for table in (*JOB_TABLES, "runs"):
+                if table == "objects":
+                    self._delete_objects(job)
+                    self._import_objects([{**row, "job": job} for row in tables[table]])
+                    continue
                 self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
                 for row in tables[table]:
                     row = {**row, "job": job}
                     marks = ",".join("?" * len(row))
                     self._exec(f"INSERT INTO {table} ({','.join(row)}) VALUES ({marks})", tuple(row.values()))
-            self._many(
-                _upsert("cache", ("namespace", "identity"), ("value", "stored_at")),
-                ((r["namespace"], r["identity"], r["value"], r["stored_at"]) for r in tables["cache"]),
-            )
+            self._import_cache(tables["cache"])
             self._after_import()
 
     def _after_import(self) -> None:
         """Dialect hook: e.g. move id sequences past imported ids."""
+
+
+def _chunks(values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    items = list(values.items())
+    for start in range(0, len(items), _PACK_SIZE):
+        yield dict(items[start : start + _PACK_SIZE])

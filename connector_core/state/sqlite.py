@@ -44,12 +44,16 @@ CREATE TABLE IF NOT EXISTS rejects (
 CREATE TABLE IF NOT EXISTS intents (
     intent_id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, component TEXT NOT NULL, keys TEXT NOT NULL,
     started_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
-    job TEXT NOT NULL, component TEXT NOT NULL, key TEXT NOT NULL, outcome TEXT NOT NULL,
-    PRIMARY KEY (job, component, key));
-CREATE TABLE IF NOT EXISTS cache (
-    namespace TEXT NOT NULL, identity TEXT NOT NULL, value TEXT NOT NULL, stored_at REAL NOT NULL,
-    PRIMARY KEY (namespace, identity));
+CREATE TABLE IF NOT EXISTS value_packs (
+    pack_id INTEGER PRIMARY KEY AUTOINCREMENT, refs INTEGER NOT NULL, stored_at REAL NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS object_entries (
+    job TEXT NOT NULL, component TEXT NOT NULL, key TEXT NOT NULL, pack_id INTEGER NOT NULL, slot INTEGER NOT NULL,
+    PRIMARY KEY (job, component, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache_namespaces (
+    namespace_id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS cache_entries (
+    namespace_id INTEGER NOT NULL, identity TEXT NOT NULL, pack_id INTEGER NOT NULL, slot INTEGER NOT NULL,
+    PRIMARY KEY (namespace_id, identity)) WITHOUT ROWID;
 """
 
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
@@ -135,6 +139,7 @@ class SqliteStateStore(SqlStateStore):
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
+                self._migrate_unpacked_values()
                 self.db.execute(
                     "INSERT OR REPLACE INTO crmsync_meta (name, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -143,6 +148,10 @@ class SqliteStateStore(SqlStateStore):
     @property
     def location(self) -> str:
         return str(self.path)
+
+    def storage_size(self) -> tuple[int, str]:
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        return sum(file.stat().st_size for file in files if file.exists()), "the database file and its -wal"
 
     def reopen(self) -> SqliteStateStore:
         return SqliteStateStore(self.path, inspect=False)

@@ -15,6 +15,7 @@ from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.deliveries import Deliveries
 from crmsync_plugins.apollo.errors import (
+    ApolloAuthError,
     ApolloError,
     ApolloUnavailable,
     EndpointPaused,
@@ -38,6 +39,8 @@ DETAIL_FIELDS = (
 )
 #: What happened to one person: (``matched``, person) or (``missing``/``skipped``/``deferred``/``failed``, reason).
 Answer = tuple[str, Any]
+#: A record Apollo can be asked about, its ``details[]`` entry and its strongest identity (computed once, carried).
+Asked = tuple[Record, dict[str, Any], str]
 
 #: Response fields copied onto matched records when an asynchronous flag is on: the keys the webhook results
 #: (delivered later) are joined back with.
@@ -176,10 +179,9 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         answers = self._cached(asked)
         shared: dict[int, asyncio.Future[Answer]] = {}
         mine: dict[int, asyncio.Future[Answer]] = {}
-        for position, (_, detail) in enumerate(asked):
+        for position, (_, _, key) in enumerate(asked):
             if position in answers:
                 continue
-            key = person_key(detail)
             pending = self.in_flight.get(key)
             if pending is not None:  # the same person is already being asked about: pay once
                 shared[position] = pending
@@ -189,13 +191,13 @@ class BulkMatch(Mapper[BulkMatchOptions]):
             try:
                 results = await self._call([asked[position][1] for position in mine])
             except BaseException as exc:
-                self._abandon([person_key(asked[position][1]) for position in mine], mine.values(), exc)
+                self._abandon([asked[position][2] for position in mine], mine.values(), exc)
                 raise
             for (position, future), answer in zip(mine.items(), results, strict=True):
                 answers[position] = answer
                 future.set_result(answer)
-                self.in_flight.pop(person_key(asked[position][1]), None)
-            self._remember([(asked[p][1], answers[p]) for p in mine])
+                self.in_flight.pop(asked[position][2], None)
+            self._remember([(asked[p][2], answers[p]) for p in mine])
             self._record_deliveries([(asked[p][0], answers[p]) for p in mine])
         for position, future in shared.items():
             try:
@@ -251,9 +253,8 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         asked = self._identifiable(batch, out)
         answers = self._cached(asked)
         new = 0
-        for position, (_, detail) in enumerate(asked):
+        for position, (_, _, key) in enumerate(asked):
             if position not in answers:
-                key = person_key(detail)
                 new += key not in self.planned
                 self.planned.add(key)
                 answers[position] = ("matched", {})
@@ -263,22 +264,23 @@ class BulkMatch(Mapper[BulkMatchOptions]):
             stats.estimated_credits += new * self.options.credits_per_person
         self._emit(asked, answers, out)
 
-    def _identifiable(self, batch: list[Record], out: Emitter) -> list[tuple[Record, dict[str, Any]]]:
-        """The records Apollo can be asked about, with their details; the others go to ``missing`` for free."""
-        asked: list[tuple[Record, dict[str, Any]]] = []
+    def _identifiable(self, batch: list[Record], out: Emitter) -> list[Asked]:
+        """The records Apollo can be asked about, with their details and identities; the others go to ``missing``
+        for free."""
+        asked: list[Asked] = []
         for record in batch:
             detail = self.detail(record)
             if _identifies(detail):
-                asked.append((record, detail))
+                asked.append((record, detail, person_key(detail)))
             else:
                 self.connection.stats.outcomes["missing"] += 1
                 reason = "no identifying field (email, hashed_email, id, linkedin_url or name)"
                 out.emit(_tagged(record, "_missing_reason", reason), "missing")
         return asked
 
-    def _emit(self, asked: list[tuple[Record, dict[str, Any]]], answers: dict[int, Answer], out: Emitter) -> None:
+    def _emit(self, asked: list[Asked], answers: dict[int, Answer], out: Emitter) -> None:
         stats = self.connection.stats
-        for position, (record, _) in enumerate(asked):
+        for position, (record, _, _) in enumerate(asked):
             kind, value = answers[position]
             stats.outcomes[kind] += 1
             if kind == "failed":
@@ -317,6 +319,10 @@ class BulkMatch(Mapper[BulkMatchOptions]):
             matches = _matches(body)
         except _CeilingReached as exc:
             self.context.mark_failed(f"{self.name}: {exc}; the rest is skipped and retried next run")
+            return [("skipped", str(exc))] * len(details)
+        except ApolloAuthError as exc:
+            # No call is sent after this one; what was read is set aside (skipped), not lost.
+            self.context.halt(f"{self.name}: {exc}")
             return [("skipped", str(exc))] * len(details)
         except OutOfCredits as exc:
             self.out_of_credits = client.out_of_credits or f"Apollo reports no credits left ({exc})"
@@ -407,12 +413,12 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         stats = self.connection.stats
         return Decimal(str(self.options.max_credits)) - stats.credits - stats.credits_at_risk - self.reserved
 
-    def _cached(self, asked: list[tuple[Record, dict[str, Any]]]) -> dict[int, Answer]:
+    def _cached(self, asked: list[Asked]) -> dict[int, Answer]:
         """Answers the enrichment cache already holds (the job keeps state): no call, no credits."""
         state = self.context.state
         if state is None or not asked:
             return {}
-        keys = [person_key(detail) for _, detail in asked]
+        keys = [key for _, _, key in asked]
         ttl = self.context.spec.state_settings.cache_ttl_days * 86400
         hits = state.cache_get(self.cache_namespace, sorted(set(keys)), ttl)
         answers: dict[int, Answer] = {}
@@ -425,13 +431,14 @@ class BulkMatch(Mapper[BulkMatchOptions]):
                 )
         return answers
 
-    def _remember(self, results: list[tuple[dict[str, Any], Answer]]) -> None:
+    def _remember(self, results: list[tuple[str, Answer]]) -> None:
+        """Cache the answers of a call by identity: a later run, or a later record of this one, pays nothing."""
         state = self.context.state
         if state is None:
             return
         entries = {
-            person_key(detail): {"person": value if kind == "matched" else None}
-            for detail, (kind, value) in results
+            key: {"person": value if kind == "matched" else None}
+            for key, (kind, value) in results
             if kind in ("matched", "missing")
         }
         if entries:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
-import attrs
 import httpx
 
 from crmsync_plugins.apollo.budget import RateBudget
@@ -30,48 +27,8 @@ from crmsync_plugins.apollo.errors import (
     is_out_of_credits,
 )
 from crmsync_plugins.apollo.settings import PATHS, ApolloSettings
+from crmsync_plugins.apollo.stats import ApiStats
 from crmsync_plugins.apollo.usage import USAGE_PATH, limits_from_usage
-
-
-@attrs.define
-class ApiStats:
-    """What the ``api`` section of the run report shows."""
-
-    calls: Counter[str] = attrs.field(factory=Counter)
-    #: Credits Apollo reported as consumed.
-    credits: Decimal = Decimal(0)
-    #: Credits that may have been charged without Apollo saying so: calls whose response was lost after Apollo
-    #: may have applied them, and answers that leave the count out (waterfall mode), at their worst case.
-    credits_at_risk: Decimal = Decimal(0)
-    #: Successful paid calls whose response did not report the credits consumed.
-    credits_unreported_calls: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    wait_s: float = 0.0
-    outcomes: Counter[str] = attrs.field(factory=Counter)
-    #: ``crmsync plan``: calls that would be made (by URL) and the credits they could cost at most.
-    planned: Counter[str] = attrs.field(factory=Counter)
-    estimated_credits: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report section."""
-        return {
-            "calls": dict(self.calls),
-            "credits": float(self.credits),
-            "credits_confirmed": float(self.credits),
-            "credits_at_risk": float(self.credits_at_risk),
-            **({"credits_unreported_calls": self.credits_unreported_calls} if self.credits_unreported_calls else {}),
-            "retries": self.retries,
-            "rate_limited": self.rate_limited,
-            "wait_s": round(self.wait_s, 3),
-            **dict(self.outcomes),
-            **(
-                {"planned_calls": dict(self.planned), "estimated_credits": self.estimated_credits}
-                if self.planned
-                else {}
-            ),
-        }
-
 
 #: Operations that cost credits: an exhausted balance stops them, not the free ones.
 PAID_OPERATIONS = frozenset({"people/bulk_match", "organizations/bulk_enrich"})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector_core.components import Connection
-from crmsync_plugins.apollo.client import ApiStats, ApolloClient
 from crmsync_plugins.apollo.settings import ApolloSettings
+from crmsync_plugins.apollo.stats import ApiStats
+
+if TYPE_CHECKING:
+    from crmsync_plugins.apollo.client import ApolloClient
 
 
 class ApolloConnection(Connection[ApolloSettings]):
@@ -23,6 +26,8 @@ class ApolloConnection(Connection[ApolloSettings]):
         self.client: ApolloClient | None = None
 
     async def open(self) -> None:
+        from crmsync_plugins.apollo.client import ApolloClient  # httpx loads with the first Apollo connection
+
         # Whatever the spec says, the key is a secret: mask it even if it was written inline.
         self.context.redactor.add(self.options.api_key)
         self.client = ApolloClient(self.options, self.stats, mask=self.context.redactor.text)

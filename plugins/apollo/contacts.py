@@ -117,8 +117,7 @@ class ContactsSink(Sink[ContactsOptions]):
 
     async def write(self, batch: list[Record], out: Emitter) -> None:
         if self.context.halted:  # the run is stopping: set the records aside for the next run
-            reason = f"not sent: {self.context.halted}"
-            out.emit_many((r.with_data({**r.data, "_skipped_reason": reason}) for r in batch), "skipped")
+            _skip(batch, f"not sent: {self.context.halted}", out)
             return
         state = self.context.state
         replay_since: float | None = None
@@ -191,7 +190,10 @@ class ContactsSink(Sink[ContactsOptions]):
             if intent is not None:
                 await asyncio.to_thread(state.close_intent, intent, self.name, {})  # type: ignore[union-attr]
             if isinstance(exc, ApolloAuthError):
-                raise
+                # Nothing more is sent; this batch and the rest are set aside for the next run, not lost.
+                self.context.halt(f"{self.name}: {exc}")
+                _skip(records, f"not sent: {exc}", out)
+                return
             await self._rejected(records, contacts, out, replay_since, splits, exc)
             return
         except ApolloError as exc:  # transient, malformed or out of credits: nothing says what Apollo did
@@ -400,3 +402,8 @@ def _raw_number(number: Any) -> str:
     if isinstance(number, dict):
         return str(number.get("raw_number") or number.get("sanitized_number") or "")
     return str(number)
+
+
+def _skip(records: list[Record], reason: str, out: Emitter) -> None:
+    """Set ``records`` aside on the ``skipped`` output, saying why."""
+    out.emit_many((r.with_data({**r.data, "_skipped_reason": reason}) for r in records), "skipped")

@@ -26,7 +26,8 @@ from crmsync_plugins.apollo.paths import get_path
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
-    from crmsync_plugins.apollo.client import ApiStats, ApolloClient
+    from crmsync_plugins.apollo.client import ApolloClient
+    from crmsync_plugins.apollo.stats import ApiStats
 
 #: Delivery kind → the output of ``apollo.bulk_match`` its records go to.
 OUTPUTS = {"phone": "phones", "waterfall": "waterfall"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 _LINKEDIN_PREFIX = re.compile(r"^(https?://)?([a-z]{2,3}\.)?(www\.)?", re.IGNORECASE)
@@ -21,10 +21,11 @@ def norm_linkedin(url: Any) -> str:
     return _LINKEDIN_PREFIX.sub("", text).rstrip("/") if text else ""
 
 
-def email_hashes(email: str) -> set[str]:
-    """The MD5 and SHA-256 hex digests Apollo accepts as ``hashed_email``."""
+def email_hashes(email: str) -> tuple[str, str]:
+    """The MD5 and SHA-256 hex digests Apollo accepts as ``hashed_email``, sorted."""
     data = email.encode()
-    return {hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()}
+    md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+    return (md5, sha256) if md5 < sha256 else (sha256, md5)
 
 
 def full_name(person: Mapping[str, Any]) -> str:
@@ -35,31 +36,83 @@ def full_name(person: Mapping[str, Any]) -> str:
     return " ".join(name.split())
 
 
+def _id_keys(person: Mapping[str, Any]) -> list[str]:
+    return ["id:" + norm(person["id"])] if person.get("id") else []
+
+
+def _email_keys(person: Mapping[str, Any]) -> list[str]:
+    email = norm(person.get("email"))
+    return ["email:" + email] if email else []
+
+
+def _hash_keys(person: Mapping[str, Any]) -> list[str]:
+    email = norm(person.get("email"))
+    keys = ["hash:" + digest for digest in email_hashes(email)] if email else []
+    if person.get("hashed_email"):
+        keys.append("hash:" + norm(person["hashed_email"]))
+    return keys
+
+
+def _linkedin_keys(person: Mapping[str, Any]) -> list[str]:
+    linkedin = norm_linkedin(person.get("linkedin_url"))
+    return ["linkedin:" + linkedin] if linkedin else []
+
+
+def _name_keys(person: Mapping[str, Any]) -> list[str]:
+    name = full_name(person)
+    if not name:
+        return []
+    organization = person.get("organization") or {}
+    domains = {norm(person.get("domain")), norm(organization.get("primary_domain"))}
+    companies = {norm(person.get("organization_name")), norm(organization.get("name"))}
+    return [f"name+domain:{name}|{d}" for d in sorted(domains) if d] + [
+        f"name+org:{name}|{c}" for c in sorted(companies) if c
+    ]
+
+
+#: The kinds of identity keys, strongest first; a key of one kind never equals a key of another (its prefix).
+_KINDS: tuple[Callable[[Mapping[str, Any]], list[str]], ...] = (
+    _id_keys,
+    _email_keys,
+    _hash_keys,
+    _linkedin_keys,
+    _name_keys,
+)
+
+
 def identity_keys(person: Mapping[str, Any]) -> list[str]:
     """Every key under which a person (a request detail or an Apollo answer) can be recognised, strongest first.
 
     Details carry ``domain``/``organization_name``; Apollo's person carries ``organization{...}``.
     """
-    keys = []
-    if person.get("id"):
-        keys.append("id:" + norm(person["id"]))
-    email = norm(person.get("email"))
-    if email:
-        keys.append("email:" + email)
-        keys.extend("hash:" + digest for digest in sorted(email_hashes(email)))
-    if person.get("hashed_email"):
-        keys.append("hash:" + norm(person["hashed_email"]))
-    linkedin = norm_linkedin(person.get("linkedin_url"))
-    if linkedin:
-        keys.append("linkedin:" + linkedin)
-    name = full_name(person)
-    if name:
-        organization = person.get("organization") or {}
-        domains = {norm(person.get("domain")), norm(organization.get("primary_domain"))}
-        companies = {norm(person.get("organization_name")), norm(organization.get("name"))}
-        keys.extend(f"name+domain:{name}|{d}" for d in sorted(domains) if d)
-        keys.extend(f"name+org:{name}|{c}" for c in sorted(companies) if c)
-    return keys
+    return [key for kind in _KINDS for key in kind(person)]
+
+
+class _QuestionIndex:
+    """Positions of the questions by identity key, built one kind of key at a time, when an answer first needs
+    that kind: most answers are placed by their id or email, so hashes and names are rarely computed."""
+
+    def __init__(self, questions: Sequence[Mapping[str, Any]]) -> None:
+        self.questions = questions
+        self.positions: dict[str, list[int]] = {}
+        self.built: set[Callable[[Mapping[str, Any]], list[str]]] = set()
+
+    def find(self, answer: Mapping[str, Any], taken: Mapping[int, Any]) -> int | None:
+        """The first unanswered question sharing the answer's strongest key (in :func:`identity_keys` order)."""
+        for kind in _KINDS:
+            keys = kind(answer)
+            if not keys:
+                continue
+            if kind not in self.built:
+                self.built.add(kind)
+                for position, question in enumerate(self.questions):
+                    for key in kind(question):
+                        self.positions.setdefault(key, []).append(position)
+            for key in keys:
+                for position in self.positions.get(key, ()):
+                    if position not in taken:
+                        return position
+        return None
 
 
 def person_key(person: Mapping[str, Any]) -> str:
@@ -68,6 +121,12 @@ def person_key(person: Mapping[str, Any]) -> str:
     Used to pay once per person (the cache, duplicate people in a run). Weaker keys such as name + company
     are good enough to pair an answer with its question, but two colleagues may share them.
     """
+    # The first of identity_keys(), without computing the weaker keys (and the email's hashes) after it.
+    if person.get("id"):
+        return "id:" + norm(person["id"])
+    email = norm(person.get("email"))
+    if email:
+        return "email:" + email
     keys = identity_keys(person)
     return keys[0] if keys else ""
 
@@ -84,16 +143,13 @@ def join_answers(questions: Sequence[Mapping[str, Any]], answers: Iterable[Mappi
     """
     answers = list(answers)
     positional = len(answers) == len(questions)
-    index: dict[str, list[int]] = {}
-    for position, question in enumerate(questions):
-        for key in identity_keys(question):
-            index.setdefault(key, []).append(position)
+    index = _QuestionIndex(questions)
     joined: dict[int, Any] = {}
     unplaced: list[Mapping[str, Any]] = []
     for position, answer in enumerate(answers):
         if answer is None:
             continue
-        target = _by_identity(identity_keys(answer), index, joined)
+        target = index.find(answer, joined)
         if target is None and positional and position not in joined and not _contradicts(questions[position], answer):
             target = position
         if target is None:
@@ -121,14 +177,6 @@ def _by_name(questions: Sequence[Mapping[str, Any]], answer: Mapping[str, Any], 
         if position not in taken and full_name(question) == name and not _contradicts(question, answer)
     ]
     return candidates[0] if len(candidates) == 1 else None
-
-
-def _by_identity(keys: list[str], index: dict[str, list[int]], taken: Mapping[int, Any]) -> int | None:
-    for key in keys:
-        for position in index.get(key, ()):
-            if position not in taken:
-                return position
-    return None
 
 
 def _contradicts(question: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:

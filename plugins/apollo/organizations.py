@@ -13,6 +13,7 @@ from connector_core.options import option
 from connector_core.records import Record
 from crmsync_plugins.apollo.connection import ApolloConnection
 from crmsync_plugins.apollo.errors import (
+    ApolloAuthError,
     ApolloError,
     ApolloUnavailable,
     EndpointPaused,
@@ -92,6 +93,9 @@ class OrganizationsBulkEnrich(Mapper[OrganizationsOptions]):
             chunk = domains[start : start + MAX_DOMAINS]
             try:
                 found.update(await self._enrich(chunk))
+            except ApolloAuthError as exc:
+                self.context.halt(f"{self.name}: {exc}")  # nothing more is sent; the records are set aside
+                deferred.update(dict.fromkeys(chunk, f"organizations/bulk_enrich: {exc}"))
             except (OutOfCredits, ApolloUnavailable) as exc:
                 deferred.update(dict.fromkeys(chunk, f"organizations/bulk_enrich: {exc}"))
             except ApolloError as exc:

@@ -1,17 +1,14 @@
-"""Built-in file plugins: CSV, JSONL and SQLite sources and sinks."""
+"""Built-in file plugins: CSV, JSONL and SQLite sources and sinks.
+
+The component modules are imported when a registry is first filled, not with the plugin: listing the plugins
+for ``crmsync --help`` stays light.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from connector_core import hookimpl
-
-from .csv_sink import CsvSink
-from .csv_source import CsvSource
-from .jsonl_sink import JsonlSink
-from .jsonl_source import JsonlSource
-from .sqlite_sink import SqliteSink
-from .sqlite_source import SqliteSource
 
 if TYPE_CHECKING:
     from connector_core.registry import ComponentRegistry
@@ -20,6 +17,10 @@ if TYPE_CHECKING:
 @hookimpl
 def register_sources(registry: ComponentRegistry) -> None:
     """The ``csv``, ``jsonl`` and ``sqlite`` sources."""
+    from .csv_source import CsvSource
+    from .jsonl_source import JsonlSource
+    from .sqlite_source import SqliteSource
+
     registry.add("csv", CsvSource)
     registry.add("jsonl", JsonlSource)
     registry.add("sqlite", SqliteSource)
@@ -28,6 +29,10 @@ def register_sources(registry: ComponentRegistry) -> None:
 @hookimpl
 def register_sinks(registry: ComponentRegistry) -> None:
     """The ``csv``, ``jsonl`` and ``sqlite`` sinks."""
+    from .csv_sink import CsvSink
+    from .jsonl_sink import JsonlSink
+    from .sqlite_sink import SqliteSink
+
     registry.add("csv", CsvSink)
     registry.add("jsonl", JsonlSink)
     registry.add("sqlite", SqliteSink)

@@ -1,8 +1,9 @@
-"""The ``sqlite`` sink: upserts records into a table by record key, in one transaction per run."""
+"""The ``sqlite`` sink: upserts records into a table by record key; a run's upserts reach the table at once."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -54,13 +55,51 @@ def sql_value(value: Any) -> Any:
     return str(value)
 
 
+class _Table:
+    """A table's columns as the sink knows them (SQLite column names are case-insensitive)."""
+
+    def __init__(self, db: sqlite3.Connection, name: str) -> None:
+        self.db = db
+        self.name = name
+        info = db.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        #: Existing columns by lowercase name.
+        self.columns: dict[str, str] = {row[1].lower(): row[1] for row in info}
+        #: Whether ``_key`` is the primary key (only asked of a target table).
+        self.keyed = any(row[1] == KEY_COLUMN and row[5] == 1 for row in info)
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.columns)
+
+    def create(self, columns: str) -> None:
+        self.db.execute(f"CREATE TABLE {quote(self.name)} ({columns})")
+        self.__init__(self.db, self.name)  # type: ignore[misc]
+
+    def add_columns(self, fields: tuple[str, ...]) -> list[str]:
+        """Add the columns ``fields`` lack (no declared types: SQLite stores each value as given); returns the
+        quoted column names of ``fields``."""
+        for field in fields:
+            if field.lower() not in self.columns:
+                self.db.execute(f"ALTER TABLE {quote(self.name)} ADD COLUMN {quote(field)}")
+                self.columns[field.lower()] = field
+        return [quote(self.columns[field.lower()]) for field in fields]
+
+    def count(self) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {quote(self.name)}").fetchone()[0]) if self.exists else 0
+
+
 class SqliteSink(Sink[SqliteSinkOptions]):
     """Upserts each record into ``table`` under its record key: a record seen again updates its row.
 
     The table gains a column for every new field (``ALTER TABLE ... ADD COLUMN``); fields a record lacks keep
-    their stored values. The whole run is one transaction, begun at open and committed at close, so a crash
-    leaves the database exactly as the previous run left it, and so does a failed run, like the file sinks.
-    When the job keeps state, each batch is committed on its own, together with its delivery record.
+    their stored values. A run's upserts reach the table in one transaction, when the run succeeds: a crash or
+    a failed run leaves the database exactly as the previous run left it, like the file sinks. Without state
+    the whole run is that transaction. With state each batch must be durable before its delivery is recorded,
+    so batches are committed to a *stage* beside the database (the hidden ``.<file>.<table>.stage``, an append
+    log in write order); a successful run applies the stage to the table in one transaction and deletes it, a
+    failed or killed run keeps it for the next run, which adds its own batches and applies them all (applying
+    a stage twice changes nothing). A stage left by a state that was since reset (no checkpoint) is deleted:
+    its records will be delivered again.
 
     A record with a blank key is rejected: it would overwrite every other record without one. The run report
     says how many rows were inserted and how many updated (a key seen before, in this run or an earlier one),
@@ -76,9 +115,11 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         self._db: sqlite3.Connection | None = None
         #: The first disk error of the run, see :meth:`_disk_errors`.
         self._broken: OSError | None = None
-        #: Existing columns by lowercase name: SQLite column names are case-insensitive.
-        self._columns: dict[str, str] = {}
-        #: The upsert statement for each set of fields seen so far.
+        self._target: _Table | None = None
+        #: Where batches go first when the job keeps state (None: straight into the target).
+        self._stage: _Table | None = None
+        self._stage_path = options.path.with_name(f".{options.path.name}.{options.table}.stage")
+        #: The upsert (or, into the stage, insert) statement for each set of fields seen so far.
         self._statements: dict[tuple[str, ...], str] = {}
         #: Records upserted this run, and the table's row count at open.
         self.written = 0
@@ -89,16 +130,27 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None hands transaction control to us: the module would otherwise commit on DDL.
         self._db = db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # IMMEDIATE takes the write lock now, so a concurrent writer fails at open rather than mid-run.
-        db.execute("BEGIN IMMEDIATE")
-        info = db.execute(f"PRAGMA table_info({quote(self.options.table)})").fetchall()
-        self._columns = {row[1].lower(): row[1] for row in info}
-        if info and not any(row[1] == KEY_COLUMN and row[5] == 1 for row in info):
+        with self._disk_errors():  # a WAL needs room for its files before anything is written
+            db.execute("PRAGMA journal_mode=WAL")
+            # IMMEDIATE takes the write lock now, so a concurrent writer fails at open rather than mid-run.
+            db.execute("BEGIN IMMEDIATE")
+        self._target = target = _Table(db, self.options.table)
+        if target.exists and not target.keyed:
             raise RunFailed(
                 f"{self.name}: table {self.options.table} in {path} exists without a {KEY_COLUMN} primary key"
             )
-        self._rows_at_open = self._count() if info else 0
+        self._rows_at_open = target.count()
+        state = self.context.state if self.context is not None else None
+        if state is not None:
+            if state.sink_checkpoint(self.name) is None:
+                self._delete_stage()
+            stage_db = sqlite3.connect(self._stage_path, isolation_level=None)
+            self._stage = _Table(stage_db, "stage")
+            with self._disk_errors():
+                # Only this sink uses the stage. A rollback journal (not WAL) keeps its footprint at the batch
+                # it commits: a full disk is where a stage matters most.
+                stage_db.execute("PRAGMA locking_mode=EXCLUSIVE")
+                stage_db.execute("BEGIN IMMEDIATE")
         if self.context is not None:
             self.context.add_report_section(f"sink {self.name}", self._report)
 
@@ -138,14 +190,14 @@ class SqliteSink(Sink[SqliteSinkOptions]):
                     out.fail(record, clash)
                     continue
                 statement = self._statements[fields] = self._prepare(fields)
-            groups.setdefault(statement, []).append((record.key, *map(sql_value, record.data.values())))
+            values = (record.key, *map(sql_value, record.data.values()))
+            if self._stage is not None:
+                values = (encode_json(fields), *values)
+            groups.setdefault(statement, []).append(values)
+        into = db if self._stage is None else self._stage.db
         for statement, rows in groups.items():
-            db.executemany(statement, rows)
+            into.executemany(statement, rows)
             self.written += len(rows)
-
-    def _count(self) -> int:
-        assert self._db is not None
-        return int(self._db.execute(f"SELECT COUNT(*) FROM {quote(self.options.table)}").fetchone()[0])
 
     def _report(self) -> dict[str, int]:
         return {"upserted": self.written, "inserted": self._inserted, "updated": self.written - self._inserted}
@@ -159,48 +211,84 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         return None
 
     def _prepare(self, fields: tuple[str, ...]) -> str:
-        self._add_columns(fields)
-        names = [quote(self._columns[field.lower()]) for field in fields]
-        insert = f"INSERT INTO {quote(self.options.table)} ({', '.join([KEY_COLUMN, *names])}) "
+        """The statement writing records with ``fields``: an upsert into the target, or an insert into the stage
+        (which also keeps the field names, so applying it updates only the fields each record had)."""
+        if self._stage is None:
+            return self._upsert(fields)
+        if not self._stage.exists:
+            self._stage.create(f"_seq INTEGER PRIMARY KEY, _fields TEXT NOT NULL, {KEY_COLUMN} TEXT NOT NULL")
+        names = ["_fields", KEY_COLUMN, *self._stage.add_columns(fields)]
+        return f"INSERT INTO {quote(self._stage.name)} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+    def _upsert(self, fields: tuple[str, ...]) -> str:
+        target = self._target
+        assert target is not None
+        if not target.exists:
+            target.create(f"{KEY_COLUMN} TEXT PRIMARY KEY")
+        names = target.add_columns(fields)
+        insert = f"INSERT INTO {quote(target.name)} ({', '.join([KEY_COLUMN, *names])}) "
         insert += f"VALUES ({', '.join('?' * (len(names) + 1))}) ON CONFLICT({KEY_COLUMN}) "
         if not names:
             return insert + "DO NOTHING"
         return insert + "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in names)
 
-    def _add_columns(self, fields: tuple[str, ...]) -> None:
-        db = self._db
-        assert db is not None
-        table = quote(self.options.table)
-        new = [field for field in fields if field.lower() not in self._columns]
-        if not self._columns:
-            # No declared types: SQLite then stores each value as given (integers stay integers).
-            columns = ", ".join([f"{KEY_COLUMN} TEXT PRIMARY KEY", *map(quote, new)])
-            db.execute(f"CREATE TABLE {table} ({columns})")
-            self._columns[KEY_COLUMN] = KEY_COLUMN
-        else:
-            for field in new:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {quote(field)}")
-        self._columns.update((field.lower(), field) for field in new)
+    def _apply_stage(self) -> None:
+        """Upsert the stage's records into the target in write order (in the caller's transaction)."""
+        db, stage = self._db, self._stage
+        assert db is not None and stage is not None
+        if not stage.exists:
+            return
+        upserts: dict[str, str] = {}
+        rows = stage.db.execute(f"SELECT * FROM {quote(stage.name)} ORDER BY _seq")
+        position = {description[0].lower(): index for index, description in enumerate(rows.description)}
+        while chunk := rows.fetchmany(5000):
+            # Consecutive records with the same fields share one statement (order matters for a repeated key).
+            statement, values = "", list[tuple[Any, ...]]()
+            for row in chunk:
+                fields = json.loads(row[1])
+                upsert = upserts.get(row[1]) or upserts.setdefault(row[1], self._upsert(tuple(fields)))
+                if upsert != statement and values:
+                    db.executemany(statement, values)
+                    values = []
+                statement = upsert
+                values.append((row[2], *(row[position[field.lower()]] for field in fields)))
+            db.executemany(statement, values)
+
+    def _delete_stage(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            self._stage_path.with_name(self._stage_path.name + suffix).unlink(missing_ok=True)
 
     def checkpoint(self) -> Any:
         # Only called when the job keeps state: the batch must be durable before its delivery is recorded,
-        # so the run-long transaction becomes one per batch (upserts make a replayed batch harmless).
-        if self._db is None or self.context is None or self.context.state is None:
+        # so the run-long transaction becomes one per batch (into the stage: the table waits for the run).
+        if self._stage is None:
             return None
         with self._disk_errors():
-            self._db.execute("COMMIT")
-            self._db.execute("BEGIN IMMEDIATE")
+            self._stage.db.execute("COMMIT")
+            self._stage.db.execute("BEGIN IMMEDIATE")
         return {"table": self.options.table}
 
     def close(self, success: bool) -> None:
         if self._db is None:
             return
+        stage, applied = self._stage, False
         try:
-            self._inserted = (self._count() if self._columns else 0) - self._rows_at_open
-            if self._db.in_transaction:
-                # A failed run leaves the table as the previous run left it (with state: as its last batch).
-                with self._disk_errors():
+            with self._disk_errors():
+                if success and stage is not None:
+                    self._apply_stage()
+                assert self._target is not None
+                self._inserted = self._target.count() - self._rows_at_open if success else 0
+                if self._db.in_transaction:
+                    # A failed run leaves the table as the previous run left it (with state: the stage keeps
+                    # the batches whose delivery was recorded, for the next run).
                     self._db.execute("COMMIT" if success else "ROLLBACK")
+                applied = success
         finally:
             self._db.close()
             self._db = None
+            if stage is not None:
+                # Whatever was not checkpointed was never recorded as delivered: the next run redoes it.
+                stage.db.rollback()
+                stage.db.close()
+                if applied:
+                    self._delete_stage()

@@ -1,14 +1,14 @@
-"""Built-in transform plugins: the ``fields``, ``filter`` and ``dedupe`` mappers."""
+"""Built-in transform plugins: the ``fields``, ``filter`` and ``dedupe`` mappers.
+
+The mapper modules are imported when the registry is first filled, not with the plugin: listing the plugins
+for ``crmsync --help`` stays light.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from connector_core import hookimpl
-
-from .dedupe import DedupeMapper
-from .fields import FieldsMapper
-from .filter import FilterMapper
 
 if TYPE_CHECKING:
     from connector_core.registry import ComponentRegistry
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 @hookimpl
 def register_mappers(registry: ComponentRegistry) -> None:
     """The ``fields``, ``filter`` and ``dedupe`` mappers."""
+    from .dedupe import DedupeMapper
+    from .fields import FieldsMapper
+    from .filter import FilterMapper
+
     registry.add("fields", FieldsMapper)
     registry.add("filter", FilterMapper)
     registry.add("dedupe", DedupeMapper)

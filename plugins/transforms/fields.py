@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import attrs
 
 from connector_core.components import Emitter, Mapper
-from connector_core.options import Names, names
+from connector_core.options import Names, names, option
 from connector_core.records import Record
 
 from .field_chain import compile_fields
@@ -64,7 +64,7 @@ class FieldRule:
     """Shorthand for the ``lower`` transform (runs before ``transform``)."""
     upper: bool = False
     """Shorthand for the ``upper`` transform (runs before ``transform``)."""
-    transform: Names = attrs.field(factory=list, validator=_known_transforms)
+    transform: Names = option(factory=list, validator=_known_transforms, choices=TRANSFORMS)
     """A transform name or a list of them, applied in order; see ``TRANSFORMS`` for the names."""
     type: Literal["str", "int", "float", "bool"] | None = None
     """Convert the final value; a value that does not convert rejects the record."""

@@ -106,5 +106,27 @@ def write_job(folder: Path, enrich: str = "", contacts: str = "", attempts: int 
     return write_spec(folder, text)
 
 
+ORGS_JOB = """
+version: 1
+job: orgs
+public_env: [APOLLO_BASE_URL]
+connections:
+  apollo: {{type: apollo, base_url: "${{APOLLO_BASE_URL}}", api_key: "${{APOLLO_API_KEY}}"}}
+sources:
+  leads: {{type: jsonl, path: leads.jsonl}}
+mappers:
+  orgs: {{type: apollo.organizations_bulk_enrich, connection: apollo, inputs: [leads]{options}}}
+sinks:
+  out: {{type: jsonl, inputs: [orgs], path: out.jsonl}}
+  rejects: {{type: jsonl, inputs: [errors], path: errors.jsonl}}
+"""
+
+
+def write_orgs_job(folder: Path, options: str = "") -> Path:
+    """leads.jsonl → apollo.organizations_bulk_enrich (with ``options``, e.g. ``"batch_size: 10"``) → out.jsonl,
+    its error stream → errors.jsonl; the base URL comes from ``APOLLO_BASE_URL``."""
+    return write_spec(folder, ORGS_JOB.format(options=f", {options}" if options else ""))
+
+
 def env(server: SandboxServer, path: str = "") -> dict[str, str]:
     return {"APOLLO_BASE_URL": server.base_url + path, "APOLLO_API_KEY": CANARY_KEY}

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crmsync_plugins.apollo import connection
+from crmsync_plugins.apollo import client
 from crmsync_plugins.apollo.client import ApolloClient
 
 EXAMPLES = json.loads((Path(__file__).parents[1] / "data" / "apollo" / "openapi_examples.json").read_text())
@@ -63,5 +63,6 @@ def install(monkeypatch: pytest.MonkeyPatch, respond: Callable[[httpx.Request], 
     """Make every Apollo connection of the jobs run in this test talk to ``respond`` instead of the network."""
     replay = Replay(respond)
     transport = httpx.MockTransport(replay.handler)
-    monkeypatch.setattr(connection, "ApolloClient", functools.partial(ApolloClient, transport=transport))
+    # The connection imports the client class when it opens (httpx loads only for jobs that use Apollo).
+    monkeypatch.setattr(client, "ApolloClient", functools.partial(ApolloClient, transport=transport))
     return replay

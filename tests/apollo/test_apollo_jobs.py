@@ -189,3 +189,27 @@ def test_out_of_credits_stops_enrichment_and_skips_the_rest(tmp_path: Path, sand
     assert sandbox.sandbox.state()["calls"] == {"/api/v1/people/bulk_match": 1}  # nothing sent after the 402
     skipped = outputs(tmp_path)["skipped"]
     assert len(skipped) == 25 and all("no credits left" in r["_skipped_reason"] for r in skipped)
+
+
+@pytest.mark.parametrize("calls_before", [0, 2, 5])
+def test_a_refused_key_sends_nothing_more_and_sets_every_other_record_aside(tmp_path: Path, calls_before: int) -> None:
+    """Without state as with it, no record read before or after the refusal is lost: each is delivered, or
+    listed in the error stream or a set-aside output (``skipped``) saying the key was refused."""
+    from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxConfig, SandboxServer
+
+    rows = people(60)
+    write_leads(tmp_path, rows)
+    spec = write_job(tmp_path, enrich="concurrency: 1", contacts="batch_size: 10\nconcurrency: 1")
+    with SandboxServer(ApolloSandbox(SandboxConfig())) as server:
+        server.sandbox.script_faults(["ok"] * calls_before + ["401"])
+        report = run_job(spec, env(server))
+        calls = sum(server.sandbox.state()["calls"].values())
+    assert report.status == "failed" and "refused the API key" in (report.failure or ""), report.failure
+    assert calls <= calls_before + 2  # the refused call and at most one other already in flight
+    out = outputs(tmp_path)
+    delivered = sum(report.delivered.get(sink, 0) for sink in ("created", "existing", "missing"))
+    assert delivered + len(out["skipped"]) + len(out["errors"]) == len(rows)
+    assert report.delivered.get("skipped", 0) == len(out["skipped"]) and len(out["skipped"]) > 0
+    aside = out["skipped"] + out["errors"]
+    assert all("refused the API key" in (r.get("_skipped_reason") or r["_error"]["reason"]) for r in aside)
+    assert CANARY_KEY not in json.dumps(aside)

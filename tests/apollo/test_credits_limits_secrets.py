@@ -18,7 +18,7 @@ from crmsync_plugins.apollo.errors import ApolloRejected, error_message
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, RateLimits, SandboxConfig, SandboxServer
 from crmsync_plugins.apollo.settings import ApolloSettings
 
-from .conftest import CANARY_KEY, env, people, write_job, write_leads
+from .conftest import CANARY_KEY, env, people, write_job, write_leads, write_orgs_job
 from .replay import install
 from .test_openapi_replay import ENV, failed_run_outputs, outputs, router
 
@@ -117,22 +117,7 @@ def test_organizations_send_domains_as_query_parameters_normalised(
 
 def test_organizations_against_the_sandbox_query_form(tmp_path: Path, sandbox) -> None:
     write_leads(tmp_path, [{"domain": "https://www.apollo.io/"}, {"domain": "WWW.APOLLO.IO"}])
-    spec = write_spec(
-        tmp_path,
-        """
-        version: 1
-        job: orgs
-        public_env: [APOLLO_BASE_URL]
-        connections:
-          apollo: {type: apollo, base_url: "${APOLLO_BASE_URL}", api_key: "${APOLLO_API_KEY}"}
-        sources:
-          leads: {type: jsonl, path: leads.jsonl}
-        mappers:
-          orgs: {type: apollo.organizations_bulk_enrich, connection: apollo, inputs: [leads]}
-        sinks:
-          out: {type: jsonl, inputs: [orgs], path: out.jsonl}
-        """,
-    )
+    spec = write_orgs_job(tmp_path)
     report = run_job(spec, env(sandbox))
     assert [r["organization_name"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["Apollo.io", "Apollo.io"]
     assert sandbox.sandbox.credits == 1 and report.extra["api"]["credits_confirmed"] == 1
@@ -303,3 +288,16 @@ def test_a_refused_key_counts_every_call_that_was_sent(tmp_path: Path) -> None:
     assert report.status == "failed" and "refused the API key" in (report.failure or "")
     assert seen > 1, "the calls did not overlap: the test measured nothing"
     assert report.extra["api"]["calls"]["/api/v1/people/bulk_match"] == seen
+
+
+def test_organizations_set_every_record_aside_after_a_refused_key(tmp_path: Path, sandbox) -> None:
+    domains = [f"company{n}.example" for n in range(35)]
+    write_leads(tmp_path, [{"domain": domain} for domain in domains])
+    spec = write_orgs_job(tmp_path, "batch_size: 10")
+    sandbox.sandbox.script_faults(["ok", "401"])
+    report = run_job(spec, env(sandbox))
+    assert report.status == "failed" and "refused the API key" in (report.failure or "")
+    aside = read_jsonl(tmp_path / "errors.jsonl")
+    assert report.delivered.get("out", 0) + len(aside) == len(domains) and len(aside) >= 5
+    assert all(r["_error"]["transient"] and "refused the API key" in r["_error"]["reason"] for r in aside)
+    assert sum(sandbox.sandbox.state()["calls"].values()) <= 3

@@ -223,7 +223,7 @@ def test_webhook_cli_prints_a_stable_url_and_never_logs_the_token(tmp_path: Path
 def pending_requests(state: Path) -> int:
     try:
         with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT COUNT(*) FROM objects WHERE component = 'enrich.deliveries'").fetchone()
+            row = db.execute("SELECT COUNT(*) FROM object_entries WHERE component = 'enrich.deliveries'").fetchone()
             return int(row[0])
     except sqlite3.Error:
         return 0

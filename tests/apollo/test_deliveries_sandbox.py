@@ -1,7 +1,4 @@
-"""End to end: the example job against the real ``crmsync sandbox apollo --delivery-delay-s``, poll path.
-
-Skipped until the sandbox has the delivery knob (it is built on another branch); it runs once both are merged.
-"""
+"""End to end: delivery jobs against the real ``crmsync sandbox apollo --delivery-delay-s``, poll path."""
 
 from __future__ import annotations
 
@@ -21,15 +18,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CRMSYNC = [sys.executable, "-m", "connector_core"]
 
 
-def _sandbox_delivers() -> bool:
-    shown = subprocess.run([*CRMSYNC, "sandbox", "apollo", "--help"], capture_output=True, text=True)
-    return "--delivery-delay-s" in shown.stdout
-
-
 @pytest.fixture
 def delivering_sandbox() -> Iterator[str]:
-    if not _sandbox_delivers():
-        pytest.skip("`crmsync sandbox apollo` has no --delivery-delay-s yet (the sandbox half of issue 9)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -76,3 +66,55 @@ def test_the_example_collects_phones_by_polling_and_a_rerun_pays_nothing(
     assert sorted(row["email"] for row in read_jsonl(tmp_path / "out" / "phones.jsonl")) == sorted(
         row["email"] for row in matched
     )
+
+
+WATERFALL_JOB = """
+version: 1
+job: waterfall
+public_env: [APOLLO_BASE_URL]
+connections:
+  apollo: {type: apollo, base_url: "${APOLLO_BASE_URL}", api_key: "${APOLLO_API_KEY}"}
+sources:
+  leads: {type: jsonl, path: apollo-phones-leads.jsonl, key: email}
+mappers:
+  enrich:
+    type: apollo.bulk_match
+    connection: apollo
+    inputs: [leads]
+    run_waterfall_email: true
+    run_waterfall_phone: true
+    webhook_url: "${APOLLO_WEBHOOK_URL}"
+    delivery_wait_s: 30
+sinks:
+  matched: {type: jsonl, inputs: [enrich.matched], path: out/matched.jsonl}
+  waterfall: {type: jsonl, inputs: [enrich.waterfall], path: out/waterfall.jsonl}
+  missing: {type: jsonl, inputs: [enrich.missing], path: out/missing.jsonl}
+  rejects: {type: jsonl, inputs: [errors], path: out/errors.jsonl}
+"""
+
+
+@pytest.mark.parametrize("state", [False, True])
+def test_a_waterfall_job_emits_one_delivery_per_matched_person(
+    tmp_path: Path, delivering_sandbox: str, state: bool
+) -> None:
+    shutil.copy(EXAMPLES / "apollo-phones-leads.jsonl", tmp_path / "apollo-phones-leads.jsonl")
+    spec = tmp_path / "waterfall.yaml"
+    spec.write_text(WATERFALL_JOB, encoding="utf-8")
+    env = {
+        "APOLLO_BASE_URL": delivering_sandbox,
+        "APOLLO_API_KEY": "sk-sandbox",
+        "APOLLO_WEBHOOK_URL": "https://unreachable.invalid/apollo/webhook/token",
+    }
+    report = run_job(spec, env, state=tmp_path / "state.db" if state else None)
+    assert report.status == "success", report.failure
+    matched = read_jsonl(tmp_path / "out" / "matched.jsonl")
+    delivered = read_jsonl(tmp_path / "out" / "waterfall.jsonl")
+    assert matched and not read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert sorted(row["email"] for row in delivered) == sorted(row["email"] for row in matched)
+    assert {row["apollo_delivery_status"] for row in delivered} <= {"delivered", "not_found"}
+    assert any(row["apollo_delivery_status"] == "delivered" for row in delivered)
+    for row in delivered:
+        assert isinstance(row["phone_numbers"], list) and isinstance(row["emails"], list)
+    # The credits the payloads counted replaced the worst case held while they were pending.
+    api = report.to_dict()["api"]
+    assert api["credits_at_risk"] == 0 and api["credits_confirmed"] > 0

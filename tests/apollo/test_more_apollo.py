@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connector_core.testing import read_jsonl, run_job, write_spec
+from connector_core.testing import read_jsonl, run_job
 
-from .conftest import env, people, write_job, write_leads
+from .conftest import env, people, write_job, write_leads, write_orgs_job
 
 
 def test_lost_response_replay_routes_our_new_contacts_to_created(tmp_path: Path, sandbox) -> None:
@@ -38,22 +38,7 @@ def test_waterfall_response_without_credit_counts(tmp_path: Path, sandbox) -> No
 def test_organizations_bulk_enrich_merges_known_domains(tmp_path: Path, sandbox) -> None:
     rows = [*people(12), {"domain": "unknown-company.invalid"}, {"domain": "APOLLO.IO"}]
     write_leads(tmp_path, rows)
-    spec = write_spec(
-        tmp_path,
-        """
-        version: 1
-        job: orgs
-        public_env: [APOLLO_BASE_URL]
-        connections:
-          apollo: {type: apollo, base_url: "${APOLLO_BASE_URL}", api_key: "${APOLLO_API_KEY}"}
-        sources:
-          leads: {type: jsonl, path: leads.jsonl}
-        mappers:
-          orgs: {type: apollo.organizations_bulk_enrich, connection: apollo, inputs: [leads]}
-        sinks:
-          out: {type: jsonl, inputs: [orgs], path: out.jsonl}
-        """,
-    )
+    spec = write_orgs_job(tmp_path)
     report = run_job(spec, env(sandbox))
     assert report.status == "success", report.failure
     out = read_jsonl(tmp_path / "out.jsonl")

@@ -432,3 +432,46 @@ def test_deferred_records_are_retried_by_the_next_run_without_using_attempts(job
     assert report.status == "success", report.failure
     assert sorted(row["i"] for row in kit.STORE["even"]) == [2, 4, 6]  # the rest was delivered by earlier runs
     assert not store.rejects("storm", "pending")
+
+
+@pytest.mark.parametrize("read", [False, True])
+def test_a_set_aside_output_no_sink_reads_goes_to_the_error_stream(jobs: Jobs, read: bool) -> None:
+    class Budget(Mapper):
+        outputs = ("default", "later")
+        quiet_outputs = ("later",)
+        deferred_outputs = ("later",)
+
+        def process(self, batch: list[Record], out: Emitter) -> None:
+            for record in batch:
+                out.emit(record, "later" if record.data["i"] >= 6 else "default")
+
+    class Plugin:
+        @hookimpl
+        def register_mappers(registry):
+            registry.add("t.budget", Budget)
+
+    later = "  later: {type: t.collect, inputs: [spend.later]}\n        " if read else ""
+    report = jobs.run(
+        f"""
+        version: 1
+        job: budget
+        sources:
+          nums: {{type: t.numbers, count: 10}}
+        mappers:
+          spend: {{type: t.budget, inputs: [nums]}}
+        sinks:
+          out: {{type: t.collect, inputs: [spend]}}
+        {later}  errs: {{type: t.collect, inputs: [errors]}}
+        """,
+        plugins=[("budget", Plugin)],
+    )
+    # Nothing lost without state either: the records a run set aside are listed by a sink that reads them, or
+    # by the error stream (marked transient) when none does.
+    assert data("out") == [0, 1, 2, 3, 4, 5]
+    listed = kit.STORE["later"] if read else kit.STORE["errs"]
+    assert sorted(row["i"] for row in listed) == [6, 7, 8, 9]
+    if not read:
+        assert all(row["_error"]["transient"] and "spend.later" in row["_error"]["reason"] for row in listed)
+        assert report.errors["set_aside"] == 4
+    else:
+        assert not kit.STORE.get("errs")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import sqlite3
 import types
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +28,23 @@ class TestJsonlSink(SinkConformance):
     def delivered(self, folder: Path) -> list[dict[str, Any]]:
         path = folder / "out.jsonl"
         return read_jsonl(path) if path.exists() else []
+
+
+class TestSqliteSink(SinkConformance):
+    component_type = "sqlite"
+    rejected_record: ClassVar[dict[str, Any] | None] = {"_KEY": "clashes with the key column"}
+
+    def options(self, folder: Path) -> dict[str, Any]:
+        return {"path": "out.sqlite", "table": "people"}
+
+    def delivered(self, folder: Path) -> list[dict[str, Any]]:
+        if not (folder / "out.sqlite").exists():
+            return []
+        with contextlib.closing(sqlite3.connect(folder / "out.sqlite")) as db:
+            db.row_factory = sqlite3.Row
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'people'").fetchone():
+                return []
+            return [dict(row) for row in db.execute("SELECT * FROM people")]
 
 
 class TestCsvSource(SourceConformance):

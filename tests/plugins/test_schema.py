@@ -80,8 +80,25 @@ def test_a_misspelled_option_of_any_component_is_flagged(path: Path, validator) 
         (lambda spec: spec["sinks"]["created"].update(type="jsonll"), ["sinks", "created", "type"]),
         (lambda spec: spec["mappers"]["enrich"].update(batch_size=11), ["mappers", "enrich", "batch_size"]),
         (lambda spec: spec["mappers"]["enrich"].pop("connection"), ["mappers", "enrich"]),
+        (
+            lambda spec: spec["mappers"]["people"]["fields"]["domain"].update(transform="url_domian"),
+            ["mappers", "people", "fields", "domain"],  # a rule or null: jsonschema reports the anyOf
+        ),
+        (
+            lambda spec: spec["mappers"]["people"]["fields"]["email"].update(transform=["strip", "lowr"]),
+            ["mappers", "people", "fields", "email"],
+        ),
     ],
-    ids=["top-level key", "setting", "enum value", "component type", "batch over the API limit", "required option"],
+    ids=[
+        "top-level key",
+        "setting",
+        "enum value",
+        "component type",
+        "batch over the API limit",
+        "required option",
+        "transform name",
+        "transform name in a list",
+    ],
 )
 def test_other_mistakes_are_flagged(change, where: list[str], validator) -> None:
     spec = load(EXAMPLE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -9,7 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from connector_core import api
 from connector_core.components import Emitter
+from connector_core.report import RunReport
+from connector_core.testing import components as testkit
+from connector_core.testing import write_jsonl
 from crmsync_plugins.files.sqlite_sink import SqliteSink, SqliteSinkOptions
 
 from .kit import Pipeline, Write, make_records
@@ -80,3 +85,69 @@ def test_fields_that_clash_with_the_key_column_are_rejected(tmp_path: Path) -> N
     sink.close(True)
     assert [failure.record.position for failure in out.failed] == [1, 3]
     assert [row["name"] for row in rows(tmp_path / "crm.sqlite")] == ["Grace"]
+
+
+def staged_job(folder: Path, rows: list[dict[str, Any]], crash_after: int = 10**9) -> RunReport:
+    """A stateful job writing ``rows`` into ``people`` in batches of 5; aborted after ``crash_after`` rows."""
+    write_jsonl(folder / "in.jsonl", rows)
+    spec = {
+        "version": 1,
+        "job": "staged",
+        "sources": {"rows": {"type": "testkit.rows", "path": "in.jsonl", "key": "id"}},
+        "mappers": {"gate": {"type": "testkit.crash", "inputs": ["rows"], "after": crash_after}},
+        "sinks": {
+            "db": {"type": "sqlite", "inputs": ["gate"], "path": "crm.sqlite", "table": "people", "batch_size": 5}
+        },
+    }
+    (folder / "job.yaml").write_text(json.dumps(spec), encoding="utf-8")
+    return api.run(folder / "job.yaml", environ={}, plugins=[("testkit", testkit)], state=folder / "state.db")
+
+
+def table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(people)")]
+    return columns, rows(path)
+
+
+def has_stage(path: Path) -> bool:
+    """Whether the sink keeps batches waiting for a successful run beside ``path`` (and only there)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert {name for (name,) in db.execute("SELECT name FROM sqlite_master")} <= {
+            "people",
+            "sqlite_autoindex_people_1",
+        }
+    return path.with_name(f".{path.name}.people.stage").exists()
+
+
+def test_with_state_a_failed_run_leaves_the_table_as_it_was_and_the_next_run_applies_it(tmp_path: Path) -> None:
+    first = [{"id": n, "name": f"n{n}", "email": f"{n}@x.com"} for n in range(10)]
+    assert staged_job(tmp_path, first).status == "success"
+    before = table(tmp_path / "crm.sqlite"), (tmp_path / "crm.sqlite").read_bytes()
+    # The second input changes a name without its email (the stored email must stay), adds a column, and
+    # holds one key twice (the later version wins, fields it lacks keep the earlier one's values).
+    second = [{"id": 0, "name": "changed"}, *first[1:], *({"id": n, "phone": f"+1-{n}"} for n in range(10, 300))]
+    second += [{"id": 1000, "name": "early", "title": "CTO"}, {"id": 1000, "name": "late"}]
+    failed = staged_job(tmp_path, second, crash_after=250)
+    assert failed.status == "failed" and failed.delivered["db"] >= 10  # batches were committed to the stage
+    assert (table(tmp_path / "crm.sqlite"), (tmp_path / "crm.sqlite").read_bytes()) == before
+    assert has_stage(tmp_path / "crm.sqlite")
+
+    resumed = staged_job(tmp_path, second)
+    assert resumed.status == "success", resumed.failure
+    columns, stored = table(tmp_path / "crm.sqlite")
+    assert columns == ["_key", "id", "name", "email", "phone", "title"] and not has_stage(tmp_path / "crm.sqlite")
+    by_id = {row["id"]: row for row in stored}
+    assert len(stored) == 301 and sorted(by_id) == [*range(300), 1000]
+    assert by_id[0] == {"_key": "0", "id": 0, "name": "changed", "email": "0@x.com", "phone": None, "title": None}
+    assert by_id[17]["phone"] == "+1-17" and by_id[17]["name"] is None
+    assert (by_id[1000]["name"], by_id[1000]["title"]) == ("late", "CTO")
+
+
+def test_a_stage_left_by_a_forgotten_state_is_dropped(tmp_path: Path) -> None:
+    rows_in = [{"id": n, "name": f"n{n}"} for n in range(300)]
+    assert staged_job(tmp_path, rows_in, crash_after=250).status == "failed"
+    assert has_stage(tmp_path / "crm.sqlite")
+    (tmp_path / "state.db").unlink()  # the state starts over: what the stage holds was never delivered
+    assert staged_job(tmp_path, rows_in[:5]).status == "success"
+    assert sorted(row["id"] for row in rows(tmp_path / "crm.sqlite")) == [0, 1, 2, 3, 4]
+    assert not has_stage(tmp_path / "crm.sqlite")

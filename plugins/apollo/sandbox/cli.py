@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import SandboxConfig
+if TYPE_CHECKING:  # loaded when a sandbox starts, not to list its options in `crmsync --help`
+    from .config import SandboxConfig
 
 
 def _rate(text: str) -> float:
@@ -139,6 +140,8 @@ def _statuses(text: str) -> tuple[int, ...]:
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     """The :class:`SandboxConfig` the parsed options describe."""
+    from .config import SandboxConfig
+
     return SandboxConfig(
         api_key=args.api_key,
         seed_path=args.seed,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from connector_core.state.store import StateStore
+if TYPE_CHECKING:  # the state modules load when the command runs, not to build `crmsync --help`
+    from connector_core.state.store import StateStore
+
 
 log = logging.getLogger("crmsync.webhook")
 

@@ -1,0 +1,221 @@
+"""The API path does each piece of per-person work once: the identity of a record is computed once and carried,
+answers are joined by the cheapest identity that places them (hashes and names only when needed, with the same
+result as comparing every key), and httpcore's probe of the event loop imports its helper once, not per
+connection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector_core.cli import main
+from crmsync_plugins.apollo import bulk_match, identity
+from crmsync_plugins.apollo.identity import (
+    _by_name,
+    _contradicts,
+    email_hashes,
+    full_name,
+    identity_keys,
+    join_answers,
+    norm,
+    norm_linkedin,
+    person_key,
+)
+
+from .conftest import env, people, write_job, write_leads
+
+PEOPLE = [
+    {"id": "P1", "email": "a@x.io", "first_name": "A", "last_name": "B"},
+    {"email": " Ada@Example.com ", "linkedin_url": "linkedin.com/in/ada"},
+    {"hashed_email": "ABC123", "first_name": "Ada", "last_name": "L", "domain": "x.io"},
+    {"linkedin_url": "https://www.linkedin.com/in/cy/"},
+    {"first_name": "Bob", "last_name": "Stone", "organization_name": "Stone"},
+    {"name": "Bob Stone", "organization": {"primary_domain": "stone.io"}},
+    {"first_name": "Solo"},
+    {},
+]
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+def test_person_key_is_the_strongest_identity_key(person: dict) -> None:
+    assert person_key(person) == (identity_keys(person) or [""])[0]
+
+
+def test_email_hashes_are_both_digests_sorted() -> None:
+    data = b"ada@example.com"
+    assert email_hashes("ada@example.com") == tuple(
+        sorted((hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()))
+    )
+
+
+def test_each_record_identity_is_computed_once_and_each_email_hashed_once(tmp_path: Path, sandbox, monkeypatch) -> None:
+    for name, value in env(sandbox).items():
+        monkeypatch.setenv(name, value)
+    rows = people(30)
+    write_leads(tmp_path, rows)
+    spec = write_job(tmp_path, state=True)
+    calls: list[str] = []
+
+    def counted(detail: dict) -> str:
+        key = person_key(detail)
+        calls.append(key)
+        return key
+
+    hashed: list[str] = []
+
+    def counted_hashes(email: str) -> tuple[str, str]:
+        hashed.append(email)
+        return email_hashes(email)
+
+    monkeypatch.setattr(bulk_match, "person_key", counted)
+    monkeypatch.setattr(identity, "email_hashes", counted_hashes)
+    assert main(["-q", "run", str(spec)]) == 0
+    assert len(calls) == 30  # asked, cached, deduplicated in flight and remembered under one computed key
+    assert len(hashed) <= 30  # answers are joined by id or email: hashes only for the rare answer without
+    calls.clear()
+    assert main(["-q", "run", str(spec), "--full-refresh"]) == 0  # every answer from the cache
+    assert len(calls) == 30
+
+
+PROBE = """
+import asyncio, importlib.abc, json, sys
+
+import httpx
+
+from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
+
+lookups = []
+
+
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "sniffio":
+            lookups.append(name)
+        return None
+
+
+sys.meta_path.insert(0, Spy())
+
+
+async def calls(url):
+    for _ in range(5):  # a new client each time: a new connection and its locks each time
+        async with httpx.AsyncClient() as client:
+            (await client.get(url + "/_sandbox/state")).raise_for_status()
+
+
+with SandboxServer(ApolloSandbox()) as server:
+    asyncio.run(calls(server.base_url))
+print(json.dumps(len(lookups)))
+"""
+
+
+def test_httpcore_imports_its_event_loop_probe_once() -> None:
+    # Without sniffio installed, httpcore retries the failed import (a scan of sys.path) at every connection set-up.
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) <= 1
+
+
+def eager_keys(person: dict) -> list[str]:
+    """identity_keys as it was written before the kinds were split (the reference)."""
+    keys = []
+    if person.get("id"):
+        keys.append("id:" + norm(person["id"]))
+    email = norm(person.get("email"))
+    if email:
+        keys.append("email:" + email)
+        keys.extend("hash:" + digest for digest in sorted(email_hashes(email)))
+    if person.get("hashed_email"):
+        keys.append("hash:" + norm(person["hashed_email"]))
+    linkedin = norm_linkedin(person.get("linkedin_url"))
+    if linkedin:
+        keys.append("linkedin:" + linkedin)
+    name = full_name(person)
+    if name:
+        organization = person.get("organization") or {}
+        domains = {norm(person.get("domain")), norm(organization.get("primary_domain"))}
+        companies = {norm(person.get("organization_name")), norm(organization.get("name"))}
+        keys.extend(f"name+domain:{name}|{d}" for d in sorted(domains) if d)
+        keys.extend(f"name+org:{name}|{c}" for c in sorted(companies) if c)
+    return keys
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+def test_identity_keys_keep_their_order(person: dict) -> None:
+    assert identity_keys(person) == eager_keys(person)
+
+
+def eager_join(questions: list[dict], answers: list[dict | None]) -> dict[int, Any]:
+    """The join as it was, every identity key of every question and answer computed up front (the reference)."""
+    positional = len(answers) == len(questions)
+    index: dict[str, list[int]] = {}
+    for position, question in enumerate(questions):
+        for key in eager_keys(question):
+            index.setdefault(key, []).append(position)
+    joined: dict[int, Any] = {}
+    unplaced = []
+    for position, answer in enumerate(answers):
+        if answer is None:
+            continue
+        target = next(
+            (p for key in eager_keys(answer) for p in index.get(key, ()) if p not in joined),
+            None,
+        )
+        if target is None and positional and position not in joined and not _contradicts(questions[position], answer):
+            target = position
+        if target is None:
+            unplaced.append(answer)
+        else:
+            joined[target] = answer
+    orphans = 0
+    for answer in unplaced:
+        target = _by_name(questions, answer, joined)
+        if target is None:
+            orphans += 1
+            target = -orphans
+        joined[target] = answer
+    return joined
+
+
+def test_the_lazy_join_places_every_answer_as_the_eager_one_did() -> None:
+    rng = random.Random(7)
+    names = [("Ada", "Lee"), ("Bob", "Stone"), ("Cy", "Young"), ("Ada", "Stone")]
+    for _ in range(3000):
+        people = []
+        for n in range(rng.randint(1, 6)):
+            first, last = rng.choice(names)
+            email = f"{first}.{last}{rng.randint(0, 2)}@x{n % 2}.io".lower()
+            people.append(
+                {
+                    "id": f"id{rng.randint(0, 5)}",
+                    "email": email,
+                    "first_name": first,
+                    "last_name": last,
+                    "linkedin_url": rng.choice([None, f"https://linkedin.com/in/{first}-{last}"]),
+                    "organization": {"primary_domain": f"x{n % 2}.io", "name": rng.choice(["X", "Y"])},
+                    "hashed_email": rng.choice([None, hashlib.md5(email.encode()).hexdigest()]),
+                }
+            )
+        questions = []
+        for person in people:
+            fields = rng.sample(["id", "email", "first_name", "last_name", "linkedin_url", "hashed_email"], 3)
+            question = {field: person[field] for field in fields if person[field]}
+            if rng.random() < 0.5:
+                question["domain"] = person["organization"]["primary_domain"]
+            questions.append(question)
+        answers: list[dict | None] = [
+            {k: v for k, v in p.items() if rng.random() < 0.7 or k == "id"} if rng.random() < 0.8 else None
+            for p in people
+        ]
+        if rng.random() < 0.5:
+            rng.shuffle(answers)
+        if rng.random() < 0.3:
+            answers = [a for a in answers if a is not None]
+        assert join_answers(questions, answers) == eager_join(questions, answers), (questions, answers)
