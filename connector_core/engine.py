@@ -456,14 +456,19 @@ class Engine:
         stats, host, redactor = context.stats, context.host, context.redactor
         error_records = []
         observed = host.hooks.observes_errors
+        # A batch of rejects mostly repeats a few reasons: each distinct one is masked once (none without secrets).
+        masked: dict[str, str] = {}
+        secrets = bool(redactor.secrets)
         for item in failed:
-            record, reason = item.record, redactor.text(item.reason)
+            record, reason = item.record, item.reason
+            if secrets:
+                reason = masked.get(reason) or masked.setdefault(reason, redactor.text(reason))
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
             if transient:
                 detail["transient"] = True
                 stats.set_aside += 1
             else:
-                stats.record_error({**detail, "key": record.key})
+                stats.record_error(detail, record.key)
                 if observed:
                     host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))

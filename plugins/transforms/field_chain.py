@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from connector_core.records import Record
 
-from .field_rules import CompiledRule, RecordRejected
+from .field_rules import CompiledRule, RecordRejected, required_reason
 from .functions import TEXT_RESULT, TRANSFORMS
 
 if TYPE_CHECKING:
@@ -141,7 +141,12 @@ class _Compiler:
             if needs_finish:  # blank text: the default, a reject, or null once typed
                 code.add("else:")
                 with code.indented():
-                    code.add(f"{var} = {finish_name}({var})")
+                    if rule.required and rule.default is None:
+                        # The reject itself, without raising: a messy list has many, and finish() would raise.
+                        code.add(f"fail(record, {required_reason(compiled.field, rule)!r})")
+                        code.add("continue")
+                    else:
+                        code.add(f"{var} = {finish_name}({var})")
         if needs_finish:
             code.add("else:")
         else:  # null stays null when there is no default, no reject and no type
