@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from connector_core.records import Record
 
 from .field_rules import CompiledRule, RecordRejected, required_reason
-from .functions import TEXT_RESULT, TRANSFORMS
+from .functions import TEXT_RESULT, TRANSFORMS, digits_of_text
 
 if TYPE_CHECKING:
     from connector_core.components import Emitter
@@ -164,6 +164,9 @@ class _Compiler:
         for step in rule.steps:
             if text and step in _STR_METHODS:
                 expression = f"{expression}.{step}()"
+            elif text and step == "digits":  # the regular expression's own sub, with no Python frame between
+                expression = f"{self.constant('digits_', digits_of_text)}({expression})"
+                nonblank = False
             else:
                 expression = f"{self.constant(step + '_', TRANSFORMS[step])}({expression})"
                 text, nonblank = step in TEXT_RESULT, False
