@@ -32,11 +32,11 @@ class RunStats:
     #: Extra report sections contributed by plugins (``api`` for the Apollo connection), computed at the end.
     sections: dict[str, Callable[[], dict[str, Any]]] = attrs.field(factory=dict)
 
-    def record_error(self, entry: dict[str, Any]) -> None:
-        """Count one rejected record; keep the first few in full."""
+    def record_error(self, detail: dict[str, Any], key: str) -> None:
+        """Count one rejected record; keep the first few in full (``detail`` with the record's ``key``)."""
         self.error_count += 1
         if len(self.first_errors) < FIRST_ERRORS:
-            self.first_errors.append(entry)
+            self.first_errors.append({**detail, "key": key})
 
 
 @attrs.frozen

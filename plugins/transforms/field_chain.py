@@ -8,22 +8,23 @@ as method calls, other transforms as direct calls, templates as string concatena
 (blank, missing, not a string) goes through the rule's ``finish`` function, which holds the complete rules
 (see :func:`~crmsync_plugins.transforms.field_rules.compile_rule`). The output dict is built in one display.
 
-Safety: the generated source holds no text from the spec. Field and column names appear only as ``repr()``
-literals, and every value (defaults, literals, functions) is passed in by name; the spec's field names never
-become identifiers. ``tests/plugins/test_field_chain.py`` runs the compiled function against a plain
+Safety: text from the spec (field and column names, a template's literal text) enters the generated source
+only as ``repr()`` literals, never as identifiers or code; every value (defaults, literals, functions) is passed
+in by name. ``tests/plugins/test_field_chain.py`` runs the compiled function against a plain
 reference implementation over generated messy records.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from connector_core.records import Record
 
-from .field_rules import CompiledRule, RecordRejected
-from .functions import TEXT_RESULT, TRANSFORMS
+from .field_rules import CompiledRule, RecordRejected, required_reason
+from .functions import TEXT_RESULT, TRANSFORMS, digits_of_text
 
 if TYPE_CHECKING:
     from connector_core.components import Emitter
@@ -45,22 +46,16 @@ class _Source:
     def add(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
 
-    def indented(self) -> _Indent:
-        return _Indent(self)
+    @contextmanager
+    def indented(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
-
-
-class _Indent:
-    def __init__(self, source: _Source) -> None:
-        self.source = source
-
-    def __enter__(self) -> None:
-        self.source.depth += 1
-
-    def __exit__(self, *_: object) -> None:
-        self.source.depth -= 1
 
 
 class _Compiler:
@@ -146,7 +141,12 @@ class _Compiler:
             if needs_finish:  # blank text: the default, a reject, or null once typed
                 code.add("else:")
                 with code.indented():
-                    code.add(f"{var} = {finish_name}({var})")
+                    if rule.required and rule.default is None:
+                        # The reject itself, without raising: a messy list has many, and finish() would raise.
+                        code.add(f"fail(record, {required_reason(compiled.field, rule)!r})")
+                        code.add("continue")
+                    else:
+                        code.add(f"{var} = {finish_name}({var})")
         if needs_finish:
             code.add("else:")
         else:  # null stays null when there is no default, no reject and no type
@@ -164,6 +164,9 @@ class _Compiler:
         for step in rule.steps:
             if text and step in _STR_METHODS:
                 expression = f"{expression}.{step}()"
+            elif text and step == "digits":  # the regular expression's own sub, with no Python frame between
+                expression = f"{self.constant('digits_', digits_of_text)}({expression})"
+                nonblank = False
             else:
                 expression = f"{self.constant(step + '_', TRANSFORMS[step])}({expression})"
                 text, nonblank = step in TEXT_RESULT, False

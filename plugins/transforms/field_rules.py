@@ -77,7 +77,7 @@ def _finisher(name: str, rule: FieldRule, convert: Callable[[Any], Any] | None) 
     default, required = rule.default, rule.required
     if not steps and convert is None and default is None and not required:
         return None
-    origin = f"from template {rule.template!r}" if rule.template else f"from {rule.from_ or name!r}"
+    missing = required_reason(name, rule)
 
     def finish(value: Any) -> Any:
         if (value.__class__ is str and value and not value.isspace()) or not is_empty(value):
@@ -88,10 +88,16 @@ def _finisher(name: str, rule: FieldRule, convert: Callable[[Any], Any] | None) 
         if default is not None:
             return default if convert is None else convert(default)
         if required:
-            raise RecordRejected(f"field {name!r} is required ({origin})")
+            raise RecordRejected(missing)
         return None if convert is not None else value  # "" is no number: empty is null once a type is set
 
     return finish
+
+
+def required_reason(name: str, rule: FieldRule) -> str:
+    """Why a record is rejected when the ``required`` field ``name`` comes out empty."""
+    origin = f"from template {rule.template!r}" if rule.template else f"from {rule.from_ or name!r}"
+    return f"field {name!r} is required ({origin})"
 
 
 def _producer(name: str, rule: FieldRule) -> FieldFunction | None:

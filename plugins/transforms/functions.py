@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .names import split_name
@@ -78,6 +79,10 @@ def sha256(value: Any) -> str:
 def digits(value: Any) -> str:
     """Only the ASCII digits (phone numbers): ``+1 (555) 010-9999`` → ``15550109999``."""
     return _NON_DIGITS.sub("", value if value.__class__ is str else as_text(value))
+
+
+#: :func:`digits` of a value known to be text, for the compiled ``fields`` mapper to call without a frame.
+digits_of_text = partial(_NON_DIGITS.sub, "")
 
 
 def _text_method(method: Callable[[str], str]) -> Transform:

@@ -192,3 +192,19 @@ def test_error_reasons_seen_by_observers_are_masked(jobs: Jobs) -> None:
     report = jobs.run(LEAKY, {"API_TOKEN": CANARY}, plugins=[("observer", Observer)])
     assert report.errors["count"] == 2
     assert reasons == [f"token {MASK} was refused"] * 2
+
+
+def test_a_secret_added_while_rejects_are_routed_masks_the_rest_of_the_batch(jobs: Jobs) -> None:
+    # Reasons are masked once per batch and reused: a secret an observer adds half-way must still apply.
+    late_secret = "late-secret-4711"
+
+    class Observer:
+        @hookimpl
+        def on_record_error(context):
+            context.redactor.add(late_secret)
+
+    spec = LEAKY.replace("token ${API_TOKEN} was refused", f"token {late_secret} was refused")
+    jobs.run(spec, {"API_TOKEN": CANARY}, plugins=[("observer", Observer)])
+    reasons = [row["_error"]["reason"] for row in kit.STORE["errs"]]
+    # The first reject went out before the secret was known; every one after it is masked.
+    assert len(reasons) == 2 and reasons[1] == f"token {MASK} was refused"
