@@ -11,6 +11,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from itertools import islice
 from typing import Any, TypeVar
 
+from connector_core.commit_groups import CommitGroup
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import RunFailed
@@ -88,6 +89,8 @@ class Engine:
         self.nodes: dict[str, Component[Any]] = {}
         #: Sinks whose files list the current run only: every record they get is written, none settles.
         self.run_only = {name for name, c in components.items() if c.kind == "sink" and lists_this_run_only(spec, name)}
+        #: Per sink that commits in groups (see connector_core.commit_groups): what it wrote since its last commit.
+        self.groups: dict[str, CommitGroup] = {}
         self.component_failures: dict[str, str] = {}
         self.close_failures: list[str] = []
         self.progress = Progress(self.context.stats)
@@ -263,8 +266,13 @@ class Engine:
                 read += len(chunk)
                 last = chunk[-1]
                 position = (last.record if isinstance(last, Failed) else last).position
-                await self._state(self.ledger.source_read, node.name, position, read)
-                chunk = await self._state(self.ledger.stamp, chunk)
+                if self.ledger.source_read(node.name, position, read):
+                    await self._state(self.ledger.write_positions)
+                # Without look-ups (a first run) stamping is CPU work only: no hop to the state thread.
+                if self.ledger.looks_up:
+                    chunk = await self._state(self.ledger.stamp, chunk)
+                else:
+                    chunk = self.ledger.stamp(chunk)
                 records = [item for item in chunk if item.__class__ is Record]
                 failed = [item for item in chunk if isinstance(item, Failed)]
             out = Emitter()
@@ -303,6 +311,8 @@ class Engine:
                     buffer = buffer[cut:]
             if buffer:
                 await submit(buffer)
+        if self.groups.get(spec.name) and self.groups[spec.name].pairs:
+            await self.lanes.run(spec.name, self._commit_group, spec.name, node)
         if isinstance(node, Mapper) and node.has_finish and not self.plan:
             await self._handle_finish(spec.name, node)
 
@@ -335,17 +345,24 @@ class Engine:
     async def _handle(self, spec: ComponentSpec, node: Component[Any], batch: list[Record]) -> None:
         out = Emitter()
         tracked = spec.kind == "sink" and spec.name not in self.run_only
-        if self.ledger is not None and tracked and not spec.outputs:
+        if self.ledger is not None and tracked and not spec.outputs and self.ledger.looks_up_deliveries(spec.name):
             batch = await self._state(self.ledger.unseen, spec.name, batch)
         commits = self.ledger is not None and tracked and not self.plan
         try:
             work = self._work(node)
+            if commits and spec.name not in self.groups and _rolls_back(node, work):
+                self.groups[spec.name] = CommitGroup()
             if work is not None and self._work_offloaded(spec.name, work):
                 await self.lanes.run(spec.name, self._write_durably, spec.name, node, work, batch, out, commits)
             else:
                 if work is not None:
                     await _maybe_await(work(batch, out))
-                if commits:
+                group = self.groups.get(spec.name)
+                if group is not None:  # on the loop: the sink's thread is needed only when the group is due
+                    group.add(_written(batch, out))
+                    if group.due():
+                        await self.lanes.run(spec.name, self._commit_group, spec.name, node)
+                elif commits:
                     await self.lanes.run(spec.name, self._commit_delivered, spec.name, node, batch, out)
         except RunFailed:
             raise
@@ -384,11 +401,22 @@ class Engine:
 
     def _commit_delivered(self, name: str, node: Component[Any], batch: list[Record], out: Emitter) -> None:
         """On a sink's thread, after its write: make the batch durable (``checkpoint``) and commit its deliveries
-        with the token. Each sink's commits thus follow the order in which its writes became durable."""
+        with the token. Each sink's commits thus follow the order in which its writes became durable. A sink
+        that commits in groups adds the batch to its group and commits the group when it is due."""
         assert self.ledger is not None
-        failed = {id(item.record) for item in (*out.failed, *out.deferred)}
-        written = [record for record in batch if id(record) not in failed]
-        self.ledger.delivered(name, written, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+        group = self.groups.get(name)
+        if group is not None:
+            group.add(_written(batch, out))
+            if group.due():
+                self._commit_group(name, node)
+            return
+        self.ledger.delivered(name, _written(batch, out), self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+
+    def _commit_group(self, name: str, node: Component[Any]) -> None:
+        """On a sink's thread: make everything it wrote durable and commit the group's deliveries with the token."""
+        assert self.ledger is not None
+        checkpoint = self._on_loop(node.checkpoint())  # type: ignore[attr-defined]
+        self.ledger.delivered_pairs(name, self.groups[name].take(), checkpoint)
 
     def _on_loop(self, value: Any) -> Any:
         """On a component's thread: ``value``, or what it resolves to when a plain method returned an awaitable
@@ -526,6 +554,23 @@ class Engine:
             failure=failure,
             extra=redactor.data(extra),
         )
+
+
+def _written(batch: list[Record], out: Emitter) -> list[Record]:
+    """The records of ``batch`` a sink wrote: those it did not fail or set aside."""
+    if not out.failed and not out.deferred:
+        return batch
+    failed = {id(item.record) for item in (*out.failed, *out.deferred)}
+    return [record for record in batch if id(record) not in failed]
+
+
+def _rolls_back(node: Component[Any], work: Any) -> bool:
+    """Whether ``node`` is a sink that can commit in groups: plain-function writes, and a checkpoint of its own
+    (a token it can cut its output back to after a crash). See connector_core.commit_groups."""
+    if not isinstance(node, Sink) or work is None or inspect.iscoroutinefunction(work):
+        return False
+    checkpoint = type(node).checkpoint
+    return checkpoint is not Sink.checkpoint and not inspect.iscoroutinefunction(checkpoint)
 
 
 async def _async_chunks(items: Any, size: int) -> AsyncIterator[list[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,10 @@ from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
 from connector_core.state.store import UNCHANGED, JobState, StateStore
 
 log = logging.getLogger("crmsync.state")
+
+#: How often a source's read position is written (``crmsync state show``): it is informative only (a resumed
+#: run reads from the start), so it need not cost a transaction per batch.
+SOURCE_POSITION_EVERY_S = 1.0
 
 
 class Ledger:
@@ -46,15 +51,23 @@ class Ledger:
             self.heartbeat = _start_heartbeat(store, job, self.owner["token"], lock_ttl_s)
         self.state = JobState(store, job, self.run_id)
         self.skipped = 0
+        has_completed, self._delivered_sinks = store.ledger_start(job)
+        #: Whether :meth:`stamp` looks anything up (a first run, or a full refresh, has nothing to skip): when
+        #: not, it is plain CPU work the engine runs without a hop to the state thread.
+        self.looks_up = has_completed and not full_refresh
+        #: Source read positions not written yet, and when they last were.
+        self._positions: dict[str, dict[str, int]] = {}
+        self._positions_at = 0.0
 
     def stamp(self, items: list[Record | Failed]) -> list[Record | Failed]:
         """Give each item its fingerprint and drop those a finished run already delivered unchanged."""
         stamped: list[Record | Failed] = []
         for item in items:
-            record = item.record if isinstance(item, Failed) else item
-            record = record._replace(fingerprint=content_key(record.data))
-            stamped.append(Failed(record, item.reason) if isinstance(item, Failed) else record)
-        if self.full_refresh:
+            if isinstance(item, Failed):
+                stamped.append(Failed(item.record._replace(fingerprint=content_key(item.record.data)), item.reason))
+            else:
+                stamped.append(item._replace(fingerprint=content_key(item.data)))
+        if not self.looks_up:
             return stamped
         done = self.store.completed(self.job, [_record(item).key for item in stamped])
         if not done:
@@ -70,20 +83,35 @@ class Ledger:
         if unchanged and not self.read_only:
             # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
             # new version of the same key that it delivers (two records with one key must not alternate).
-            self.store.commit_batch(self.job, self.run_id, UNCHANGED, ((r.key, r.fingerprint) for r in unchanged))
+            self.store.commit_batch(self.job, self.run_id, UNCHANGED, [(r.key, r.fingerprint) for r in unchanged])
         self.skipped += len(unchanged)
         return kept
 
-    def source_read(self, source: str, position: int, count: int) -> None:
-        """Remember how far a source has read (shown by ``crmsync state show``). A resumed run still reads
-        from the start and skips what was delivered: a source file may have changed since."""
-        if not self.read_only:
-            self.store.commit_batch(
-                self.job, self.run_id, f"source:{source}", (), {"position": position, "records": count}
-            )
+    def source_read(self, source: str, position: int, count: int) -> bool:
+        """Remember how far a source has read (shown by ``crmsync state show``); True when it is time to
+        :meth:`write_positions` (at most once a second; the run's end writes the last ones). A resumed run still
+        reads from the start and skips what was delivered: a source file may have changed since."""
+        if self.read_only:
+            return False
+        self._positions[source] = {"position": position, "records": count}
+        return time.monotonic() - self._positions_at >= SOURCE_POSITION_EVERY_S
+
+    def write_positions(self) -> None:
+        """Write the read positions :meth:`source_read` remembered (on the state store's thread)."""
+        self._positions_at = time.monotonic()
+        for name, checkpoint in self._positions.items():
+            self.store.commit_batch(self.job, self.run_id, f"source:{name}", (), checkpoint)
+        self._positions.clear()
+
+    def looks_up_deliveries(self, sink: str) -> bool:
+        """Whether :meth:`unseen` can find anything for ``sink``: only when an earlier run delivered to it."""
+        return sink in self._delivered_sinks
 
     def unseen(self, sink: str, batch: list[Record]) -> list[Record]:
-        """The records of ``batch`` that ``sink`` has not committed yet (a resumed run meets the others again)."""
+        """The records of ``batch`` that ``sink`` committed in an earlier run (a resumed run meets them again)
+        left out. Within one run a sink gets every record it is handed, as it would without state."""
+        if sink not in self._delivered_sinks:
+            return batch
         seen = self.store.delivered(self.job, sink, [record.key for record in batch])
         if not seen:
             return batch
@@ -102,7 +130,14 @@ class Ledger:
         if self.heartbeat is not None and self.heartbeat.lost:
             raise RunFailed(self.heartbeat.lost)
         if not self.read_only:
-            self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in records), checkpoint)
+            self.store.commit_batch(self.job, self.run_id, sink, [(r.key, r.fingerprint) for r in records], checkpoint)
+
+    def delivered_pairs(self, sink: str, pairs: list[tuple[str, str]], checkpoint: Any) -> None:
+        """:meth:`delivered` for ``(key, fingerprint)`` pairs gathered over several batches (grouped commits)."""
+        if self.heartbeat is not None and self.heartbeat.lost:
+            raise RunFailed(self.heartbeat.lost)
+        if not self.read_only:
+            self.store.commit_batch(self.job, self.run_id, sink, pairs, checkpoint)
 
     def rejected(self, component: str, records: list[Record]) -> None:
         """Keep rejected records (with their ``_error``) to be retried by the next run."""
@@ -124,6 +159,7 @@ class Ledger:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         try:
+            self.write_positions()
             if settled:
                 self.store.complete_run(self.job, self.run_id)
             self.store.finish_run(self.run_id, status, report)

@@ -18,8 +18,9 @@ from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_expo
 from connector_core.state.lease import takeover_note
 from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
-#: The schema this crmsync writes; a database with a higher version was written by a newer crmsync.
-SCHEMA_VERSION = 2
+#: The schema this crmsync writes; a database with a higher version was written by a newer crmsync. Schema 3
+#: journals a run's deliveries (``journal``) and folds them into ``deliveries`` and ``completed`` when it ends.
+SCHEMA_VERSION = 3
 #: Look-ups are chunked below SQLite's limit of host parameters in one statement.
 _CHUNK = 500
 _REJECT_COLUMNS = (
@@ -92,20 +93,36 @@ class SqlStateStore(StateStore):
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """A write transaction: committed at the end, rolled back on an exception."""
 
+    #: The elements of a JSON array column ``{}`` as rows whose ``value`` is one element; and the ``[0]``/``[1]``
+    #: of such an element (a ``[key, fingerprint]`` pair). PostgreSQL overrides both.
+    ELEMENTS = "json_each({})"
+    PAIR_ITEM = "json_extract({}, '$[{}]')"
+    #: How many pairs a ``records`` column holds.
+    PAIR_COUNT = "json_array_length({})"
+
     def _create_temporary_tables(self) -> None:
         """Per connection: records a run met again unchanged matter only when it settles (see complete_run),
-        so they are kept off the disk (and out of a shared database)."""
-        self._exec(
-            "CREATE TEMP TABLE IF NOT EXISTS unchanged (job TEXT NOT NULL, run_id BIGINT NOT NULL, "
-            "key TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
+        so they are kept off the disk (and out of a shared database); one row per batch, as in ``journal``."""
+        self._exec("CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, records TEXT NOT NULL)")
+
+    def _pairs(self, table: str, sink: bool = True) -> str:
+        """A subquery of the pairs ``table`` (``journal`` or ``unchanged``) holds for the run given by a ``?``:
+        columns ``key``, ``fingerprint`` (and ``sink``)."""
+        key, fingerprint = (self.PAIR_ITEM.format("e.value", index) for index in (0, 1))
+        return (
+            f"(SELECT {'j.sink, ' if sink else ''}{key} AS key, {fingerprint} AS fingerprint "
+            f"FROM {table} j, {self.ELEMENTS.format('j.records')} e WHERE j.run_id = ?)"
         )
 
     def _lookup(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> dict[str, Any]:
-        found: dict[str, Any] = {}
+        return dict(self._lookup_rows(sql, params, keys))
+
+    def _lookup_rows(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> list[Any]:
+        found: list[Any] = []
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            found.update(self._exec(sql.format(marks=marks), (*params, *chunk)).fetchall())
+            found += self._exec(sql.format(marks=marks), (*params, *chunk)).fetchall()
         return found
 
     # -- runs and the lease --------------------------------------------------------------------------------
@@ -159,7 +176,9 @@ class SqlStateStore(StateStore):
             # A run still marked running belongs to a process that died: say so in its history.
             self._exec("UPDATE runs SET status = 'crashed' WHERE job = ? AND status = 'running'", (job,))
             cursor = self._exec("INSERT INTO runs (job, started_at) VALUES (?, ?) RETURNING run_id", (job, _now()))
-            return int(cursor.fetchone()[0])
+            run_id = int(cursor.fetchone()[0])
+            self._fold_dead_runs(job, run_id)
+            return run_id
 
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         with self._transaction():
@@ -186,6 +205,11 @@ class SqlStateStore(StateStore):
         ]
 
     # -- delivery ledger ---------------------------------------------------------------------------------
+    # A run appends each committed batch to `journal` as one row (its pairs as a JSON array): an append at the
+    # end of a small table, whatever the size of the ledger. The run's journal is folded into `deliveries` and
+    # `completed` when it settles, sorted by key, so each page of those B-trees is written once per run; the
+    # journal of a run that died is folded into `deliveries` by the next run's start (the lease guarantees
+    # it is dead). Look-ups during a run therefore see what earlier runs delivered, never the run's own.
     def completed(self, job: str, keys: list[str]) -> dict[str, str]:
         return self._lookup("SELECT key, fingerprint FROM completed WHERE job = ? AND key IN ({marks})", (job,), keys)
 
@@ -193,29 +217,30 @@ class SqlStateStore(StateStore):
         sql = "SELECT key, fingerprint FROM deliveries WHERE job = ? AND sink = ? AND key IN ({marks})"
         return self._lookup(sql, (job, sink), keys)
 
+    def ledger_start(self, job: str) -> tuple[bool, set[str]]:
+        row = self._exec("SELECT 1 FROM completed WHERE job = ? LIMIT 1", (job,)).fetchone()
+        # One index seek per sink (a DISTINCT would read every delivery of the job).
+        sinks: set[str] = set()
+        after = ""
+        while found := self._exec(
+            "SELECT sink FROM deliveries WHERE job = ? AND sink > ? ORDER BY sink LIMIT 1", (job, after)
+        ).fetchone():
+            after = found[0]
+            sinks.add(after)
+        return row is not None, sinks
+
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
+        pairs = json.dumps(records if isinstance(records, list) else list(records), separators=(",", ":"))
         if sink == UNCHANGED:
-            with self._transaction():
-                self._many(
-                    "INSERT INTO unchanged (job, run_id, key, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    ((job, run_id, key, fingerprint) for key, fingerprint in records),
-                )
+            if pairs != "[]":
+                with self._transaction():
+                    self._exec("INSERT INTO unchanged (run_id, records) VALUES (?, ?)", (run_id, pairs))
             return
         with self._transaction():
-            # A key met again in the same run with other content is a second version: both are kept, so a
-            # re-run of the same input skips both instead of alternating between them. (Fingerprints are hex,
-            # so LIKE has no wildcard to trip over.)
-            self._many(
-                "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = CASE "
-                "WHEN deliveries.run_id <> excluded.run_id THEN excluded.fingerprint "
-                "WHEN (' ' || deliveries.fingerprint || ' ') LIKE ('% ' || excluded.fingerprint || ' %') "
-                "THEN deliveries.fingerprint "
-                "ELSE deliveries.fingerprint || ' ' || excluded.fingerprint END, run_id = excluded.run_id",
-                ((job, sink, key, fingerprint, run_id) for key, fingerprint in records),
-            )
+            if pairs != "[]":
+                self._exec("INSERT INTO journal (run_id, sink, records) VALUES (?, ?, ?)", (run_id, sink, pairs))
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -226,54 +251,94 @@ class SqlStateStore(StateStore):
         row = self._exec("SELECT checkpoint FROM checkpoints WHERE job = ? AND sink = ?", (job, sink)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def _fold(self, job: str, run_id: int) -> None:
+        """Fold a run's journal into ``deliveries``: per sink and key, the versions this run delivered replace
+        what an earlier run delivered (two versions of a key in one run are both kept, space-separated)."""
+        self._exec(
+            "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) "
+            f"SELECT ?, p.sink, p.key, replace({self.FINGERPRINT_SET.format('p.fingerprint')}, ',', ' '), ? "
+            f"FROM {self._pairs('journal')} p GROUP BY p.sink, p.key ORDER BY p.sink, p.key"
+            " ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id",
+            (job, run_id, run_id),
+        )
+        self._exec("DELETE FROM journal WHERE run_id = ?", (run_id,))
+
+    def _fold_dead_runs(self, job: str, live_run: int) -> None:
+        """Fold the journals of the job's earlier runs (they died, or failed before settling): what their
+        sinks committed counts as delivered there."""
+        dead = self._exec(
+            "SELECT DISTINCT run_id FROM journal WHERE run_id <> ? "
+            "AND run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id",
+            (live_run, job),
+        ).fetchall()
+        for (run_id,) in dead:
+            self._fold(job, run_id)
+
     def complete_run(self, job: str, run_id: int) -> int:
         with self._transaction():
-            # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
+            delivered = f"SELECT p.key, p.fingerprint FROM {self._pairs('journal')} p"
+            params: list[Any] = [job, run_id, run_id]
+            met = ""
+            if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+                # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
+                met = (
+                    f" UNION ALL SELECT u.key, u.fingerprint FROM {self._pairs('unchanged', sink=False)} u"
+                    f" WHERE u.key IN (SELECT p.key FROM {self._pairs('journal')} p)"
+                )
+                params += [run_id, run_id]
+            # Keys this run also rejected are not completed: a handful, looked up in a small in-memory set.
             cursor = self._exec(
                 "INSERT INTO completed (job, key, fingerprint, run_id) "
-                f"SELECT ?, v.key, replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' '), ? FROM ("
-                " SELECT key, fingerprint FROM deliveries WHERE job = ? AND run_id = ?"
-                " UNION ALL SELECT key, fingerprint FROM unchanged WHERE job = ? AND run_id = ?"
-                " AND key IN (SELECT key FROM deliveries WHERE job = ? AND run_id = ?)) v "
-                "WHERE NOT EXISTS (SELECT 1 FROM rejects r "
-                "WHERE r.job = ? AND r.key = v.key AND r.run_id = ? AND r.status = 'pending') "
-                "GROUP BY v.key" + _ON_COMPLETED,
-                (job, run_id, job, run_id, job, run_id, job, run_id, job, run_id),
+                f"SELECT ?, v.key, replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' '), ? "
+                f"FROM ({delivered}{met}) v WHERE v.key NOT IN "
+                "(SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending') "
+                "GROUP BY v.key ORDER BY v.key" + _ON_COMPLETED,
+                (*params, job, run_id),
             )
-            self._exec("DELETE FROM unchanged WHERE job = ? AND run_id = ?", (job, run_id))
+            count = cursor.rowcount
+            self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
+            # Records rejected by earlier runs and delivered by this one are settled.
             self._exec(
-                "DELETE FROM rejects WHERE job = ? AND key IN (SELECT key FROM completed WHERE job = ? AND run_id = ?) "
-                "AND status = 'pending'",
-                (job, job, run_id),
+                "DELETE FROM rejects WHERE job = ? AND status = 'pending' AND EXISTS (SELECT 1 FROM completed c "
+                "WHERE c.job = rejects.job AND c.key = rejects.key AND c.run_id = ?)",
+                (job, run_id),
             )
-            return cursor.rowcount
+            self._fold(job, run_id)
+            return count
 
     # -- rejects -----------------------------------------------------------------------------------------
     def record_rejects(
         self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
     ) -> None:
+        if not rejects:
+            return
         with self._transaction():
+            known = {
+                key: (fingerprint, attempts, seen_by)
+                for key, fingerprint, attempts, seen_by in self._lookup_rows(
+                    "SELECT key, fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key IN ({marks})",
+                    (job,),
+                    list({reject["key"] for reject in rejects}),
+                )
+            }
+            now = _now()
+            rows, discarded = [], []
             for reject in rejects:
-                row = self._exec(
-                    "SELECT fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key = ?", (job, reject["key"])
-                ).fetchone()
+                key = reject["key"]
+                row = known.get(key)
                 same = row is not None and row[0] == reject["fingerprint"]
                 if transient:  # set aside, not failed: the attempts stay as they were
-                    attempts = row[1] if same else 0
+                    attempts = row[1] if same else 0  # type: ignore[index]
                 elif not same:
                     attempts = 1
                 else:  # rejected again in the same run (fan-out) counts once
-                    attempts = row[1] + (0 if row[2] == run_id else 1)
+                    attempts = row[1] + (0 if row[2] == run_id else 1)  # type: ignore[index]
                 status = "discarded" if attempts >= max_attempts and not transient else "pending"
-                self._exec(
-                    _upsert(
-                        "rejects",
-                        ("job", "key"),
-                        _REJECT_COLUMNS,
-                    ),
+                known[key] = (reject["fingerprint"], attempts, run_id)
+                rows.append(
                     (
                         job,
-                        reject["key"],
+                        key,
                         reject["fingerprint"],
                         reject["component"],
                         reject["reason"],
@@ -283,14 +348,14 @@ class SqlStateStore(StateStore):
                         reject.get("source"),
                         reject.get("position"),
                         run_id,
-                        _now(),
-                    ),
+                        now,
+                    )
                 )
                 if status == "discarded":
-                    self._exec(
-                        _upsert("completed", ("job", "key"), ("fingerprint", "run_id")),
-                        (job, reject["key"], reject["fingerprint"], run_id),
-                    )
+                    discarded.append((job, key, reject["fingerprint"], run_id))
+            self._many(_upsert("rejects", ("job", "key"), _REJECT_COLUMNS), rows)
+            if discarded:
+                self._many(_upsert("completed", ("job", "key"), ("fingerprint", "run_id")), discarded)
 
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
         sql = (
@@ -409,9 +474,7 @@ class SqlStateStore(StateStore):
             "database": self.location,
             "runs": self.runs(job, limit=10),
             "completed_records": count("SELECT COUNT(*) FROM completed WHERE job = ?", job),
-            "deliveries": dict(
-                self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
-            ),
+            "deliveries": self._delivery_counts(job),
             "checkpoints": {
                 sink: json.loads(value)
                 for sink, value in self._exec("SELECT sink, checkpoint FROM checkpoints WHERE job = ?", (job,))
@@ -433,6 +496,44 @@ class SqlStateStore(StateStore):
             },
         }
 
+    def _delivery_counts(self, job: str) -> dict[str, int]:
+        """Records per sink: folded deliveries, plus what runs not folded yet journaled (a live or dead run)."""
+        counts: dict[str, int] = dict(
+            self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
+        )
+        journaled = self._exec(
+            f"SELECT sink, SUM({self.PAIR_COUNT.format('records')}) FROM journal "
+            "WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) GROUP BY sink",
+            (job,),
+        )
+        for sink, count in journaled:
+            counts[sink] = counts.get(sink, 0) + int(count)
+        return counts
+
+    def _journaled_deliveries(self, job: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` of ``deliveries`` with the journals not folded yet applied, as folding them would."""
+        by_key = {(row["sink"], row["key"]): row for row in rows}
+        journal = self._exec(
+            "SELECT run_id, sink, records FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) "
+            "ORDER BY run_id",
+            (job,),
+        )
+        for run_id, sink, records in journal:
+            for key, fingerprint in json.loads(records):
+                row = by_key.get((sink, key))
+                if row is not None and row["run_id"] == run_id:
+                    if fingerprint not in row["fingerprint"].split(" "):
+                        row["fingerprint"] += " " + fingerprint
+                else:
+                    by_key[sink, key] = {
+                        "job": job,
+                        "sink": sink,
+                        "key": key,
+                        "fingerprint": fingerprint,
+                        "run_id": run_id,
+                    }
+        return list(by_key.values())
+
     def reset(self, job: str, parts: set[str]) -> None:
         tables = {
             "delivered": ("deliveries", "completed", "checkpoints", "objects", "intents"),
@@ -442,6 +543,8 @@ class SqlStateStore(StateStore):
             for part in parts:
                 if part == "cache":
                     self._exec("DELETE FROM cache")
+                if part == "delivered":
+                    self._exec("DELETE FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?)", (job,))
                 for table in tables.get(part, ()):
                     self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
 
@@ -449,6 +552,7 @@ class SqlStateStore(StateStore):
         data: dict[str, Any] = {"format": EXPORT_FORMAT, "job": job}
         for table in (*JOB_TABLES, "runs"):
             data[table] = self._rows(f"SELECT * FROM {table} WHERE job = ?", (job,))
+        data["deliveries"] = self._journaled_deliveries(job, data["deliveries"])
         data["cache"] = self._rows("SELECT * FROM cache", ())
         return data
 
@@ -460,6 +564,7 @@ class SqlStateStore(StateStore):
     def import_(self, job: str, data: dict[str, Any]) -> None:
         tables = validate_export(data)
         with self._transaction():
+            self._exec("DELETE FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?)", (job,))
             for table in (*JOB_TABLES, "runs"):
                 self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
                 for row in tables[table]:

@@ -77,20 +77,27 @@ def test_leases_of_different_jobs_are_independent(store: StateStore) -> None:
 def test_runs_deliveries_checkpoints_and_completion(store: StateStore) -> None:
     first = store.start_run("job")
     store.commit_batch("job", first, "out", [("k1", "f1"), ("k2", "f2")], {"line": 2})
-    assert store.delivered("job", "out", ["k1", "k2", "k3"]) == {"k1": "f1", "k2": "f2"}
+    assert store.delivered("job", "out", ["k1"]) == {}  # a run's own deliveries count from the next run on
+    assert store.summary("job")["deliveries"] == {"out": 2}
     assert store.sink_checkpoint("job", "out") == {"line": 2}
     assert store.completed("job", ["k1"]) == {}
+    assert store.ledger_start("job") == (False, set())
     second = store.start_run("job")  # the first never finished: it crashed
     assert second > first
     assert [r["status"] for r in store.runs("job")] == ["running", "crashed"]
+    assert store.delivered("job", "out", ["k1", "k2", "k3"]) == {"k1": "f1", "k2": "f2"}
+    assert store.ledger_start("job") == (False, {"out"})
     store.commit_batch("job", second, "out", [("k1", "f1")])
     store.commit_batch("job", second, "other", [("k1", "f1")])  # one key through two sinks counts once
     assert store.complete_run("job", second) == 1
     assert store.completed("job", ["k1", "k2"]) == {"k1": "f1"}
+    assert store.ledger_start("job") == (True, {"out", "other"})
     store.finish_run(second, "success", {"input_records": 1})
     assert store.runs("job")[0]["report"] == {"input_records": 1}
     keys = [f"k{i}" for i in range(1200)]  # more than one look-up chunk
-    store.commit_batch("job", second, "big", [(key, "f") for key in keys])
+    third = store.start_run("job")
+    store.commit_batch("job", third, "big", [(key, "f") for key in keys])
+    store.start_run("job")
     assert len(store.delivered("job", "big", keys)) == 1200
 
 
@@ -103,11 +110,12 @@ def test_versions_of_one_key_in_one_run_are_kept_together(store: StateStore) -> 
     first = store.start_run("job")
     store.commit_batch("job", first, "out", [("k", "aa"), ("k", "bb")])
     store.commit_batch("job", first, "out", [("k", "aa")])  # met again in the same run: not listed twice
-    assert store.delivered("job", "out", ["k"]) == {"k": "aa bb"}
     assert store.complete_run("job", first) == 1
+    assert versions(store.delivered("job", "out", ["k"])) == {"k": {"aa", "bb"}}
     assert versions(store.completed("job", ["k"])) == {"k": {"aa", "bb"}}
     second = store.start_run("job")
     store.commit_batch("job", second, "out", [("k", "cc")])  # a later run's delivery replaces them
+    store.complete_run("job", second)
     assert store.delivered("job", "out", ["k"]) == {"k": "cc"}
 
 
@@ -226,9 +234,11 @@ def test_an_invalid_import_changes_nothing(store: StateStore, mutate, message: s
     run_id = store.start_run("job")
     store.commit_batch("job", run_id, "out", [("k", "f")])
     data = json.loads(json.dumps(store.export("job")))
+    assert [(row["key"], row["run_id"]) for row in data["deliveries"]] == [("k", run_id)]  # journaled, exported
     mutate(data)
     with pytest.raises(ValueError, match=message):
         store.import_("job", data)
+    store.start_run("job")
     assert store.delivered("job", "out", ["k"]) == {"k": "f"}
 
 
