@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
 CREATE TABLE IF NOT EXISTS locks (
     job TEXT PRIMARY KEY, token TEXT NOT NULL, pid BIGINT NOT NULL, host TEXT NOT NULL,
     acquired_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS journal (run_id BIGINT NOT NULL, sink TEXT NOT NULL, records TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    run_id BIGINT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id);
 CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
@@ -89,9 +90,7 @@ class PostgresStateStore(SqlStateStore):
 
     for_update = " FOR UPDATE"
     FINGERPRINT_SET = "string_agg(DISTINCT {}, ',')"
-    ELEMENTS = "json_array_elements({}::json)"
-    PAIR_ITEM = "({} ->> {})"
-    PAIR_COUNT = "json_array_length({}::json)"
+    MERGES_IN_ONE_STATEMENT = False
 
     def __init__(self, url: str) -> None:
         try:

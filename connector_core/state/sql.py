@@ -93,25 +93,38 @@ class SqlStateStore(StateStore):
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """A write transaction: committed at the end, rolled back on an exception."""
 
-    #: The elements of a JSON array column ``{}`` as rows whose ``value`` is one element; and the ``[0]``/``[1]``
-    #: of such an element (a ``[key, fingerprint]`` pair). PostgreSQL overrides both.
-    ELEMENTS = "json_each({})"
-    PAIR_ITEM = "json_extract({}, '$[{}]')"
-    #: How many pairs a ``records`` column holds.
-    PAIR_COUNT = "json_array_length({})"
+    #: Whether one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` may update a row it inserted itself (SQLite
+    #: may; PostgreSQL refuses): folds then merge the versions of a key as they meet them, in key order, instead
+    #: of grouping them first (a sort per distinct key set, several times slower).
+    MERGES_IN_ONE_STATEMENT = True
 
     def _create_temporary_tables(self) -> None:
         """Per connection: records a run met again unchanged matter only when it settles (see complete_run),
-        so they are kept off the disk (and out of a shared database); one row per batch, as in ``journal``."""
-        self._exec("CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, records TEXT NOT NULL)")
+        so they are kept off the disk (and out of a shared database); appended like ``journal``."""
+        self._exec(
+            "CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, key TEXT NOT NULL, "
+            "fingerprint TEXT NOT NULL)"
+        )
 
-    def _pairs(self, table: str, sink: bool = True) -> str:
-        """A subquery of the pairs ``table`` (``journal`` or ``unchanged``) holds for the run given by a ``?``:
-        columns ``key``, ``fingerprint`` (and ``sink``)."""
-        key, fingerprint = (self.PAIR_ITEM.format("e.value", index) for index in (0, 1))
+    def _upsert_versions(self, table: str, keys: str, select: str) -> str:
+        """``INSERT INTO table (job, {keys}, fingerprint, run_id)`` of the rows of ``select`` (columns ``{keys}``,
+        ``fingerprint``; job and run id as the first and last ``?``): the versions of a key this run brings
+        replace those of an earlier run and are kept side by side (space-separated) within one run."""
+        columns = f"job, {keys}, fingerprint, run_id"
+        if not self.MERGES_IN_ONE_STATEMENT:
+            versions = f"replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' ')"
+            return (
+                f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {versions}, ? FROM ({select}) v "
+                f"GROUP BY {keys} ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE "
+                "SET fingerprint = excluded.fingerprint, run_id = excluded.run_id"
+            )
         return (
-            f"(SELECT {'j.sink, ' if sink else ''}{key} AS key, {fingerprint} AS fingerprint "
-            f"FROM {table} j, {self.ELEMENTS.format('j.records')} e WHERE j.run_id = ?)"
+            f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, v.fingerprint, ? FROM ({select}) v "
+            f"ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE SET fingerprint = CASE "
+            f"WHEN {table}.run_id <> excluded.run_id THEN excluded.fingerprint "
+            f"WHEN instr(' ' || {table}.fingerprint || ' ', ' ' || excluded.fingerprint || ' ') > 0 "
+            f"THEN {table}.fingerprint ELSE {table}.fingerprint || ' ' || excluded.fingerprint END, "
+            "run_id = excluded.run_id"
         )
 
     def _lookup(self, sql: str, params: tuple[Any, ...], keys: list[str]) -> dict[str, Any]:
@@ -232,15 +245,17 @@ class SqlStateStore(StateStore):
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
-        pairs = json.dumps(records if isinstance(records, list) else list(records), separators=(",", ":"))
         if sink == UNCHANGED:
-            if pairs != "[]":
-                with self._transaction():
-                    self._exec("INSERT INTO unchanged (run_id, records) VALUES (?, ?)", (run_id, pairs))
+            with self._transaction():
+                self._many(
+                    "INSERT INTO unchanged (run_id, key, fingerprint) VALUES (?, ?, ?)",
+                    [(run_id, key, fingerprint) for key, fingerprint in records],
+                )
             return
         with self._transaction():
-            if pairs != "[]":
-                self._exec("INSERT INTO journal (run_id, sink, records) VALUES (?, ?, ?)", (run_id, sink, pairs))
+            rows = [(run_id, sink, key, fingerprint) for key, fingerprint in records]
+            if rows:
+                self._many("INSERT INTO journal (run_id, sink, key, fingerprint) VALUES (?, ?, ?, ?)", rows)
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -254,13 +269,8 @@ class SqlStateStore(StateStore):
     def _fold(self, job: str, run_id: int) -> None:
         """Fold a run's journal into ``deliveries``: per sink and key, the versions this run delivered replace
         what an earlier run delivered (two versions of a key in one run are both kept, space-separated)."""
-        self._exec(
-            "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) "
-            f"SELECT ?, p.sink, p.key, replace({self.FINGERPRINT_SET.format('p.fingerprint')}, ',', ' '), ? "
-            f"FROM {self._pairs('journal')} p GROUP BY p.sink, p.key ORDER BY p.sink, p.key"
-            " ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id",
-            (job, run_id, run_id),
-        )
+        select = "SELECT sink, key, fingerprint FROM journal WHERE run_id = ?"
+        self._exec(self._upsert_versions("deliveries", "sink, key", select), (job, run_id, run_id))
         self._exec("DELETE FROM journal WHERE run_id = ?", (run_id,))
 
     def _fold_dead_runs(self, job: str, live_run: int) -> None:
@@ -274,28 +284,23 @@ class SqlStateStore(StateStore):
         for (run_id,) in dead:
             self._fold(job, run_id)
 
-    def complete_run(self, job: str, run_id: int) -> int:
+    def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
-            delivered = f"SELECT p.key, p.fingerprint FROM {self._pairs('journal')} p"
+            select = "SELECT key, fingerprint FROM journal WHERE run_id = ?"
             params: list[Any] = [job, run_id, run_id]
-            met = ""
             if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
                 # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
-                met = (
-                    f" UNION ALL SELECT u.key, u.fingerprint FROM {self._pairs('unchanged', sink=False)} u"
-                    f" WHERE u.key IN (SELECT p.key FROM {self._pairs('journal')} p)"
+                select += (
+                    " UNION ALL SELECT key, fingerprint FROM unchanged WHERE run_id = ? "
+                    "AND key IN (SELECT key FROM journal WHERE run_id = ?)"
                 )
                 params += [run_id, run_id]
             # Keys this run also rejected are not completed: a handful, looked up in a small in-memory set.
-            cursor = self._exec(
-                "INSERT INTO completed (job, key, fingerprint, run_id) "
-                f"SELECT ?, v.key, replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' '), ? "
-                f"FROM ({delivered}{met}) v WHERE v.key NOT IN "
-                "(SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending') "
-                "GROUP BY v.key ORDER BY v.key" + _ON_COMPLETED,
-                (*params, job, run_id),
+            select = (
+                f"SELECT * FROM ({select}) d WHERE d.key NOT IN "
+                "(SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending')"
             )
-            count = cursor.rowcount
+            self._exec(self._upsert_versions("completed", "key", select), (*params, job, run_id))
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             # Records rejected by earlier runs and delivered by this one are settled.
             self._exec(
@@ -304,7 +309,6 @@ class SqlStateStore(StateStore):
                 (job, run_id),
             )
             self._fold(job, run_id)
-            return count
 
     # -- rejects -----------------------------------------------------------------------------------------
     def record_rejects(
@@ -502,8 +506,7 @@ class SqlStateStore(StateStore):
             self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
         )
         journaled = self._exec(
-            f"SELECT sink, SUM({self.PAIR_COUNT.format('records')}) FROM journal "
-            "WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) GROUP BY sink",
+            "SELECT sink, COUNT(*) FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) GROUP BY sink",
             (job,),
         )
         for sink, count in journaled:
@@ -514,24 +517,18 @@ class SqlStateStore(StateStore):
         """``rows`` of ``deliveries`` with the journals not folded yet applied, as folding them would."""
         by_key = {(row["sink"], row["key"]): row for row in rows}
         journal = self._exec(
-            "SELECT run_id, sink, records FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) "
-            "ORDER BY run_id",
+            "SELECT run_id, sink, key, fingerprint FROM journal "
+            "WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id",
             (job,),
         )
-        for run_id, sink, records in journal:
-            for key, fingerprint in json.loads(records):
-                row = by_key.get((sink, key))
-                if row is not None and row["run_id"] == run_id:
-                    if fingerprint not in row["fingerprint"].split(" "):
-                        row["fingerprint"] += " " + fingerprint
-                else:
-                    by_key[sink, key] = {
-                        "job": job,
-                        "sink": sink,
-                        "key": key,
-                        "fingerprint": fingerprint,
-                        "run_id": run_id,
-                    }
+        for run_id, sink, key, fingerprint in journal:
+            row = by_key.get((sink, key))
+            if row is not None and row["run_id"] == run_id:
+                if fingerprint not in row["fingerprint"].split(" "):
+                    row["fingerprint"] += " " + fingerprint
+            else:
+                by_key[sink, key] = {"job": job, "sink": sink, "key": key, "fingerprint": fingerprint}
+                by_key[sink, key]["run_id"] = run_id
         return list(by_key.values())
 
     def reset(self, job: str, parts: set[str]) -> None:

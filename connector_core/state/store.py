@@ -99,8 +99,8 @@ class StateStore(abc.ABC):
         """The last checkpoint ``sink`` committed, or None."""
 
     @abc.abstractmethod
-    def complete_run(self, job: str, run_id: int) -> int:
-        """Mark every record this run delivered, and did not also reject, as completed; returns how many."""
+    def complete_run(self, job: str, run_id: int) -> None:
+        """Mark every record this run delivered, and did not also reject, as completed."""
 
     # -- rejects -----------------------------------------------------------------------------------------
     @abc.abstractmethod
