@@ -14,30 +14,31 @@ import time
 
 from connector_core.records import Record
 
-#: A group is committed once it holds this many records...
-GROUP_RECORDS = 20_000
+#: A group is committed once it holds this many records (the group keeps them, to set them aside should its
+#: commit fail: this bounds the memory it holds)...
+GROUP_RECORDS = 5_000
 #: ...or this many seconds after the previous commit, whichever comes first: a sink fed slowly (by an API)
 #: still commits about every batch, and a write error (a full disk, seen when the checkpoint flushes) stops the
-#: run's API work as soon as before.
+#: run's API work about as soon as before.
 GROUP_SECONDS = 0.05
 
 
 class CommitGroup:
-    """The ``(key, fingerprint)`` pairs a sink wrote since its last commit."""
+    """The records a sink wrote since its last commit."""
 
     def __init__(self) -> None:
-        self.pairs: list[tuple[str, str]] = []
+        self.records: list[Record] = []
         self._since = time.monotonic()
 
     def add(self, records: list[Record]) -> None:
-        self.pairs += [(record.key, record.fingerprint) for record in records]
+        self.records += records
 
     def due(self) -> bool:
         """Whether the group should be committed now."""
-        return len(self.pairs) >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS
+        return len(self.records) >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS
 
-    def take(self) -> list[tuple[str, str]]:
-        """The pairs to commit (the group starts over empty)."""
-        pairs, self.pairs = self.pairs, []
+    def take(self) -> list[Record]:
+        """The records to commit (the group starts over empty)."""
+        records, self.records = self.records, []
         self._since = time.monotonic()
-        return pairs
+        return records

@@ -311,8 +311,8 @@ class Engine:
                     buffer = buffer[cut:]
             if buffer:
                 await submit(buffer)
-        if self.groups.get(spec.name) and self.groups[spec.name].pairs:
-            await self.lanes.run(spec.name, self._commit_group, spec.name, node)
+        if self.groups.get(spec.name) and self.groups[spec.name].records:
+            await self._commit_group(spec.name, node)
         if isinstance(node, Mapper) and node.has_finish and not self.plan:
             await self._handle_finish(spec.name, node)
 
@@ -357,11 +357,8 @@ class Engine:
             else:
                 if work is not None:
                     await _maybe_await(work(batch, out))
-                group = self.groups.get(spec.name)
-                if group is not None:  # on the loop: the sink's thread is needed only when the group is due
-                    group.add(_written(batch, out))
-                    if group.due():
-                        await self.lanes.run(spec.name, self._commit_group, spec.name, node)
+                if spec.name in self.groups:  # on the loop: the sink's thread is needed only when the group is due
+                    self.groups[spec.name].add(_written(batch, out))
                 elif commits:
                     await self.lanes.run(spec.name, self._commit_delivered, spec.name, node, batch, out)
         except RunFailed:
@@ -383,6 +380,32 @@ class Engine:
         if spec.kind == "sink":
             self.context.stats.delivered[spec.name] += len(batch) - len(out.failed) - len(out.deferred)
         await self._deliver(spec.name, out)
+        if spec.name in self.groups and self.groups[spec.name].due():
+            await self._commit_group(spec.name, node)
+
+    async def _commit_group(self, name: str, node: Component[Any]) -> None:
+        """Commit what a sink wrote since its last commit (see connector_core.commit_groups). When its
+        checkpoint fails (a full disk), every record of the group was written but is not durable: each is set
+        aside (an OSError) or rejected, as the failed batch would have been, and no longer counts as delivered."""
+        records = self.groups[name].take()
+        try:
+            await self.lanes.run(name, self._commit_records, name, node, records)
+        except RunFailed:
+            raise
+        except Exception as exc:
+            reason = self.context.redactor.text(f"{name} failed: {type(exc).__name__}: {exc}")
+            log.error("%s", reason)
+            self.component_failures.setdefault(name, reason)
+            out = Emitter()
+            if isinstance(exc, OSError):
+                self.context.halt(reason)
+                for record in records:
+                    out.defer(record, reason)
+            else:
+                for record in records:
+                    out.fail(record, reason)
+            self.context.stats.delivered[name] -= len(records)
+            await self._deliver(name, out)
 
     def _write_durably(
         self,
@@ -402,21 +425,17 @@ class Engine:
     def _commit_delivered(self, name: str, node: Component[Any], batch: list[Record], out: Emitter) -> None:
         """On a sink's thread, after its write: make the batch durable (``checkpoint``) and commit its deliveries
         with the token. Each sink's commits thus follow the order in which its writes became durable. A sink
-        that commits in groups adds the batch to its group and commits the group when it is due."""
+        that commits in groups adds the batch to its group (committed by :meth:`_commit_group`)."""
         assert self.ledger is not None
-        group = self.groups.get(name)
-        if group is not None:
-            group.add(_written(batch, out))
-            if group.due():
-                self._commit_group(name, node)
+        if name in self.groups:
+            self.groups[name].add(_written(batch, out))
             return
-        self.ledger.delivered(name, _written(batch, out), self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+        self._commit_records(name, node, _written(batch, out))
 
-    def _commit_group(self, name: str, node: Component[Any]) -> None:
-        """On a sink's thread: make everything it wrote durable and commit the group's deliveries with the token."""
+    def _commit_records(self, name: str, node: Component[Any], records: list[Record]) -> None:
+        """On a sink's thread: make everything it wrote durable and commit ``records`` with the token."""
         assert self.ledger is not None
-        checkpoint = self._on_loop(node.checkpoint())  # type: ignore[attr-defined]
-        self.ledger.delivered_pairs(name, self.groups[name].take(), checkpoint)
+        self.ledger.delivered(name, records, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
 
     def _on_loop(self, value: Any) -> Any:
         """On a component's thread: ``value``, or what it resolves to when a plain method returned an awaitable

@@ -133,13 +133,6 @@ class Ledger:
         if not self.read_only:
             self.store.commit_batch(self.job, self.run_id, sink, [(r.key, r.fingerprint) for r in records], checkpoint)
 
-    def delivered_pairs(self, sink: str, pairs: list[tuple[str, str]], checkpoint: Any) -> None:
-        """:meth:`delivered` for ``(key, fingerprint)`` pairs gathered over several batches (grouped commits)."""
-        if self.heartbeat is not None and self.heartbeat.lost:
-            raise RunFailed(self.heartbeat.lost)
-        if not self.read_only:
-            self.store.commit_batch(self.job, self.run_id, sink, pairs, checkpoint)
-
     def rejected(self, component: str, records: list[Record]) -> None:
         """Keep rejected records (with their ``_error``) to be retried by the next run."""
         if not self.read_only:
