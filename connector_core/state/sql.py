@@ -271,6 +271,10 @@ class SqlStateStore(StateStore):
         what an earlier run delivered (two versions of a key in one run are both kept, space-separated)."""
         select = "SELECT sink, key, fingerprint FROM journal WHERE run_id = ?"
         self._exec(self._upsert_versions("deliveries", "sink, key", select), (job, run_id, run_id))
+        self._clear_journal(run_id)
+
+    def _clear_journal(self, run_id: int) -> None:
+        """Delete a folded run's journal rows."""
         self._exec("DELETE FROM journal WHERE run_id = ?", (run_id,))
 
     def _fold_dead_runs(self, job: str, live_run: int) -> None:
