@@ -56,6 +56,8 @@ class Ledger:
         #: Whether :meth:`stamp` looks anything up (a first run, or a full refresh, has nothing to skip): when
         #: not, it is plain CPU work the engine runs without a hop to the state thread.
         self.looks_up = has_completed and not full_refresh
+        #: Whether every sink may have deliveries of earlier runs (completed records name their sinks).
+        self._any_sink_delivered = has_completed
         #: Source read positions not written yet, and when they last were.
         self._positions: dict[str, dict[str, int]] = {}
         self._positions_at = 0.0
@@ -106,12 +108,12 @@ class Ledger:
 
     def looks_up_deliveries(self, sink: str) -> bool:
         """Whether :meth:`unseen` can find anything for ``sink``: only when an earlier run delivered to it."""
-        return sink in self._delivered_sinks
+        return self._any_sink_delivered or sink in self._delivered_sinks
 
     def unseen(self, sink: str, batch: list[Record]) -> list[Record]:
         """The records of ``batch`` that ``sink`` committed in an earlier run (a resumed run meets them again)
         left out. Within one run a sink gets every record it is handed, as it would without state."""
-        if sink not in self._delivered_sinks:
+        if not self.looks_up_deliveries(sink):
             return batch
         seen = self.store.delivered(self.job, sink, [record.key for record in batch])
         if not seen:

@@ -38,8 +38,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (job, sink, key));
 DROP INDEX IF EXISTS deliveries_by_run;
 CREATE TABLE IF NOT EXISTS completed (
-    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
+    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL, sinks TEXT,
     PRIMARY KEY (job, key));
+ALTER TABLE completed ADD COLUMN IF NOT EXISTS sinks TEXT;
 CREATE TABLE IF NOT EXISTS checkpoints (
     job TEXT NOT NULL, sink TEXT NOT NULL, checkpoint TEXT NOT NULL, run_id BIGINT NOT NULL,
     PRIMARY KEY (job, sink));
@@ -91,6 +92,7 @@ class PostgresStateStore(SqlStateStore):
     for_update = " FOR UPDATE"
     FINGERPRINT_SET = "string_agg(DISTINCT {}, ',')"
     MERGES_IN_ONE_STATEMENT = False
+    CONTAINS = "strpos({}, {}) > 0"
 
     def __init__(self, url: str) -> None:
         try:

@@ -35,7 +35,11 @@ _REJECT_COLUMNS = (
     "run_id",
     "updated_at",
 )
-_ON_COMPLETED = " ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id"
+EMPTY = "''"
+#: A discarded reject is completed through no sink.
+_ON_COMPLETED = (
+    " ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id, sinks = NULL"
+)
 
 
 def _now() -> str:
@@ -97,6 +101,8 @@ class SqlStateStore(StateStore):
     #: may; PostgreSQL refuses): folds then merge the versions of a key as they meet them, in key order, instead
     #: of grouping them first (a sort per distinct key set, several times slower).
     MERGES_IN_ONE_STATEMENT = True
+    #: Whether text ``{0}`` contains text ``{1}`` (PostgreSQL: ``strpos``).
+    CONTAINS = "instr({}, {}) > 0"
 
     def _create_temporary_tables(self) -> None:
         """Per connection: records a run met again unchanged matter only when it settles (see complete_run),
@@ -106,24 +112,37 @@ class SqlStateStore(StateStore):
             "fingerprint TEXT NOT NULL)"
         )
 
-    def _upsert_versions(self, table: str, keys: str, select: str) -> str:
-        """``INSERT INTO table (job, {keys}, fingerprint, run_id)`` of the rows of ``select`` (columns ``{keys}``,
-        ``fingerprint``; job and run id as the first and last ``?``): the versions of a key this run brings
-        replace those of an earlier run and are kept side by side (space-separated) within one run."""
-        columns = f"job, {keys}, fingerprint, run_id"
+    def _contains(self, items: str, item: str) -> str:
+        """SQL: whether the space-separated set ``items`` holds ``item`` (two column expressions)."""
+        return self.CONTAINS.format(f"' ' || {items} || ' '", f"' ' || {item} || ' '")
+
+    def _upsert_versions(self, table: str, keys: str, sets: tuple[str, ...], select: str) -> str:
+        """``INSERT INTO table (job, {keys}, {sets}, run_id)`` of the rows of ``select`` (columns ``{keys}`` and
+        ``{sets}``; job and run id as the first and last ``?``). Each of ``sets`` is a space-separated set (the
+        versions of a key, the sinks that have it): what this run brings replaces an earlier run's, and is
+        gathered within one run (empty values add nothing)."""
+        columns = f"job, {keys}, {', '.join(sets)}, run_id"
         if not self.MERGES_IN_ONE_STATEMENT:
-            versions = f"replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' ')"
-            return (
-                f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {versions}, ? FROM ({select}) v "
-                f"GROUP BY {keys} ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE "
-                "SET fingerprint = excluded.fingerprint, run_id = excluded.run_id"
+            gathered = ", ".join(
+                f"replace({self.FINGERPRINT_SET.format(f'NULLIF(v.{name}, {EMPTY})')}, ',', ' ')" for name in sets
             )
+            replaced = ", ".join(f"{name} = excluded.{name}" for name in sets)
+            return (
+                f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {gathered}, ? FROM ({select}) v "
+                f"GROUP BY {keys} ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE "
+                f"SET {replaced}, run_id = excluded.run_id"
+            )
+        merged = ", ".join(
+            f"{name} = CASE WHEN {table}.run_id <> excluded.run_id THEN excluded.{name} "
+            f"WHEN coalesce(excluded.{name}, '') = '' OR {self._contains(f'{table}.{name}', f'excluded.{name}')} "
+            f"THEN {table}.{name} "
+            f"WHEN coalesce({table}.{name}, '') = '' THEN excluded.{name} "
+            f"ELSE {table}.{name} || ' ' || excluded.{name} END"
+            for name in sets
+        )
         return (
-            f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, v.fingerprint, ? FROM ({select}) v "
-            f"ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE SET fingerprint = CASE "
-            f"WHEN {table}.run_id <> excluded.run_id THEN excluded.fingerprint "
-            f"WHEN instr(' ' || {table}.fingerprint || ' ', ' ' || excluded.fingerprint || ' ') > 0 "
-            f"THEN {table}.fingerprint ELSE {table}.fingerprint || ' ' || excluded.fingerprint END, "
+            f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {', '.join(f'v.{name}' for name in sets)}, ? "
+            f"FROM ({select}) v ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE SET {merged}, "
             "run_id = excluded.run_id"
         )
 
@@ -227,8 +246,23 @@ class SqlStateStore(StateStore):
         return self._lookup("SELECT key, fingerprint FROM completed WHERE job = ? AND key IN ({marks})", (job,), keys)
 
     def delivered(self, job: str, sink: str, keys: list[str]) -> dict[str, str]:
-        sql = "SELECT key, fingerprint FROM deliveries WHERE job = ? AND sink = ? AND key IN ({marks})"
-        return self._lookup(sql, (job, sink), keys)
+        # What a settled run delivered is in `completed`, with the sinks that got each key; `deliveries` holds
+        # the rest (runs that died or failed, keys also rejected). The later run's word counts.
+        found = {
+            key: (fingerprint, run_id)
+            for key, fingerprint, run_id in self._lookup_rows(
+                "SELECT key, fingerprint, run_id FROM deliveries WHERE job = ? AND sink = ? AND key IN ({marks})",
+                (job, sink),
+                keys,
+            )
+        }
+        completed = self._lookup_rows(
+            "SELECT key, fingerprint, run_id, sinks FROM completed WHERE job = ? AND key IN ({marks})", (job,), keys
+        )
+        for key, fingerprint, run_id, sinks in completed:
+            if sinks and sink in sinks.split(" ") and (key not in found or run_id > found[key][1]):
+                found[key] = (fingerprint, run_id)
+        return {key: fingerprint for key, (fingerprint, _) in found.items()}
 
     def ledger_start(self, job: str) -> tuple[bool, set[str]]:
         row = self._exec("SELECT 1 FROM completed WHERE job = ? LIMIT 1", (job,)).fetchone()
@@ -266,11 +300,16 @@ class SqlStateStore(StateStore):
         row = self._exec("SELECT checkpoint FROM checkpoints WHERE job = ? AND sink = ?", (job, sink)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def _fold(self, job: str, run_id: int) -> None:
-        """Fold a run's journal into ``deliveries``: per sink and key, the versions this run delivered replace
-        what an earlier run delivered (two versions of a key in one run are both kept, space-separated)."""
+    def _fold(self, job: str, run_id: int, rejected_only: bool = False) -> None:
+        """Fold a run's journal into ``deliveries`` (``rejected_only``: the keys it also rejected, which its
+        settling does not complete): per sink and key, the versions this run delivered replace what an earlier
+        run delivered (two versions of a key in one run are both kept, space-separated)."""
         select = "SELECT sink, key, fingerprint FROM journal WHERE run_id = ?"
-        self._exec(self._upsert_versions("deliveries", "sink, key", select), (job, run_id, run_id))
+        params: tuple[Any, ...] = (job, run_id, run_id)
+        if rejected_only:
+            select += " AND key IN (SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending')"
+            params = (*params, job, run_id)
+        self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
         self._clear_journal(run_id)
 
     def _clear_journal(self, run_id: int) -> None:
@@ -290,12 +329,12 @@ class SqlStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
-            select = "SELECT key, fingerprint FROM journal WHERE run_id = ?"
+            select = "SELECT key, fingerprint, sink AS sinks FROM journal WHERE run_id = ?"
             params: list[Any] = [job, run_id, run_id]
             if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
                 # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
                 select += (
-                    " UNION ALL SELECT key, fingerprint FROM unchanged WHERE run_id = ? "
+                    " UNION ALL SELECT key, fingerprint, '' FROM unchanged WHERE run_id = ? "
                     "AND key IN (SELECT key FROM journal WHERE run_id = ?)"
                 )
                 params += [run_id, run_id]
@@ -304,7 +343,8 @@ class SqlStateStore(StateStore):
                 f"SELECT * FROM ({select}) d WHERE d.key NOT IN "
                 "(SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending')"
             )
-            self._exec(self._upsert_versions("completed", "key", select), (*params, job, run_id))
+            sql = self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select)
+            self._exec(sql, (*params, job, run_id))
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             # Records rejected by earlier runs and delivered by this one are settled.
             self._exec(
@@ -312,7 +352,14 @@ class SqlStateStore(StateStore):
                 "WHERE c.job = rejects.job AND c.key = rejects.key AND c.run_id = ?)",
                 (job, run_id),
             )
-            self._fold(job, run_id)
+            # Deliveries of runs that died, now completed through the same sink: `completed` says it all.
+            through = self._contains("c.sinks", "deliveries.sink")
+            self._exec(
+                "DELETE FROM deliveries WHERE job = ? AND EXISTS (SELECT 1 FROM completed c WHERE c.job = ? "
+                f"AND c.key = deliveries.key AND c.run_id = ? AND {through})",
+                (job, job, run_id),
+            )
+            self._fold(job, run_id, rejected_only=True)
 
     # -- rejects -----------------------------------------------------------------------------------------
     def record_rejects(
@@ -359,11 +406,11 @@ class SqlStateStore(StateStore):
                         now,
                     )
                 )
-                if status == "discarded":
-                    discarded.append((job, key, reject["fingerprint"], run_id))
+                if status == "discarded":  # completed through no sink
+                    discarded.append((job, key, reject["fingerprint"], run_id, None))
             self._many(_upsert("rejects", ("job", "key"), _REJECT_COLUMNS), rows)
             if discarded:
-                self._many(_upsert("completed", ("job", "key"), ("fingerprint", "run_id")), discarded)
+                self._many(_upsert("completed", ("job", "key"), ("fingerprint", "run_id", "sinks")), discarded)
 
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
         sql = (
@@ -505,10 +552,14 @@ class SqlStateStore(StateStore):
         }
 
     def _delivery_counts(self, job: str) -> dict[str, int]:
-        """Records per sink: folded deliveries, plus what runs not folded yet journaled (a live or dead run)."""
+        """Records per sink: completed through it, in deliveries not completed, and journaled by runs not folded
+        yet (a live or dead run)."""
         counts: dict[str, int] = dict(
             self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
         )
+        for sinks, count in self._exec("SELECT sinks, COUNT(*) FROM completed WHERE job = ? GROUP BY sinks", (job,)):
+            for sink in (sinks or "").split():
+                counts[sink] = counts.get(sink, 0) + int(count)
         journaled = self._exec(
             "SELECT sink, COUNT(*) FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) GROUP BY sink",
             (job,),

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
     PRIMARY KEY (job, sink, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS completed (
-    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
+    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL, sinks TEXT,
     PRIMARY KEY (job, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     job TEXT NOT NULL, sink TEXT NOT NULL, checkpoint TEXT NOT NULL, run_id INTEGER NOT NULL,

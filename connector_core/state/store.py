@@ -84,7 +84,8 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def ledger_start(self, job: str) -> tuple[bool, set[str]]:
         """What a run needs to look up, asked once when it starts: whether any record of the job is completed,
-        and the sinks with deliveries of earlier runs. A run skips the look-ups that cannot find anything."""
+        and the sinks with deliveries of earlier runs that are not completed (runs that died or failed, keys also
+        rejected). A run skips the look-ups that cannot find anything."""
 
     @abc.abstractmethod
     def commit_batch(

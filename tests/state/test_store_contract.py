@@ -91,7 +91,11 @@ def test_runs_deliveries_checkpoints_and_completion(store: StateStore) -> None:
     store.commit_batch("job", second, "other", [("k1", "f1")])  # one key through two sinks counts once
     store.complete_run("job", second)
     assert store.completed("job", ["k1", "k2"]) == {"k1": "f1"}
-    assert store.ledger_start("job") == (True, {"out", "other"})
+    # What a settled run delivered is known through `completed`; `deliveries` keeps the dead run's k2 only.
+    assert store.ledger_start("job") == (True, {"out"})
+    assert store.delivered("job", "other", ["k1", "k2"]) == {"k1": "f1"}
+    assert store.delivered("job", "out", ["k1", "k2"]) == {"k1": "f1", "k2": "f2"}
+    assert store.summary("job")["deliveries"] == {"out": 2, "other": 1}
     store.finish_run(second, "success", {"input_records": 1})
     assert store.runs("job")[0]["report"] == {"input_records": 1}
     keys = [f"k{i}" for i in range(1200)]  # more than one look-up chunk
