@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Protocol
 
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
@@ -279,16 +280,18 @@ class SqlStateStore(StateStore):
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
+        pairs = records if isinstance(records, list) else list(records)
+        # The rows are built in C: the run (and sink) repeated beside each pair's key and fingerprint.
+        columns = zip(*pairs, strict=True)
         if sink == UNCHANGED:
-            with self._transaction():
-                self._many(
-                    "INSERT INTO unchanged (run_id, key, fingerprint) VALUES (?, ?, ?)",
-                    [(run_id, key, fingerprint) for key, fingerprint in records],
-                )
+            if pairs:
+                with self._transaction():
+                    rows = zip(repeat(run_id), *columns, strict=False)
+                    self._many("INSERT INTO unchanged (run_id, key, fingerprint) VALUES (?, ?, ?)", rows)
             return
         with self._transaction():
-            rows = [(run_id, sink, key, fingerprint) for key, fingerprint in records]
-            if rows:
+            if pairs:
+                rows = zip(repeat(run_id), repeat(sink), *columns, strict=False)
                 self._many("INSERT INTO journal (run_id, sink, key, fingerprint) VALUES (?, ?, ?, ?)", rows)
             if checkpoint is not None:
                 self._exec(
@@ -307,7 +310,11 @@ class SqlStateStore(StateStore):
         select = "SELECT sink, key, fingerprint FROM journal WHERE run_id = ?"
         params: tuple[Any, ...] = (job, run_id, run_id)
         if rejected_only:
-            select += " AND key IN (SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending')"
+            rejected = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
+            if not self._exec(rejected + " LIMIT 1", (job, run_id)).fetchone():
+                self._clear_journal(run_id)
+                return
+            select += f" AND key IN ({rejected})"
             params = (*params, job, run_id)
         self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
         self._clear_journal(run_id)
