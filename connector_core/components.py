@@ -140,6 +140,19 @@ class Source(Component[OptionsT]):
             key = content_key(data)
         return Record(data, key, self.name, position)
 
+    def rows(self, rows: list[dict[str, Any]], first: int) -> list[Record]:
+        """The records of consecutive input rows at positions ``first``, ``first + 1``, ...: :meth:`row` for many
+        rows at once, at a fraction of the cost per row."""
+        keys = list(map(self._key, rows))
+        name, new = self.name, tuple.__new__
+        pairs = enumerate(zip(rows, keys), first)  # noqa: B905  # equal lengths; strict= costs per row
+        records = [new(Record, (data, key, name, at, "")) for at, (data, key) in pairs]
+        if None in keys:  # blank keys are rare: count and log them as row() does
+            for index, key in enumerate(keys):
+                if key is None:
+                    records[index] = self.row(rows[index], first + index)
+        return records
+
     def record(self, data: dict[str, Any], position: int) -> Record:
         """A record with this source's provenance and key, without counting a blank key: for rows the source
         wraps in a :class:`Failed`."""

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from itertools import islice
 from typing import Any, TypeVar
 
+from connector_core.collector import run_pace
 from connector_core.commit_groups import CommitGroup
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
@@ -146,7 +147,8 @@ class Engine:
             host.hooks.before_sync(context=context)
             self.progress.start()
             self._graph = asyncio.create_task(self._run_graph())
-            await asyncio.wait([self._graph])
+            with run_pace():
+                await asyncio.wait([self._graph])
             if self._graph.cancelled():
                 raise RunFailed(self.aborted or "run cancelled")
             self._graph.result()

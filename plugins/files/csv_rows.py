@@ -5,20 +5,28 @@ module is fed line by line and every record's lines are held: a record that span
 lines, reaches the end of the file inside a quote, or pairs a stray quote with a quote on a later line, is
 given up. Only its lines up to the one holding the stray quote are reported as unreadable (usually just its
 first line); the lines after them are parsed again as records of their own, so nothing else is lost.
+
+That careful reading costs a generator step per line, so it is kept for the records that need it. Lines are
+read in blocks, and the ``csv`` module parses each block at full speed in strict mode as long as every record
+ends on the line it starts on; the first record that does not (a quoted field spanning lines, a quote still
+open at the end of the block, anything strict mode refuses) is read again the careful way, alone, and the fast
+parse resumes after it. A record the fast parse accepts is one the careful reading takes as is: strict mode
+refuses whatever the lenient mode would read differently, and a single-line record is never given up.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import islice
 
 import attrs
 
 #: The ``csv`` module's own field limit, process-wide. Records are bounded by their number of lines here and
 #: fields by each source's ``max_field_chars``, so the module's limit is only raised out of their way.
 CSV_MODULE_FIELD_LIMIT = 2**31 - 1
+#: Lines read and parsed at a time.
+BLOCK_LINES = 1000
 
 
 @attrs.frozen
@@ -30,19 +38,47 @@ class Unreadable:
     reason: str
 
 
-#: One record: the number of its first line, its fields and its physical lines.
-RawRecord = tuple[int, list[str], list[str]] | Unreadable
+#: Records read together: the number of the first one's first line, their fields, and their physical lines.
+#: Either each record is one line (``len(rows) == len(lines)``, the n-th record on the n-th line) or the block is
+#: one record spanning ``lines``. Or a record given up.
+Block = tuple[int, list[list[str]], list[str]] | Unreadable
 
 
 class _GiveUp(Exception):
     """Raised into the ``csv`` module to abandon the record being read."""
 
 
-class CsvRecords:
-    """Iterates over ``(first line number, fields, physical lines)`` of each record in ``lines`` (read with
-    ``newline=""``), or :class:`Unreadable` for a record given up.
+class _Lines:
+    """The lines still to parse: the rest of the block read last (``block[pos:]``), then the file's."""
 
-    The list of physical lines is reused for the next record: use it before asking for the next one.
+    __slots__ = ("block", "pos", "source")
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self.block: list[str] = []
+        self.pos = 0
+        self.source = source
+
+    def fill(self) -> bool:
+        """Read the next block if this one is used up; False at the end of the file."""
+        if self.pos == len(self.block):
+            self.block, self.pos = list(islice(self.source, BLOCK_LINES)), 0
+        return bool(self.block)
+
+    def take(self) -> str | None:
+        """The next line, or None at the end of the file."""
+        if self.pos < len(self.block):
+            self.pos += 1
+            return self.block[self.pos - 1]
+        return next(self.source, None)
+
+    def put_back(self, taken: list[str]) -> None:
+        """Make the last lines :meth:`take` gave the next ones again."""
+        if taken:
+            self.block, self.pos = taken + self.block[self.pos :], 0
+
+
+class CsvRecords:
+    """Iterates over the :data:`Block` s of ``lines`` (read with ``newline=""``).
 
     A record spanning several lines is given up too when one of its quoted fields closes on text other than
     the delimiter, spaces or the line end: that is a stray quote pairing with a quote on a later line
@@ -52,17 +88,46 @@ class CsvRecords:
     def __init__(self, lines: Iterable[str], delimiter: str, quotechar: str, max_lines: int) -> None:
         self.lines, self.delimiter, self.quotechar, self.max_lines = lines, delimiter, quotechar, max_lines
 
-    def __iter__(self) -> Iterator[RawRecord]:
+    def __iter__(self) -> Iterator[Block]:
         if csv.field_size_limit() < CSV_MODULE_FIELD_LIMIT:
             csv.field_size_limit(CSV_MODULE_FIELD_LIMIT)
+        lines = _Lines(iter(self.lines))
+        consumed = 0  # physical lines before the next record
+        while lines.fill():
+            rows = self._single_lines(lines.block, lines.pos)
+            if rows:
+                yield consumed + 1, rows, lines.block[lines.pos : lines.pos + len(rows)]
+                consumed += len(rows)
+                lines.pos += len(rows)
+                if lines.pos == len(lines.block):
+                    continue
+            # The next record needs the careful reading; it may read lines beyond the block.
+            block, used = self._careful(lines, consumed)
+            yield block
+            consumed += used
+
+    def _single_lines(self, block: list[str], start: int) -> list[list[str]]:
+        """The leading records of ``block[start:]`` that the strict parse reads each from one line."""
+        reader = csv.reader(islice(block, start, None), delimiter=self.delimiter, quotechar=self.quotechar, strict=True)
+        rows: list[list[str]] = []
+        append = rows.append
+        try:
+            for fields in reader:
+                if reader.line_num != len(rows) + 1:
+                    break  # this record spans lines: leave it to the careful reading
+                append(fields)
+        except csv.Error:
+            pass  # the careful reading says what is wrong, or reads it the lenient way
+        return rows
+
+    def _careful(self, lines: _Lines, consumed: int) -> tuple[Block, int]:
+        """The next record, read line by line, and the number of lines it used up. A record given up uses up the
+        lines to its stray quote; those after it are put back to be read again."""
         max_lines = self.max_lines
         held: list[str] = []
-        replay: deque[str] = deque()
-        source = iter(self.lines)
-        consumed = 0  # physical lines before the current record
 
         def feed() -> Iterator[str]:
-            for line in chain(_drain(replay), source):
+            while (line := lines.take()) is not None:
                 held.append(line)
                 if len(held) > max_lines:
                     raise _GiveUp(f"a quoted field is still open after {max_lines} lines (max_lines_per_record)")
@@ -70,28 +135,22 @@ class CsvRecords:
             if held:  # the csv module only asks for another line while a quoted field is open
                 raise _GiveUp("a quoted field is still open at the end of the file")
 
-        while True:
-            reader = csv.reader(feed(), delimiter=self.delimiter, quotechar=self.quotechar)
-            try:
-                for fields in reader:
-                    if len(held) > 1:
-                        self._check_closing_quotes(held, consumed + 1)
-                    yield consumed + 1, fields, held
-                    consumed += len(held)
-                    held.clear()
-                return
-            except (_GiveUp, csv.Error) as exc:
-                first = consumed + 1
-                # The lines up to the stray quote's are given up (one row that spans several lines stays
-                # one row); the others are read again as records of their own.
-                upto = self._stray_line(held) + 1
-                reason = f"line {first}: {exc}"
-                if upto > 1:
-                    reason += f" (the stray quote is on line {first + upto - 1})"
-                yield Unreadable(first, "".join(held[:upto]).rstrip("\r\n"), reason)
-                consumed += upto
-                replay.extendleft(reversed(held[upto:]))
-                held.clear()
+        reader = csv.reader(feed(), delimiter=self.delimiter, quotechar=self.quotechar)
+        try:
+            fields = next(reader)
+            if len(held) > 1:
+                self._check_closing_quotes(held, consumed + 1)
+            return (consumed + 1, [fields], held), len(held)
+        except (_GiveUp, csv.Error) as exc:
+            first = consumed + 1
+            # The lines up to the stray quote's are given up (one row that spans several lines stays one row);
+            # the others are read again as records of their own.
+            upto = self._stray_line(held) + 1
+            reason = f"line {first}: {exc}"
+            if upto > 1:
+                reason += f" (the stray quote is on line {first + upto - 1})"
+            lines.put_back(held[upto:])
+            return Unreadable(first, "".join(held[:upto]).rstrip("\r\n"), reason), upto
 
     def _check_closing_quotes(self, lines: list[str], first: int) -> None:
         stray = _stray_quote("".join(lines), self.delimiter, self.quotechar)
@@ -111,8 +170,34 @@ def _stray_quote(text: str, delimiter: str, quote: str) -> tuple[int, int | None
     every quoted field in ``text`` closes cleanly. Reads quotes as the ``csv`` module does: a quote opens a field
     only at its start, and a doubled quote inside stands for one.
 
-    Only multi-line records and given-up ones are scanned, so a character loop is affordable here.
+    Jumps from quote to quote; a quote character that is also a delimiter, a space or a line end takes the
+    character-by-character reading, which needs no such assumption.
     """
+    ends = (delimiter, "\r", "\n")
+    if quote in ends or quote in " \t":
+        return _stray_quote_by_char(text, delimiter, quote)
+    find, size, index = text.find, len(text), 0
+    while (opened := find(quote, index)) >= 0:
+        index = opened + 1
+        if opened and text[opened - 1] not in ends:
+            continue  # a quote inside an unquoted field is text
+        while True:  # inside the quoted field: find its closing quote, skipping doubled ones
+            closing = find(quote, index)
+            if closing < 0:
+                return opened, None
+            index = closing + 1
+            if not text.startswith(quote, index):
+                break
+            index += 1
+        while index < size and text[index] in " \t":
+            index += 1
+        if index < size and text[index] not in ends:
+            return opened, index
+    return None
+
+
+def _stray_quote_by_char(text: str, delimiter: str, quote: str) -> tuple[int, int | None] | None:
+    """:func:`_stray_quote`, one character at a time."""
     quoted, field_start, index, opened, size = False, True, 0, 0, len(text)
     while index < size:
         char = text[index]
@@ -140,8 +225,3 @@ def _line_index(lines: list[str], offset: int) -> int:
         if offset < 0:
             return number
     return len(lines) - 1
-
-
-def _drain(lines: deque[str]) -> Iterator[str]:
-    while lines:
-        yield lines.popleft()

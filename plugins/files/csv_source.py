@@ -6,6 +6,7 @@ import csv
 import logging
 import re
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
@@ -17,7 +18,7 @@ from connector_core.keys import missing_key_columns
 from connector_core.records import Record
 
 from .base import require_file
-from .csv_rows import CsvRecords, RawRecord, Unreadable
+from .csv_rows import Block, CsvRecords, Unreadable
 from .text_input import decode_problem, input_encoding
 
 log = logging.getLogger("crmsync.files")
@@ -109,31 +110,40 @@ class CsvSource(Source[CsvSourceOptions]):
     def _rows(self, file: TextIO, encoding: str) -> Iterator[Record | Failed]:
         options: CsvSourceOptions = self.options
         delimiter = options.delimiter or sniff_delimiter(options.path, encoding)
-        records = CsvRecords(file, delimiter, options.quotechar, options.max_lines_per_record)
-        parsed = iter(records)
-        header, empty = find_header(parsed, options, self.name)
+        blocks: Iterator[Block] = iter(CsvRecords(file, delimiter, options.quotechar, options.max_lines_per_record))
+        header, empty, rest = find_header(blocks, options, self.name)
         if header is None:
             self.count("empty_lines_skipped", empty)
             return
-        header_names, width = header.columns, len(header.columns)
+        if rest is not None:
+            blocks = chain([rest], blocks)
+        names, width = header.columns, len(header.columns)
         for warning in header.warnings:
             log.warning("%s: %s", self.name, warning)
         row, max_chars = self.row, options.max_field_chars
-        for item in parsed:
-            if item.__class__ is Unreadable:
-                yield self._unreadable(item)
+        for block in blocks:
+            if block.__class__ is Unreadable:
+                yield self._unreadable(block)
                 continue
-            start, fields, lines = item  # type: ignore[misc]
-            if len(fields) == width:
-                if len(lines) == 1 and len(lines[0]) <= max_chars and "\x00" not in lines[0]:
-                    # Lengths are equal here, and zip's strict= keyword costs measurably per row.
-                    yield row(dict(zip(header_names, fields)), start)  # noqa: B905
+            start, rows, lines = block  # type: ignore[misc]
+            one_per_line = len(rows) == len(lines)
+            # A line is longer than any of its fields: short lines without NUL need no per-field check.
+            clean = one_per_line and max(map(len, lines)) <= max_chars and "\x00" not in "".join(lines)
+            if clean and all(len(fields) == width for fields in rows):
+                # Lengths are equal here, and zip's strict= keyword costs measurably per row.
+                yield from self.rows([dict(zip(names, fields)) for fields in rows], start)  # noqa: B905
+                continue
+            for offset, fields in enumerate(rows):
+                if len(fields) == width:
+                    data = dict(zip(names, fields))  # noqa: B905
+                    if clean:
+                        yield row(data, start + offset)
+                    else:
+                        yield self._checked(data, start + offset)
+                elif not fields:
+                    empty += 1
                 else:
-                    yield self._checked(dict(zip(header_names, fields)), start)  # noqa: B905
-            elif not fields:
-                empty += 1
-            else:
-                yield self._ragged(header_names, fields, start)
+                    yield self._ragged(names, fields, start + offset)
         self.count("empty_lines_skipped", empty)
 
     def _checked(self, data: dict[str, Any], start: int) -> Record | Failed:
@@ -180,29 +190,37 @@ def read_header(options: CsvSourceOptions) -> Header | None:
         return find_header(iter(records), options, str(options.path))[0]
 
 
-def find_header(rows: Iterator[RawRecord], options: CsvSourceOptions, name: str) -> tuple[Header | None, int]:
-    """Read ``rows`` up to the header row (the first line with text): the header (None when there is no such
-    line) and the number of empty or whitespace-only lines before it. ``rows`` then goes on after it."""
+def find_header(
+    blocks: Iterator[Block], options: CsvSourceOptions, name: str
+) -> tuple[Header | None, int, Block | None]:
+    """Read ``blocks`` up to the header row (the first line with text): the header (None when there is no such
+    line), the number of empty or whitespace-only lines before it, and the rest of the block it was in (None if
+    nothing is left); ``blocks`` then goes on after that."""
     skipped = 0
-    for item in rows:
-        if isinstance(item, Unreadable):
-            raise RunFailed(f"{name}: {options.path}: the header row cannot be read: {item.reason}")
-        start, fields, lines = item
-        if not any(field.strip() for field in fields) and len(fields) <= 1:
-            skipped += 1  # empty and whitespace-only lines before the header
-            continue
-        if any("\x00" in line for line in lines):
-            raise RunFailed(
-                f"{name}: {options.path}: line {start} holds NUL characters; if it is UTF-16 without a "
-                "byte-order mark, set `encoding: utf-16-le` (or utf-16-be)"
-            )
-        columns, warnings = normalize_header(fields, options.normalize_headers)
-        if not any(field.strip() for field in fields):
-            warnings.insert(
-                0, f"line {start}: the header row has no column names; using column_1..column_{len(fields)}"
-            )
-        return Header(start, columns, [f"{options.path.name}: {warning}" for warning in warnings]), skipped
-    return None, skipped
+    for block in blocks:
+        if isinstance(block, Unreadable):
+            raise RunFailed(f"{name}: {options.path}: the header row cannot be read: {block.reason}")
+        first, rows, lines = block
+        one_per_line = len(rows) == len(lines)
+        for index, fields in enumerate(rows):
+            if not any(field.strip() for field in fields) and len(fields) <= 1:
+                skipped += 1  # empty and whitespace-only lines before the header
+                continue
+            start = first + index
+            if any("\x00" in line for line in (lines[index : index + 1] if one_per_line else lines)):
+                raise RunFailed(
+                    f"{name}: {options.path}: line {start} holds NUL characters; if it is UTF-16 without a "
+                    "byte-order mark, set `encoding: utf-16-le` (or utf-16-be)"
+                )
+            columns, warnings = normalize_header(fields, options.normalize_headers)
+            if not any(field.strip() for field in fields):
+                warnings.insert(
+                    0, f"line {start}: the header row has no column names; using column_1..column_{len(fields)}"
+                )
+            header = Header(start, columns, [f"{options.path.name}: {warning}" for warning in warnings])
+            rest = (start + 1, rows[index + 1 :], lines[index + 1 :]) if index + 1 < len(rows) else None
+            return header, skipped, rest
+    return None, skipped, None
 
 
 def sniff_delimiter(path: Path, encoding: str) -> str:

@@ -8,7 +8,7 @@ from connector_core.components import Emitter
 from connector_core.records import Record
 
 from .base import FileSink, FileSinkOptions, with_metadata
-from .encoding import encode_json
+from .encoding import json_lines
 
 
 class JsonlSink(FileSink[FileSinkOptions]):
@@ -21,10 +21,9 @@ class JsonlSink(FileSink[FileSinkOptions]):
 
     def write(self, batch: list[Record], out: Emitter) -> None:
         if self.options.metadata:
-            lines = [encode_json(with_metadata(record)) for record in batch]
+            values = [with_metadata(record) for record in batch]
         else:
-            lines = [encode_json(record.data) for record in batch]
+            values = [record.data for record in batch]
         # One write per batch: far cheaper than a write call per line.
-        lines.append("")
-        self.handle.write("\n".join(lines))
+        self.handle.write(json_lines(values))
         self.written += len(batch)

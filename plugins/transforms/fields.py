@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 
@@ -12,14 +11,12 @@ from connector_core.components import Emitter, Mapper
 from connector_core.options import Names, names
 from connector_core.records import Record
 
-from .functions import CASTS, TRANSFORMS, CastError
-from .values import is_empty
+from .field_chain import compile_fields
+from .field_rules import compile_rule
+from .functions import TRANSFORMS
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
-
-#: Computes one output field from the input record and the fields computed before it.
-FieldFunction = Callable[[Mapping[str, Any], dict[str, Any]], Any]
 
 
 def _known_transforms(_: Any, __: attrs.Attribute[Any], value: Names) -> None:
@@ -107,95 +104,6 @@ class FieldsOptions:
             raise ValueError("list some fields, or set keep: true (otherwise every record would come out empty)")
 
 
-class RecordRejected(Exception):
-    """Raised by a field function to send the record to the error stream with ``reason``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _TemplateScope:
-    """What a template sees: computed fields over input fields, null as empty text."""
-
-    __slots__ = ("data", "done")
-
-    def __init__(self, data: Mapping[str, Any], done: dict[str, Any]) -> None:
-        self.data, self.done = data, done
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.done[key] if key in self.done else self.data[key]
-        return "" if value is None else value
-
-
-class CompiledRule(NamedTuple):
-    """A rule resolved for speed: ``finish(get(source))``, or ``finish(produce(data, done))``.
-
-    Plain input fields are read inline by the mapper (``source``); only literals and templates need
-    ``produce``. ``finish`` (transforms, default, required, cast) is None when there is nothing to do, so a
-    plain copy or rename costs one dictionary lookup per record.
-    """
-
-    field: str
-    source: str
-    produce: FieldFunction | None
-    finish: Callable[[Any], Any] | None
-
-
-def compile_rule(name: str, rule: FieldRule) -> CompiledRule:
-    """Resolve every option of ``rule`` now, so the per-record work is minimal."""
-    return CompiledRule(name, rule.from_ or name, _producer(name, rule), _finisher(name, rule))
-
-
-def _finisher(name: str, rule: FieldRule) -> Callable[[Any], Any] | None:
-    steps = [TRANSFORMS[step] for step in rule.steps]
-    cast = CASTS[rule.type] if rule.type else None
-    default, required = rule.default, rule.required
-    if not steps and cast is None and default is None and not required:
-        return None
-    origin = f"from template {rule.template!r}" if rule.template else f"from {rule.from_ or name!r}"
-
-    def convert(value: Any) -> Any:
-        try:
-            return cast(value)  # type: ignore[misc]  # only called when a cast is set
-        except CastError:
-            raise RecordRejected(f"field {name!r}: cannot convert {value!r} to {rule.type}") from None
-
-    def finish(value: Any) -> Any:
-        # A non-blank string, the common case, is recognised inline: this runs for every field of every record.
-        if (value.__class__ is str and value and not value.isspace()) or not is_empty(value):
-            for step in steps:
-                value = step(value)
-            if not steps or (value.__class__ is str and value and not value.isspace()) or not is_empty(value):
-                return value if cast is None else convert(value)
-        if default is not None:
-            return default if cast is None else convert(default)
-        if required:
-            raise RecordRejected(f"field {name!r} is required ({origin})")
-        return None if cast is not None else value  # "" is no number: empty is null once a type is set
-
-    return finish
-
-
-def _producer(name: str, rule: FieldRule) -> FieldFunction | None:
-    if rule.value is not None:
-        literal = rule.value
-        return lambda data, done: literal
-    if rule.template is not None:
-        render = rule.template.format_map
-
-        def template(data: Mapping[str, Any], done: dict[str, Any]) -> str:
-            try:
-                return render(_TemplateScope(data, done))
-            except KeyError as exc:
-                raise RecordRejected(f"field {name!r}: template refers to missing field {exc.args[0]!r}") from None
-            except (ValueError, TypeError, AttributeError, IndexError) as exc:
-                raise RecordRejected(f"field {name!r}: cannot render template: {exc}") from None
-
-        return template
-    return None  # read the input field inline
-
-
 class FieldsMapper(Mapper[FieldsOptions]):
     """Reshapes records: renames, literals, templates, transforms, defaults, required fields and casts.
 
@@ -207,28 +115,8 @@ class FieldsMapper(Mapper[FieldsOptions]):
 
     def __init__(self, name: str, options: FieldsOptions, context: RunContext) -> None:
         super().__init__(name, options, context)
-        self._rules = [compile_rule(field, rule or FieldRule()) for field, rule in options.fields.items()]
-        self._keep = options.keep
-        self._drop = frozenset(options.drop)
+        rules = [compile_rule(field, rule or FieldRule()) for field, rule in options.fields.items()]
+        self._process = compile_fields(rules, options.keep, frozenset(options.drop))
 
     def process(self, batch: list[Record], out: Emitter) -> None:
-        rules, keep, drop = self._rules, self._keep, self._drop
-        passed = []
-        for record in batch:
-            data = record.data
-            if not keep:
-                result: dict[str, Any] = {}
-            elif drop:
-                result = {field: value for field, value in data.items() if field not in drop}
-            else:
-                result = dict(data)
-            get = data.get
-            try:
-                for field, source, produce, finish in rules:
-                    value = get(source) if produce is None else produce(data, result)
-                    result[field] = value if finish is None else finish(value)
-            except RecordRejected as exc:
-                out.fail(record, exc.reason)
-                continue
-            passed.append(record.with_data(result))
-        out.emit_many(passed)
+        self._process(batch, out)

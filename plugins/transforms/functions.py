@@ -16,14 +16,19 @@ from .values import as_text, normalized
 
 Transform = Callable[[Any], Any]
 
-_NON_DIGITS = re.compile(r"[^0-9]")
+_NON_DIGITS = re.compile(r"[^0-9]+")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _PATH_START = re.compile(r"[/?#]")
+#: The common shape of a URL, matched in one step: an optional scheme (taken whole if present: the possessive
+#: ``?+`` never retries without it), a host of letters, digits, dots and hyphens, an optional numeric port,
+#: then the end or a path, query or fragment. Its host is what the general parse would find; anything else
+#: (user info, IPv6, odd characters) takes the general parse.
+_PLAIN_URL = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?+([a-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|\Z)", re.IGNORECASE)
 
 
 def email_domain(value: Any) -> str | None:
     """``Ada <ada@Sub.Example.com>`` → ``sub.example.com``."""
-    _, at, domain = as_text(value).rpartition("@")
+    _, at, domain = (value if value.__class__ is str else as_text(value)).rpartition("@")
     if not at:
         return None
     return domain.strip().rstrip(">").strip().rstrip(".").lower() or None
@@ -31,6 +36,15 @@ def email_domain(value: Any) -> str | None:
 
 def url_domain(value: Any) -> str | None:
     """``https://user:pw@www.Example.com:8080/path?q=1`` → ``example.com``; also takes bare ``example.com/x``."""
+    text = (value if value.__class__ is str else as_text(value)).strip()
+    plain = _PLAIN_URL.match(text)
+    if plain is None:
+        return parsed_url_domain(text)
+    return plain[1].rstrip(".").lower().removeprefix("www.") or None
+
+
+def parsed_url_domain(value: Any) -> str | None:
+    """:func:`url_domain` by the general parse, step by step: what the one-step match must agree with."""
     text = _SCHEME.sub("", as_text(value).strip(), count=1).lstrip("/")
     host = _PATH_START.split(text, maxsplit=1)[0].rpartition("@")[2]
     if host.startswith("["):  # an IPv6 literal keeps its colons
@@ -63,7 +77,7 @@ def sha256(value: Any) -> str:
 
 def digits(value: Any) -> str:
     """Only the ASCII digits (phone numbers): ``+1 (555) 010-9999`` → ``15550109999``."""
-    return _NON_DIGITS.sub("", as_text(value))
+    return _NON_DIGITS.sub("", value if value.__class__ is str else as_text(value))
 
 
 def _text_method(method: Callable[[str], str]) -> Transform:
@@ -74,7 +88,7 @@ def _text_method(method: Callable[[str], str]) -> Transform:
     return apply
 
 
-#: Every transform by the name used in specs.
+#: Every transform by the name used in specs. Each returns text, or None when nothing is left.
 TRANSFORMS: dict[str, Transform] = {
     "strip": _text_method(str.strip),
     "lower": _text_method(str.lower),
@@ -87,6 +101,9 @@ TRANSFORMS: dict[str, Transform] = {
     "sha256": sha256,
     "digits": digits,
 }
+
+#: The transforms whose result is always text (never None), whatever the value.
+TEXT_RESULT = frozenset({"strip", "lower", "upper", "md5", "sha256", "digits"})
 
 
 class CastError(ValueError):
