@@ -35,8 +35,6 @@ from pathlib import Path
 
 from bench_files import CRMSYNC, DATA, SPEC, generate, timed
 
-ERRORS_SINK = "  rejected: {{type: jsonl, inputs: [errors], path: {errors}}}\n"
-
 
 def messy(rows: int) -> Path:
     """bench_files.py's lead list with about 4% of its rows made bad (cached between runs)."""
@@ -68,7 +66,7 @@ class Job:
         self.out, self.errors = self.folder / "out.jsonl", self.folder / "errors.jsonl"
         self.state = self.folder / "state.db"
         self.spec = self.folder / "spec.yaml"
-        text = SPEC.format(csv=leads, out=self.out) + ERRORS_SINK.format(errors=self.errors)
+        text = SPEC.format(csv=leads, key=", key: Email", out=self.out, errors=self.errors)
         self.spec.write_text(text, encoding="utf-8")
 
     def command(self, stateful: bool) -> list[str]:

@@ -275,8 +275,11 @@ class Engine:
                     chunk = await self._state(self.ledger.stamp, chunk)
                 else:
                     chunk = self.ledger.stamp(chunk)
-                records = [item for item in chunk if item.__class__ is Record]
-                failed = [item for item in chunk if isinstance(item, Failed)]
+                if failed:
+                    records = [item for item in chunk if item.__class__ is Record]
+                    failed = [item for item in chunk if isinstance(item, Failed)]
+                else:  # stamping keeps records records (and drops those delivered already)
+                    records = chunk  # type: ignore[assignment]
             out = Emitter()
             out.failed = failed
             out.routed["default"] = records

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
 from connector_core.components import Component, Failed
 from connector_core.errors import RunFailed
-from connector_core.fingerprints import fingerprint, matches
+from connector_core.fingerprints import fingerprints, matches
 from connector_core.records import Record
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
@@ -21,8 +22,13 @@ log = logging.getLogger("crmsync.state")
 #: How often a source's read position is written (``crmsync state show``): it is informative only (a resumed
 #: run reads from the start), so it need not cost a transaction per batch.
 SOURCE_POSITION_EVERY_S = 1.0
+#: Rejects are written once this many are kept, or this many seconds after the last write (see Ledger.rejected).
+REJECTS_AT_ONCE = 5_000
+REJECTS_EVERY_S = 1.0
 #: A record's ``(key, fingerprint)``, picked in C (a commit takes thousands).
 _KEY_AND_FINGERPRINT = itemgetter(1, 4)
+#: Makes a Record of a tuple of its fields, in C.
+_new_record = partial(tuple.__new__, Record)
 
 
 class Ledger:
@@ -64,15 +70,13 @@ class Ledger:
         #: Source read positions not written yet, and when they last were.
         self._positions: dict[str, dict[str, int]] = {}
         self._positions_at = 0.0
+        #: Rejects not written yet, and when they last were.
+        self._rejects: list[dict[str, Any]] = []
+        self._rejects_at = time.monotonic()
 
     def stamp(self, items: list[Record | Failed]) -> list[Record | Failed]:
         """Give each item its fingerprint and drop those a finished run already delivered unchanged."""
-        stamped: list[Record | Failed] = []
-        for item in items:
-            if isinstance(item, Failed):
-                stamped.append(Failed(_stamped(item.record), item.reason))
-            else:
-                stamped.append(_stamped(item))
+        stamped = _stamped(items)
         if not self.looks_up:
             return stamped
         done = self.store.completed(self.job, [_record(item).key for item in stamped])
@@ -139,15 +143,28 @@ class Ledger:
             self.store.commit_batch(self.job, self.run_id, sink, list(map(_KEY_AND_FINGERPRINT, records)), checkpoint)
 
     def rejected(self, component: str, records: list[Record]) -> None:
-        """Keep rejected records (with their ``_error``) to be retried by the next run."""
+        """Keep rejected records (with their ``_error``) to be retried by the next run.
+
+        They are written a few thousand at a time (a transaction per batch of a messy file cost more than the
+        rejects themselves), at least once a second and before the run settles: rejects that a killed run had
+        not written yet are nothing lost, as the resumed run reads its input again and rejects them again."""
         if not self.read_only:
-            rows = _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
+            self._rejects += _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
+            if len(self._rejects) >= REJECTS_AT_ONCE or time.monotonic() - self._rejects_at >= REJECTS_EVERY_S:
+                self.write_rejects()
+
+    def write_rejects(self) -> None:
+        """Write the rejects :meth:`rejected` keeps (on the state store's thread)."""
+        rows, self._rejects = self._rejects, []
+        self._rejects_at = time.monotonic()
+        if rows:
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts)
 
     def deferred(self, component: str, records: list[Record], reason: str | None = None) -> None:
         """Records set aside this run (not failed): pending for the next run, without using up an attempt.
         The reason is ``reason``, else each record's own ``_error`` reason."""
         if not self.read_only:
+            self.write_rejects()  # a key rejected, then set aside, is counted in that order
             rows = _reject_rows(component, records, lambda record: reason or record.data["_error"]["reason"])
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts, transient=True)
 
@@ -159,6 +176,7 @@ class Ledger:
             self.heartbeat.stop()
         try:
             self.write_positions()
+            self.write_rejects()
             if settled:
                 self.store.complete_run(self.job, self.run_id)
             self.store.finish_run(self.run_id, status, report)
@@ -193,9 +211,20 @@ def _reject_rows(component: str, records: list[Record], reason: Callable[[Record
     ]
 
 
-def _stamped(record: Record) -> Record:
-    """``record`` with its fingerprint (built as a tuple: ``_replace`` costs three times as much)."""
-    return tuple.__new__(Record, (record.data, record.key, record.source, record.position, fingerprint(record.data)))
+def _stamped(items: list[Record | Failed]) -> list[Record | Failed]:
+    """``items`` with their records' fingerprints. Records are rebuilt in C (a batch's columns zipped with its
+    fingerprints, each row made a Record by ``tuple.__new__``: ``_replace`` costs a Python frame per record)."""
+    if not items:
+        return []
+    plain = set(map(type, items)) == {Record}
+    records = items if plain else [_record(item) for item in items]
+    datas, keys, sources, positions, _ = zip(*records, strict=True)
+    columns = zip(datas, keys, sources, positions, fingerprints(list(datas)), strict=True)
+    stamped: list[Any] = list(map(_new_record, columns))
+    if plain:
+        return stamped
+    pairs = zip(items, stamped, strict=True)
+    return [Failed(new, item.reason) if isinstance(item, Failed) else new for item, new in pairs]
 
 
 def lists_this_run_only(spec: SyncSpec, sink: str) -> bool:

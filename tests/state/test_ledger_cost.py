@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from connector_core import commit_groups
+from connector_core import commit_groups, ledger
 from connector_core.cli import main
-from connector_core.fingerprints import fingerprint, matches
+from connector_core.fingerprints import fingerprint, fingerprints, matches
 from connector_core.records import content_key
 from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
 from connector_core.state.sqlite import SqliteStateStore
@@ -99,7 +99,7 @@ class Calls(Counter):
     """Counts calls of the state store's ledger methods (per sink for commits)."""
 
     def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        for name in ("completed", "delivered", "commit_batch"):
+        for name in ("completed", "delivered", "commit_batch", "record_rejects"):
             original = getattr(SqlStateStore, name)
 
             def counted(store: SqlStateStore, *args: Any, _name: str = name, _original: Any = original) -> Any:
@@ -125,6 +125,27 @@ def test_a_first_run_looks_nothing_up_and_commits_in_groups(tmp_path: Path, monk
     report = run(spec)
     assert report["delivered"]["out"] == 1 and report["state"]["skipped_unchanged"] == 1000
     assert calls["completed"] == 1000 // 25 + 1  # a re-run looks its records up, batch by batch
+
+
+def test_rejects_are_written_a_few_thousand_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every 5th row has no email: each of the 100 mapper batches of 10 rejects two, written in one transaction.
+    monkeypatch.setattr(ledger, "REJECTS_EVERY_S", 60.0)
+    rows = [(name, "" if n % 5 == 0 else email, site) for n, (name, email, site) in enumerate(people(1000))]
+    leads(tmp_path, rows)
+    spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))
+    calls = Calls()
+    calls.watch(monkeypatch)
+    report = run(spec)
+    assert report["errors"]["count"] == 200 and calls["record_rejects"] == 1
+    store = SqliteStateStore(tmp_path / "state.db")
+    assert len(store.rejects("cost", "pending")) == 200 and store.summary("cost")["completed_records"] == 800
+    store.close()
+    calls.clear()
+    report = run(spec)  # retried, rejected again: a second attempt each, still written at once
+    assert report["errors"]["count"] == 200 and calls["record_rejects"] == 1
+    store = SqliteStateStore(tmp_path / "state.db")
+    assert {reject["attempts"] for reject in store.rejects("cost")} == {2}
+    store.close()
 
 
 def test_a_group_whose_checkpoint_fails_is_set_aside_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,3 +256,20 @@ def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
     assert matches(content_key(record), fingerprint(record), record)  # a schema-2 fingerprint
     assert not matches(content_key({**record, "Email": "x"}), fingerprint(record), record)
     assert not matches(None, fingerprint(record), record)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [{"a": "x", "b": "y"}, {"a": "", "b": "é"}, {"a": "x y", "b": "  "}],
+        [{"a": "x\x1fy", "b": "z"}, {"a": "x", "b": "y"}],  # a separator inside a value
+        [{"a": "x\x1dy", "b": "z"}, {"a": "x", "b": "\x1e"}],  # the batch joiner and the field separator
+        [{"a": "x", "b": "y"}, {"b": "y", "a": "x"}, {"a": "x", "c": "y"}],  # mixed layouts
+        [{"a": "1", "b": 2}, {"a": "1", "b": "2"}, {"a": None, "b": [1, {"c": 2}]}],  # values that are not text
+        [{"only": "one"}, {"only": "two"}],  # one field
+        [{1: "x", 2: "y"}],  # names that are not text
+        [],
+    ],
+)
+def test_a_batch_s_fingerprints_are_each_record_s(batch: list[dict[str, Any]]) -> None:
+    assert fingerprints(batch) == [fingerprint(data) for data in batch]
