@@ -345,13 +345,18 @@ class SqlStateStore(StateStore):
                     "AND key IN (SELECT key FROM journal WHERE run_id = ?)"
                 )
                 params += [run_id, run_id]
-            # Keys this run also rejected are not completed: a handful, looked up in a small in-memory set.
-            select = (
-                f"SELECT * FROM ({select}) d WHERE d.key NOT IN "
-                "(SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending')"
-            )
+            # Keys this run delivered and also rejected are not completed (their deliveries are kept in
+            # `deliveries`): one pass over the journal says whether there are any, usually not even when the run
+            # rejected many records, and then neither the fold nor the folding of rejected keys filters by them.
+            rejected = "SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending'"
+            both = self._exec(
+                f"SELECT 1 FROM journal WHERE run_id = ? AND key IN ({rejected}) LIMIT 1", (run_id, job, run_id)
+            ).fetchone()
+            if both:
+                select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({rejected})"
+                params += [job, run_id]
             sql = self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select)
-            self._exec(sql, (*params, job, run_id))
+            self._exec(sql, params)
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             # Records rejected by earlier runs and delivered by this one are settled.
             self._exec(
@@ -366,7 +371,10 @@ class SqlStateStore(StateStore):
                 f"AND c.key = deliveries.key AND c.run_id = ? AND {through})",
                 (job, job, run_id),
             )
-            self._fold(job, run_id, rejected_only=True)
+            if both:
+                self._fold(job, run_id, rejected_only=True)
+            else:
+                self._clear_journal(run_id)
 
     # -- rejects -----------------------------------------------------------------------------------------
     def record_rejects(

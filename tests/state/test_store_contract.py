@@ -167,6 +167,20 @@ def test_rejects_retry_then_discard(store: StateStore) -> None:
     assert store.set_rejects("job", "discarded") == 1
 
 
+@pytest.mark.parametrize("overlap", [True, False])
+def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, overlap: bool) -> None:
+    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [("a", "fa"), ("b", "fb")])
+    rejected = ["b", "c"] if overlap else ["c"]
+    store.record_rejects("job", run_id, [{**reject, "key": key} for key in rejected], max_attempts=3)
+    store.complete_run("job", run_id)
+    assert store.completed("job", ["a", "b", "c"]) == ({"a": "fa"} if overlap else {"a": "fa", "b": "fb"})
+    assert store.delivered("job", "out", ["a", "b", "c"]) == {"a": "fa", "b": "fb"}
+    assert {row["key"] for row in store.rejects("job", "pending")} == set(rejected)
+    assert store.summary("job")["completed_records"] == (1 if overlap else 2)
+
+
 def test_intents_and_objects(store: StateStore) -> None:
     intent = store.open_intent("job", "contacts", ["a", "b"], 100.0)
     assert store.open_intents("job", "contacts") == {"a": 100.0, "b": 100.0}
