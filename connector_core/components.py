@@ -228,9 +228,11 @@ class Sink(Mapper[OptionsT]):
     def checkpoint(self) -> Any:
         """Make everything written so far durable and return a JSON-able token describing it, or None.
 
-        Called after each batch when the job keeps state; the token is committed in the same transaction as
-        the batch's deliveries and handed back by ``context.state.sink_checkpoint(name)`` after a crash. Sinks
-        whose writes are durable at once (an API) keep the default.
+        Called when the job keeps state; the token is committed in the same transaction as the deliveries it
+        covers and handed back by ``context.state.sink_checkpoint(name)`` after a crash. A sink that overrides
+        it (and writes with plain functions) must be able to cut its output back to the last committed token:
+        it is then called once per group of batches (see ``connector_core.commit_groups``), not per batch.
+        Sinks whose writes are durable at once (an API) keep the default and are committed after every batch.
         """
         return None
 

@@ -12,6 +12,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from connector_core.collector import run_pace
+from connector_core.commit_groups import CommitGroup
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import CrmsyncError, RunFailed
@@ -89,6 +90,8 @@ class Engine:
         self.nodes: dict[str, Component[Any]] = {}
         #: Sinks whose files list the current run only: every record they get is written, none settles.
         self.run_only = {name for name, c in components.items() if c.kind == "sink" and lists_this_run_only(spec, name)}
+        #: Per sink that commits in groups (see connector_core.commit_groups): what it wrote since its last commit.
+        self.groups: dict[str, CommitGroup] = {}
         self.component_failures: dict[str, str] = {}
         self.close_failures: list[str] = []
         self.progress = Progress(self.context.stats)
@@ -274,10 +277,18 @@ class Engine:
                 read += len(chunk)
                 last = chunk[-1]
                 position = (last.record if isinstance(last, Failed) else last).position
-                await self._state(self.ledger.source_read, node.name, position, read)
-                chunk = await self._state(self.ledger.stamp, chunk)
-                records = [item for item in chunk if item.__class__ is Record]
-                failed = [item for item in chunk if isinstance(item, Failed)]
+                if self.ledger.source_read(node.name, position, read):
+                    await self._state(self.ledger.write_positions)
+                # Without look-ups (a first run) stamping is CPU work only: no hop to the state thread.
+                if self.ledger.looks_up:
+                    chunk = await self._state(self.ledger.stamp, chunk)
+                else:
+                    chunk = self.ledger.stamp(chunk)
+                if failed:
+                    records = [item for item in chunk if item.__class__ is Record]
+                    failed = [item for item in chunk if isinstance(item, Failed)]
+                else:  # stamping keeps records records (and drops those delivered already)
+                    records = chunk  # type: ignore[assignment]
             out = Emitter()
             out.failed = failed
             out.routed["default"] = records
@@ -314,6 +325,8 @@ class Engine:
                     buffer = buffer[cut:]
             if buffer:
                 await submit(buffer)
+        if self.groups.get(spec.name) and self.groups[spec.name].records:
+            await self._commit_group(spec.name, node)
         if isinstance(node, Mapper) and node.has_finish and not self.plan:
             await self._handle_finish(spec.name, node)
 
@@ -346,17 +359,21 @@ class Engine:
     async def _handle(self, spec: ComponentSpec, node: Component[Any], batch: list[Record]) -> None:
         out = Emitter()
         tracked = spec.kind == "sink" and spec.name not in self.run_only
-        if self.ledger is not None and tracked and not spec.outputs:
+        if self.ledger is not None and tracked and not spec.outputs and self.ledger.looks_up_deliveries(spec.name):
             batch = await self._state(self.ledger.unseen, spec.name, batch)
         commits = self.ledger is not None and tracked and not self.plan
         try:
             work = self._work(node)
+            if commits and spec.name not in self.groups and _rolls_back(node, work):
+                self.groups[spec.name] = CommitGroup()
             if work is not None and self._work_offloaded(spec.name, work):
                 await self.lanes.run(spec.name, self._write_durably, spec.name, node, work, batch, out, commits)
             else:
                 if work is not None:
                     await _maybe_await(work(batch, out))
-                if commits:
+                if spec.name in self.groups:  # on the loop: the sink's thread is needed only when the group is due
+                    self.groups[spec.name].add(_written(batch, out))
+                elif commits:
                     await self.lanes.run(spec.name, self._commit_delivered, spec.name, node, batch, out)
         except RunFailed:
             raise
@@ -377,6 +394,32 @@ class Engine:
         if spec.kind == "sink":
             self.context.stats.delivered[spec.name] += len(batch) - len(out.failed) - len(out.deferred)
         await self._deliver(spec.name, out)
+        if spec.name in self.groups and self.groups[spec.name].due():
+            await self._commit_group(spec.name, node)
+
+    async def _commit_group(self, name: str, node: Component[Any]) -> None:
+        """Commit what a sink wrote since its last commit (see connector_core.commit_groups). When its
+        checkpoint fails (a full disk), every record of the group was written but is not durable: each is set
+        aside (an OSError) or rejected, as the failed batch would have been, and no longer counts as delivered."""
+        records = self.groups[name].take()
+        try:
+            await self.lanes.run(name, self._commit_records, name, node, records)
+        except RunFailed:
+            raise
+        except Exception as exc:
+            reason = self.context.redactor.text(f"{name} failed: {type(exc).__name__}: {exc}")
+            log.error("%s", reason)
+            self.component_failures.setdefault(name, reason)
+            out = Emitter()
+            if isinstance(exc, OSError):
+                self.context.halt(reason)
+                for record in records:
+                    out.defer(record, reason)
+            else:
+                for record in records:
+                    out.fail(record, reason)
+            self.context.stats.delivered[name] -= len(records)
+            await self._deliver(name, out)
 
     def _write_durably(
         self,
@@ -395,11 +438,18 @@ class Engine:
 
     def _commit_delivered(self, name: str, node: Component[Any], batch: list[Record], out: Emitter) -> None:
         """On a sink's thread, after its write: make the batch durable (``checkpoint``) and commit its deliveries
-        with the token. Each sink's commits thus follow the order in which its writes became durable."""
+        with the token. Each sink's commits thus follow the order in which its writes became durable. A sink
+        that commits in groups adds the batch to its group (committed by :meth:`_commit_group`)."""
         assert self.ledger is not None
-        failed = {id(item.record) for item in (*out.failed, *out.deferred)}
-        written = [record for record in batch if id(record) not in failed]
-        self.ledger.delivered(name, written, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+        if name in self.groups:
+            self.groups[name].add(_written(batch, out))
+            return
+        self._commit_records(name, node, _written(batch, out))
+
+    def _commit_records(self, name: str, node: Component[Any], records: list[Record]) -> None:
+        """On a sink's thread: make everything it wrote durable and commit ``records`` with the token."""
+        assert self.ledger is not None
+        self.ledger.delivered(name, records, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
 
     def _on_loop(self, value: Any) -> Any:
         """On a component's thread: ``value``, or what it resolves to when a plain method returned an awaitable
@@ -552,6 +602,23 @@ class Engine:
             failure=failure,
             extra=redactor.data(extra),
         )
+
+
+def _written(batch: list[Record], out: Emitter) -> list[Record]:
+    """The records of ``batch`` a sink wrote: those it did not fail or set aside."""
+    if not out.failed and not out.deferred:
+        return batch
+    failed = {id(item.record) for item in (*out.failed, *out.deferred)}
+    return [record for record in batch if id(record) not in failed]
+
+
+def _rolls_back(node: Component[Any], work: Any) -> bool:
+    """Whether ``node`` is a sink that can commit in groups: plain-function writes, and a checkpoint of its own
+    (a token it can cut its output back to after a crash). See connector_core.commit_groups."""
+    if not isinstance(node, Sink) or work is None or inspect.iscoroutinefunction(work):
+        return False
+    checkpoint = type(node).checkpoint
+    return checkpoint is not Sink.checkpoint and not inspect.iscoroutinefunction(checkpoint)
 
 
 async def _async_chunks(items: Any, size: int) -> AsyncIterator[list[Any]]:

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from connector_core.components import Component, Failed
 from connector_core.errors import RunFailed
-from connector_core.records import Record, content_key
+from connector_core.fingerprints import fingerprints, matches
+from connector_core.records import Record
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
 from connector_core.state.store import UNCHANGED, JobState, StateStore
 
 log = logging.getLogger("crmsync.state")
+
+#: How often a source's read position is written (``crmsync state show``): it is informative only (a resumed
+#: run reads from the start), so it need not cost a transaction per batch.
+SOURCE_POSITION_EVERY_S = 1.0
+#: Rejects are written once this many are kept, or this many seconds after the last write (see Ledger.rejected).
+REJECTS_AT_ONCE = 5_000
+REJECTS_EVERY_S = 1.0
+#: A record's ``(key, fingerprint)``, picked in C (a commit takes thousands).
+_KEY_AND_FINGERPRINT = itemgetter(1, 4)
+#: Makes a Record of a tuple of its fields, in C.
+_new_record = partial(tuple.__new__, Record)
 
 
 class Ledger:
@@ -46,15 +61,23 @@ class Ledger:
             self.heartbeat = _start_heartbeat(store, job, self.owner["token"], lock_ttl_s)
         self.state = JobState(store, job, self.run_id)
         self.skipped = 0
+        has_completed, self._delivered_sinks = store.ledger_start(job)
+        #: Whether :meth:`stamp` looks anything up (a first run, or a full refresh, has nothing to skip): when
+        #: not, it is plain CPU work the engine runs without a hop to the state thread.
+        self.looks_up = has_completed and not full_refresh
+        #: Whether every sink may have deliveries of earlier runs (completed records name their sinks).
+        self._any_sink_delivered = has_completed
+        #: Source read positions not written yet, and when they last were.
+        self._positions: dict[str, dict[str, int]] = {}
+        self._positions_at = 0.0
+        #: Rejects not written yet, and when they last were.
+        self._rejects: list[dict[str, Any]] = []
+        self._rejects_at = time.monotonic()
 
     def stamp(self, items: list[Record | Failed]) -> list[Record | Failed]:
         """Give each item its fingerprint and drop those a finished run already delivered unchanged."""
-        stamped: list[Record | Failed] = []
-        for item in items:
-            record = item.record if isinstance(item, Failed) else item
-            record = record._replace(fingerprint=content_key(record.data))
-            stamped.append(Failed(record, item.reason) if isinstance(item, Failed) else record)
-        if self.full_refresh:
+        stamped = _stamped(items)
+        if not self.looks_up:
             return stamped
         done = self.store.completed(self.job, [_record(item).key for item in stamped])
         if not done:
@@ -63,31 +86,46 @@ class Ledger:
         unchanged: list[Record] = []
         for item in stamped:
             record = _record(item)
-            if _has(done.get(record.key), record.fingerprint):
+            if matches(done.get(record.key), record.fingerprint, record.data):
                 unchanged.append(record)
             else:
                 kept.append(item)
         if unchanged and not self.read_only:
             # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
             # new version of the same key that it delivers (two records with one key must not alternate).
-            self.store.commit_batch(self.job, self.run_id, UNCHANGED, ((r.key, r.fingerprint) for r in unchanged))
+            self.store.commit_batch(self.job, self.run_id, UNCHANGED, list(map(_KEY_AND_FINGERPRINT, unchanged)))
         self.skipped += len(unchanged)
         return kept
 
-    def source_read(self, source: str, position: int, count: int) -> None:
-        """Remember how far a source has read (shown by ``crmsync state show``). A resumed run still reads
-        from the start and skips what was delivered: a source file may have changed since."""
-        if not self.read_only:
-            self.store.commit_batch(
-                self.job, self.run_id, f"source:{source}", (), {"position": position, "records": count}
-            )
+    def source_read(self, source: str, position: int, count: int) -> bool:
+        """Remember how far a source has read (shown by ``crmsync state show``); True when it is time to
+        :meth:`write_positions` (at most once a second; the run's end writes the last ones). A resumed run still
+        reads from the start and skips what was delivered: a source file may have changed since."""
+        if self.read_only:
+            return False
+        self._positions[source] = {"position": position, "records": count}
+        return time.monotonic() - self._positions_at >= SOURCE_POSITION_EVERY_S
+
+    def write_positions(self) -> None:
+        """Write the read positions :meth:`source_read` remembered (on the state store's thread)."""
+        self._positions_at = time.monotonic()
+        for name, checkpoint in self._positions.items():
+            self.store.commit_batch(self.job, self.run_id, f"source:{name}", (), checkpoint)
+        self._positions.clear()
+
+    def looks_up_deliveries(self, sink: str) -> bool:
+        """Whether :meth:`unseen` can find anything for ``sink``: only when an earlier run delivered to it."""
+        return self._any_sink_delivered or sink in self._delivered_sinks
 
     def unseen(self, sink: str, batch: list[Record]) -> list[Record]:
-        """The records of ``batch`` that ``sink`` has not committed yet (a resumed run meets the others again)."""
+        """The records of ``batch`` that ``sink`` committed in an earlier run (a resumed run meets them again)
+        left out. Within one run a sink gets every record it is handed, as it would without state."""
+        if not self.looks_up_deliveries(sink):
+            return batch
         seen = self.store.delivered(self.job, sink, [record.key for record in batch])
         if not seen:
             return batch
-        again = [record for record in batch if _has(seen.get(record.key), record.fingerprint)]
+        again = [record for record in batch if matches(seen.get(record.key), record.fingerprint, record.data)]
         if not self.read_only:
             # Reached again in this run: re-stamp them so settling the run counts them as delivered. A key is
             # re-stamped with every version the sink committed, not only the one met now: re-stamping one
@@ -95,25 +133,38 @@ class Ledger:
             # twice in the input) would write it to the sink a second time.
             restamped = {r.key: str(seen[r.key]) for r in again}
             self.store.commit_batch(self.job, self.run_id, sink, restamped.items())
-        return [record for record in batch if not _has(seen.get(record.key), record.fingerprint)]
+        return [record for record in batch if not matches(seen.get(record.key), record.fingerprint, record.data)]
 
     def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
         """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
         if self.heartbeat is not None and self.heartbeat.lost:
             raise RunFailed(self.heartbeat.lost)
         if not self.read_only:
-            self.store.commit_batch(self.job, self.run_id, sink, ((r.key, r.fingerprint) for r in records), checkpoint)
+            self.store.commit_batch(self.job, self.run_id, sink, list(map(_KEY_AND_FINGERPRINT, records)), checkpoint)
 
     def rejected(self, component: str, records: list[Record]) -> None:
-        """Keep rejected records (with their ``_error``) to be retried by the next run."""
+        """Keep rejected records (with their ``_error``) to be retried by the next run.
+
+        They are written a few thousand at a time (a transaction per batch of a messy file cost more than the
+        rejects themselves), at least once a second and before the run settles: rejects that a killed run had
+        not written yet are nothing lost, as the resumed run reads its input again and rejects them again."""
         if not self.read_only:
-            rows = _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
+            self._rejects += _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
+            if len(self._rejects) >= REJECTS_AT_ONCE or time.monotonic() - self._rejects_at >= REJECTS_EVERY_S:
+                self.write_rejects()
+
+    def write_rejects(self) -> None:
+        """Write the rejects :meth:`rejected` keeps (on the state store's thread)."""
+        rows, self._rejects = self._rejects, []
+        self._rejects_at = time.monotonic()
+        if rows:
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts)
 
     def deferred(self, component: str, records: list[Record], reason: str | None = None) -> None:
         """Records set aside this run (not failed): pending for the next run, without using up an attempt.
         The reason is ``reason``, else each record's own ``_error`` reason."""
         if not self.read_only:
+            self.write_rejects()  # a key rejected, then set aside, is counted in that order
             rows = _reject_rows(component, records, lambda record: reason or record.data["_error"]["reason"])
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts, transient=True)
 
@@ -124,6 +175,8 @@ class Ledger:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         try:
+            self.write_positions()
+            self.write_rejects()
             if settled:
                 self.store.complete_run(self.job, self.run_id)
             self.store.finish_run(self.run_id, status, report)
@@ -158,9 +211,20 @@ def _reject_rows(component: str, records: list[Record], reason: Callable[[Record
     ]
 
 
-def _has(fingerprints: str | None, fingerprint: str | None) -> bool:
-    """Whether ``fingerprint`` is among the stored ones (space-separated: see ``StateStore.commit_batch``)."""
-    return fingerprints is not None and fingerprint is not None and fingerprint in fingerprints.split(" ")
+def _stamped(items: list[Record | Failed]) -> list[Record | Failed]:
+    """``items`` with their records' fingerprints. Records are rebuilt in C (a batch's columns zipped with its
+    fingerprints, each row made a Record by ``tuple.__new__``: ``_replace`` costs a Python frame per record)."""
+    if not items:
+        return []
+    plain = set(map(type, items)) == {Record}
+    records = items if plain else [_record(item) for item in items]
+    datas, keys, sources, positions, _ = zip(*records, strict=True)
+    columns = zip(datas, keys, sources, positions, fingerprints(list(datas)), strict=True)
+    stamped: list[Any] = list(map(_new_record, columns))
+    if plain:
+        return stamped
+    pairs = zip(items, stamped, strict=True)
+    return [Failed(new, item.reason) if isinstance(item, Failed) else new for item, new in pairs]
 
 
 def lists_this_run_only(spec: SyncSpec, sink: str) -> bool:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 
@@ -39,7 +42,43 @@ class Record(NamedTuple):
 #: Built once: ``json.dumps`` with non-default arguments builds a new encoder on every call.
 _canonical_json = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":")).encode
 
+#: Per field layout (the keys of a record's data, in order): its values in sorted key order, and the canonical
+#: JSON of the record with ``%s`` for each value. Sources hand over thousands of records of one layout.
+_Layout = tuple[Callable[[dict[str, Any]], Any], str]
+_LAYOUTS: dict[tuple[str, ...], _Layout] = {}
+#: Beyond this many layouts (data with ever-changing keys) new ones are not remembered: memory stays flat.
+_MAX_LAYOUTS = 256
+
+
+def _layout(fields: tuple[str, ...]) -> _Layout | None:
+    if len(fields) < 2 or not all(type(name) is str for name in fields):
+        return None  # itemgetter of one key returns the value itself, not a tuple; odd keys take the slow path
+    names = sorted(fields)
+    template = "{" + ",".join(encode_basestring_ascii(name).replace("%", "%%") + ":%s" for name in names) + "}"
+    layout = (itemgetter(*names), template)
+    if len(_LAYOUTS) < _MAX_LAYOUTS:
+        _LAYOUTS[fields] = layout
+    return layout
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """``data`` as JSON with sorted keys and no spaces (ASCII-escaped), the text a content hash is taken of.
+
+    Records whose values are all strings (every CSV row) take a fast path that fills a per-layout template
+    with each escaped value: the same text as the JSON encoder's, at about half the cost.
+    """
+    fields = tuple(data)
+    layout = _LAYOUTS.get(fields) or _layout(fields)
+    if layout is not None:
+        values, template = layout
+        try:
+            return template % tuple(map(encode_basestring_ascii, values(data)))
+        except TypeError:  # a value that is not a string (a number, None, a list): the encoder knows them all
+            pass
+    return _canonical_json(data)
+
 
 def content_key(data: dict[str, Any]) -> str:
-    """A stable key for a record without a natural key: a short hash of its canonical JSON."""
-    return hashlib.blake2b(_canonical_json(data).encode(), digest_size=12).hexdigest()
+    """A stable key for a record without a natural key, and every record's fingerprint: a short hash of its
+    canonical JSON (stable across processes and crmsync versions: fingerprints in state files depend on it)."""
+    return hashlib.blake2b(canonical_json(data).encode(), digest_size=12).hexdigest()

@@ -160,9 +160,9 @@ class JsonlSinkOptions:
 class JsonlSink(Sink):
     """Appends each record with an ``email`` to a JSON Lines file; durable after every batch.
 
-    With state, each batch's checkpoint is the file's length, committed with the batch's deliveries. A run
-    cuts the file back to it on open: a batch written before a crash but never committed is written again by
-    the resumed run, so it must not stay in the file from the first time.
+    With state, the checkpoint is the file's length, committed with the deliveries it covers. A run cuts the
+    file back to it on open: batches written before a crash but never committed are written again by the
+    resumed run, so they must not stay in the file from the first time.
     """
 
     Options = JsonlSinkOptions

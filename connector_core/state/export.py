@@ -20,7 +20,7 @@ COLUMNS: dict[str, dict[str, tuple[type, ...]]] = {
         "report": _TEXT + _NULL,
     },
     "deliveries": {"job": _TEXT, "sink": _TEXT, "key": _TEXT, "fingerprint": _TEXT, "run_id": _INT},
-    "completed": {"job": _TEXT, "key": _TEXT, "fingerprint": _TEXT, "run_id": _INT},
+    "completed": {"job": _TEXT, "key": _TEXT, "fingerprint": _TEXT, "run_id": _INT, "sinks": _TEXT + _NULL},
     "checkpoints": {"job": _TEXT, "sink": _TEXT, "checkpoint": _TEXT, "run_id": _INT},
     "rejects": {
         "job": _TEXT,

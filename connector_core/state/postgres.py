@@ -30,13 +30,17 @@ CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, run_id);
 CREATE TABLE IF NOT EXISTS locks (
     job TEXT PRIMARY KEY, token TEXT NOT NULL, pid BIGINT NOT NULL, host TEXT NOT NULL,
     acquired_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    run_id BIGINT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id);
 CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
     PRIMARY KEY (job, sink, key));
-CREATE INDEX IF NOT EXISTS deliveries_by_run ON deliveries (job, run_id);
+DROP INDEX IF EXISTS deliveries_by_run;
 CREATE TABLE IF NOT EXISTS completed (
-    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
+    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL, sinks TEXT,
     PRIMARY KEY (job, key));
+ALTER TABLE completed ADD COLUMN IF NOT EXISTS sinks TEXT;
 CREATE TABLE IF NOT EXISTS checkpoints (
     job TEXT NOT NULL, sink TEXT NOT NULL, checkpoint TEXT NOT NULL, run_id BIGINT NOT NULL,
     PRIMARY KEY (job, sink));
@@ -105,6 +109,8 @@ class PostgresStateStore(SqlStateStore):
 
     for_update = " FOR UPDATE"
     FINGERPRINT_SET = "string_agg(DISTINCT {}, ',')"
+    MERGES_IN_ONE_STATEMENT = False
+    CONTAINS = "strpos({}, {}) > 0"
 
     def __init__(self, url: str) -> None:
         try:

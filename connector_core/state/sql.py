@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Protocol
 
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
@@ -20,12 +21,16 @@ from connector_core.state.lease import takeover_note
 from connector_core.state.packs import PackCache, pack, released
 from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
-#: The schema this crmsync writes; a database with a higher version was written by a newer crmsync.
+#: The schema this crmsync writes; a database with a higher version was written by a newer crmsync. Schema 3
+#: journals a run's deliveries (``journal``) and folds them into ``deliveries`` and ``completed`` when it ends,
+#: and keeps cached answers and created objects in compressed packs (``value_packs``).
 SCHEMA_VERSION = 3
 #: Look-ups are chunked below SQLite's limit of host parameters in one statement.
 _CHUNK = 500
 #: Values imported or migrated (not written by a call) are packed this many at a time.
 _PACK_SIZE = 100
+#: ``json.dumps(data, default=str)`` without building an encoder per call (half of a reject's cost).
+_reject_data = json.JSONEncoder(default=str).encode
 _REJECT_COLUMNS = (
     "fingerprint",
     "component",
@@ -38,7 +43,11 @@ _REJECT_COLUMNS = (
     "run_id",
     "updated_at",
 )
-_ON_COMPLETED = " ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id"
+EMPTY = "''"
+#: A discarded reject is completed through no sink.
+_ON_COMPLETED = (
+    " ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id, sinks = NULL"
+)
 
 
 def _now() -> str:
@@ -96,12 +105,53 @@ class SqlStateStore(StateStore):
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         """A write transaction: committed at the end, rolled back on an exception."""
 
+    #: Whether one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` may update a row it inserted itself (SQLite
+    #: may; PostgreSQL refuses): folds then merge the versions of a key as they meet them, in key order, instead
+    #: of grouping them first (a sort per distinct key set, several times slower).
+    MERGES_IN_ONE_STATEMENT = True
+    #: Whether text ``{0}`` contains text ``{1}`` (PostgreSQL: ``strpos``).
+    CONTAINS = "instr({}, {}) > 0"
+
     def _create_temporary_tables(self) -> None:
         """Per connection: records a run met again unchanged matter only when it settles (see complete_run),
-        so they are kept off the disk (and out of a shared database)."""
+        so they are kept off the disk (and out of a shared database); appended like ``journal``."""
         self._exec(
-            "CREATE TEMP TABLE IF NOT EXISTS unchanged (job TEXT NOT NULL, run_id BIGINT NOT NULL, "
-            "key TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (job, run_id, key, fingerprint))"
+            "CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, key TEXT NOT NULL, "
+            "fingerprint TEXT NOT NULL)"
+        )
+
+    def _contains(self, items: str, item: str) -> str:
+        """SQL: whether the space-separated set ``items`` holds ``item`` (two column expressions)."""
+        return self.CONTAINS.format(f"' ' || {items} || ' '", f"' ' || {item} || ' '")
+
+    def _upsert_versions(self, table: str, keys: str, sets: tuple[str, ...], select: str) -> str:
+        """``INSERT INTO table (job, {keys}, {sets}, run_id)`` of the rows of ``select`` (columns ``{keys}`` and
+        ``{sets}``; job and run id as the first and last ``?``). Each of ``sets`` is a space-separated set (the
+        versions of a key, the sinks that have it): what this run brings replaces an earlier run's, and is
+        gathered within one run (empty values add nothing)."""
+        columns = f"job, {keys}, {', '.join(sets)}, run_id"
+        if not self.MERGES_IN_ONE_STATEMENT:
+            gathered = ", ".join(
+                f"replace({self.FINGERPRINT_SET.format(f'NULLIF(v.{name}, {EMPTY})')}, ',', ' ')" for name in sets
+            )
+            replaced = ", ".join(f"{name} = excluded.{name}" for name in sets)
+            return (
+                f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {gathered}, ? FROM ({select}) v "
+                f"GROUP BY {keys} ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE "
+                f"SET {replaced}, run_id = excluded.run_id"
+            )
+        merged = ", ".join(
+            f"{name} = CASE WHEN {table}.run_id <> excluded.run_id THEN excluded.{name} "
+            f"WHEN coalesce(excluded.{name}, '') = '' OR {self._contains(f'{table}.{name}', f'excluded.{name}')} "
+            f"THEN {table}.{name} "
+            f"WHEN coalesce({table}.{name}, '') = '' THEN excluded.{name} "
+            f"ELSE {table}.{name} || ' ' || excluded.{name} END"
+            for name in sets
+        )
+        return (
+            f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {', '.join(f'v.{name}' for name in sets)}, ? "
+            f"FROM ({select}) v ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE SET {merged}, "
+            "run_id = excluded.run_id"
         )
 
     def _lookup(self, sql: str, params: tuple[Any, ...], keys: Sequence[Any]) -> dict[Any, Any]:
@@ -171,7 +221,9 @@ class SqlStateStore(StateStore):
             # A run still marked running belongs to a process that died: say so in its history.
             self._exec("UPDATE runs SET status = 'crashed' WHERE job = ? AND status = 'running'", (job,))
             cursor = self._exec("INSERT INTO runs (job, started_at) VALUES (?, ?) RETURNING run_id", (job, _now()))
-            return int(cursor.fetchone()[0])
+            run_id = int(cursor.fetchone()[0])
+            self._fold_dead_runs(job, run_id)
+            return run_id
 
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         with self._transaction():
@@ -198,36 +250,61 @@ class SqlStateStore(StateStore):
         ]
 
     # -- delivery ledger ---------------------------------------------------------------------------------
+    # A run appends each committed batch to `journal` as one row (its pairs as a JSON array): an append at the
+    # end of a small table, whatever the size of the ledger. The run's journal is folded into `deliveries` and
+    # `completed` when it settles, sorted by key, so each page of those B-trees is written once per run; the
+    # journal of a run that died is folded into `deliveries` by the next run's start (the lease guarantees
+    # it is dead). Look-ups during a run therefore see what earlier runs delivered, never the run's own.
     def completed(self, job: str, keys: list[str]) -> dict[str, str]:
         return self._lookup("SELECT key, fingerprint FROM completed WHERE job = ? AND key IN ({marks})", (job,), keys)
 
     def delivered(self, job: str, sink: str, keys: list[str]) -> dict[str, str]:
-        sql = "SELECT key, fingerprint FROM deliveries WHERE job = ? AND sink = ? AND key IN ({marks})"
-        return self._lookup(sql, (job, sink), keys)
+        # What a settled run delivered is in `completed`, with the sinks that got each key; `deliveries` holds
+        # the rest (runs that died or failed, keys also rejected). The later run's word counts.
+        found = {
+            key: (fingerprint, run_id)
+            for key, fingerprint, run_id in self._select_in(
+                "SELECT key, fingerprint, run_id FROM deliveries WHERE job = ? AND sink = ? AND key IN ({marks})",
+                (job, sink),
+                keys,
+            )
+        }
+        completed = self._select_in(
+            "SELECT key, fingerprint, run_id, sinks FROM completed WHERE job = ? AND key IN ({marks})", (job,), keys
+        )
+        for key, fingerprint, run_id, sinks in completed:
+            if sinks and sink in sinks.split(" ") and (key not in found or run_id > found[key][1]):
+                found[key] = (fingerprint, run_id)
+        return {key: fingerprint for key, (fingerprint, _) in found.items()}
+
+    def ledger_start(self, job: str) -> tuple[bool, set[str]]:
+        row = self._exec("SELECT 1 FROM completed WHERE job = ? LIMIT 1", (job,)).fetchone()
+        # One index seek per sink (a DISTINCT would read every delivery of the job).
+        sinks: set[str] = set()
+        after = ""
+        while found := self._exec(
+            "SELECT sink FROM deliveries WHERE job = ? AND sink > ? ORDER BY sink LIMIT 1", (job, after)
+        ).fetchone():
+            after = found[0]
+            sinks.add(after)
+        return row is not None, sinks
 
     def commit_batch(
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
+        pairs = records if isinstance(records, list) else list(records)
+        # The rows are built in C: the run (and sink) repeated beside each pair's key and fingerprint.
+        columns = zip(*pairs, strict=True)
         if sink == UNCHANGED:
-            with self._transaction():
-                self._many(
-                    "INSERT INTO unchanged (job, run_id, key, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    ((job, run_id, key, fingerprint) for key, fingerprint in records),
-                )
+            if pairs:
+                with self._transaction():
+                    rows = zip(repeat(run_id), *columns, strict=False)
+                    self._many("INSERT INTO unchanged (run_id, key, fingerprint) VALUES (?, ?, ?)", rows)
             return
         with self._transaction():
-            # A key met again in the same run with other content is a second version: both are kept, so a
-            # re-run of the same input skips both instead of alternating between them. (Fingerprints are hex,
-            # so LIKE has no wildcard to trip over.)
-            self._many(
-                "INSERT INTO deliveries (job, sink, key, fingerprint, run_id) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (job, sink, key) DO UPDATE SET fingerprint = CASE "
-                "WHEN deliveries.run_id <> excluded.run_id THEN excluded.fingerprint "
-                "WHEN (' ' || deliveries.fingerprint || ' ') LIKE ('% ' || excluded.fingerprint || ' %') "
-                "THEN deliveries.fingerprint "
-                "ELSE deliveries.fingerprint || ' ' || excluded.fingerprint END, run_id = excluded.run_id",
-                ((job, sink, key, fingerprint, run_id) for key, fingerprint in records),
-            )
+            if pairs:
+                rows = zip(repeat(run_id), repeat(sink), *columns, strict=False)
+                self._many("INSERT INTO journal (run_id, sink, key, fingerprint) VALUES (?, ?, ?, ?)", rows)
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -238,71 +315,129 @@ class SqlStateStore(StateStore):
         row = self._exec("SELECT checkpoint FROM checkpoints WHERE job = ? AND sink = ?", (job, sink)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def complete_run(self, job: str, run_id: int) -> int:
+    def _fold(self, job: str, run_id: int, rejected_only: bool = False) -> None:
+        """Fold a run's journal into ``deliveries`` (``rejected_only``: the keys it also rejected, which its
+        settling does not complete): per sink and key, the versions this run delivered replace what an earlier
+        run delivered (two versions of a key in one run are both kept, space-separated)."""
+        select = "SELECT sink, key, fingerprint FROM journal WHERE run_id = ?"
+        params: tuple[Any, ...] = (job, run_id, run_id)
+        if rejected_only:
+            rejected = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
+            if not self._exec(rejected + " LIMIT 1", (job, run_id)).fetchone():
+                self._clear_journal(run_id)
+                return
+            select += f" AND key IN ({rejected})"
+            params = (*params, job, run_id)
+        self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
+        self._clear_journal(run_id)
+
+    def _clear_journal(self, run_id: int) -> None:
+        """Delete a folded run's journal rows."""
+        self._exec("DELETE FROM journal WHERE run_id = ?", (run_id,))
+
+    def _fold_dead_runs(self, job: str, live_run: int) -> None:
+        """Fold the journals of the job's earlier runs (they died, or failed before settling): what their
+        sinks committed counts as delivered there."""
+        dead = self._exec(
+            "SELECT DISTINCT run_id FROM journal WHERE run_id <> ? "
+            "AND run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id",
+            (live_run, job),
+        ).fetchall()
+        for (run_id,) in dead:
+            self._fold(job, run_id)
+
+    def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
-            # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
-            cursor = self._exec(
-                "INSERT INTO completed (job, key, fingerprint, run_id) "
-                f"SELECT ?, v.key, replace({self.FINGERPRINT_SET.format('v.fingerprint')}, ',', ' '), ? FROM ("
-                " SELECT key, fingerprint FROM deliveries WHERE job = ? AND run_id = ?"
-                " UNION ALL SELECT key, fingerprint FROM unchanged WHERE job = ? AND run_id = ?"
-                " AND key IN (SELECT key FROM deliveries WHERE job = ? AND run_id = ?)) v "
-                "WHERE NOT EXISTS (SELECT 1 FROM rejects r "
-                "WHERE r.job = ? AND r.key = v.key AND r.run_id = ? AND r.status = 'pending') "
-                "GROUP BY v.key" + _ON_COMPLETED,
-                (job, run_id, job, run_id, job, run_id, job, run_id, job, run_id),
-            )
-            self._exec("DELETE FROM unchanged WHERE job = ? AND run_id = ?", (job, run_id))
+            select = "SELECT key, fingerprint, sink AS sinks FROM journal WHERE run_id = ?"
+            params: list[Any] = [job, run_id, run_id]
+            if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+                # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
+                select += (
+                    " UNION ALL SELECT key, fingerprint, '' FROM unchanged WHERE run_id = ? "
+                    "AND key IN (SELECT key FROM journal WHERE run_id = ?)"
+                )
+                params += [run_id, run_id]
+            # Keys this run delivered and also rejected are not completed (their deliveries are kept in
+            # `deliveries`): one pass over the journal says whether there are any, usually not even when the run
+            # rejected many records, and then neither the fold nor the folding of rejected keys filters by them.
+            rejected = "SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending'"
+            both = self._exec(
+                f"SELECT 1 FROM journal WHERE run_id = ? AND key IN ({rejected}) LIMIT 1", (run_id, job, run_id)
+            ).fetchone()
+            if both:
+                select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({rejected})"
+                params += [job, run_id]
+            sql = self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select)
+            self._exec(sql, params)
+            self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
+            # Records rejected by earlier runs and delivered by this one are settled.
             self._exec(
-                "DELETE FROM rejects WHERE job = ? AND key IN (SELECT key FROM completed WHERE job = ? AND run_id = ?) "
-                "AND status = 'pending'",
+                "DELETE FROM rejects WHERE job = ? AND status = 'pending' AND EXISTS (SELECT 1 FROM completed c "
+                "WHERE c.job = rejects.job AND c.key = rejects.key AND c.run_id = ?)",
+                (job, run_id),
+            )
+            # Deliveries of runs that died, now completed through the same sink: `completed` says it all.
+            through = self._contains("c.sinks", "deliveries.sink")
+            self._exec(
+                "DELETE FROM deliveries WHERE job = ? AND EXISTS (SELECT 1 FROM completed c WHERE c.job = ? "
+                f"AND c.key = deliveries.key AND c.run_id = ? AND {through})",
                 (job, job, run_id),
             )
-            return cursor.rowcount
+            if both:
+                self._fold(job, run_id, rejected_only=True)
+            else:
+                self._clear_journal(run_id)
 
     # -- rejects -----------------------------------------------------------------------------------------
     def record_rejects(
         self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
     ) -> None:
+        if not rejects:
+            return
         with self._transaction():
+            known = {
+                key: (fingerprint, attempts, seen_by)
+                for key, fingerprint, attempts, seen_by in self._select_in(
+                    "SELECT key, fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key IN ({marks})",
+                    (job,),
+                    list({reject["key"] for reject in rejects}),
+                )
+            }
+            now = _now()
+            rows, discarded = [], []
             for reject in rejects:
-                row = self._exec(
-                    "SELECT fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key = ?", (job, reject["key"])
-                ).fetchone()
+                key = reject["key"]
+                row = known.get(key)
                 same = row is not None and row[0] == reject["fingerprint"]
                 if transient:  # set aside, not failed: the attempts stay as they were
-                    attempts = row[1] if same else 0
+                    attempts = row[1] if same else 0  # type: ignore[index]
                 elif not same:
                     attempts = 1
                 else:  # rejected again in the same run (fan-out) counts once
-                    attempts = row[1] + (0 if row[2] == run_id else 1)
+                    attempts = row[1] + (0 if row[2] == run_id else 1)  # type: ignore[index]
                 status = "discarded" if attempts >= max_attempts and not transient else "pending"
-                self._exec(
-                    _upsert(
-                        "rejects",
-                        ("job", "key"),
-                        _REJECT_COLUMNS,
-                    ),
+                known[key] = (reject["fingerprint"], attempts, run_id)
+                rows.append(
                     (
                         job,
-                        reject["key"],
+                        key,
                         reject["fingerprint"],
                         reject["component"],
                         reject["reason"],
                         attempts,
                         status,
-                        json.dumps(reject["data"], default=str),
+                        _reject_data(reject["data"]),
                         reject.get("source"),
                         reject.get("position"),
                         run_id,
-                        _now(),
-                    ),
-                )
-                if status == "discarded":
-                    self._exec(
-                        _upsert("completed", ("job", "key"), ("fingerprint", "run_id")),
-                        (job, reject["key"], reject["fingerprint"], run_id),
+                        now,
                     )
+                )
+                if status == "discarded":  # completed through no sink
+                    discarded.append((job, key, reject["fingerprint"], run_id, None))
+            self._many(_upsert("rejects", ("job", "key"), _REJECT_COLUMNS), rows)
+            if discarded:
+                self._many(_upsert("completed", ("job", "key"), ("fingerprint", "run_id", "sinks")), discarded)
 
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
         sql = (
@@ -560,9 +695,7 @@ class SqlStateStore(StateStore):
             "database": self.location,
             "runs": self.runs(job, limit=10),
             "completed_records": completed,
-            "deliveries": dict(
-                self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
-            ),
+            "deliveries": self._delivery_counts(job),
             "checkpoints": {
                 sink: json.loads(value)
                 for sink, value in self._exec("SELECT sink, checkpoint FROM checkpoints WHERE job = ?", (job,))
@@ -594,6 +727,41 @@ class SqlStateStore(StateStore):
     def storage_size(self) -> tuple[int, str]:
         """The bytes the state takes, and what was measured (shown by ``crmsync state show``)."""
 
+    def _delivery_counts(self, job: str) -> dict[str, int]:
+        """Records per sink: completed through it, in deliveries not completed, and journaled by runs not folded
+        yet (a live or dead run)."""
+        counts: dict[str, int] = dict(
+            self._exec("SELECT sink, COUNT(*) FROM deliveries WHERE job = ? GROUP BY sink", (job,)).fetchall()
+        )
+        for sinks, count in self._exec("SELECT sinks, COUNT(*) FROM completed WHERE job = ? GROUP BY sinks", (job,)):
+            for sink in (sinks or "").split():
+                counts[sink] = counts.get(sink, 0) + int(count)
+        journaled = self._exec(
+            "SELECT sink, COUNT(*) FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) GROUP BY sink",
+            (job,),
+        )
+        for sink, count in journaled:
+            counts[sink] = counts.get(sink, 0) + int(count)
+        return counts
+
+    def _journaled_deliveries(self, job: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` of ``deliveries`` with the journals not folded yet applied, as folding them would."""
+        by_key = {(row["sink"], row["key"]): row for row in rows}
+        journal = self._exec(
+            "SELECT run_id, sink, key, fingerprint FROM journal "
+            "WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id",
+            (job,),
+        )
+        for run_id, sink, key, fingerprint in journal:
+            row = by_key.get((sink, key))
+            if row is not None and row["run_id"] == run_id:
+                if fingerprint not in row["fingerprint"].split(" "):
+                    row["fingerprint"] += " " + fingerprint
+            else:
+                by_key[sink, key] = {"job": job, "sink": sink, "key": key, "fingerprint": fingerprint}
+                by_key[sink, key]["run_id"] = run_id
+        return list(by_key.values())
+
     def reset(self, job: str, parts: set[str]) -> None:
         tables = {
             "delivered": ("deliveries", "completed", "checkpoints", "intents"),
@@ -605,6 +773,7 @@ class SqlStateStore(StateStore):
                     self._delete_cache()
                 if part == "delivered":
                     self._delete_objects(job)
+                    self._exec("DELETE FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?)", (job,))
                 for table in tables.get(part, ()):
                     self._exec(f"DELETE FROM {table} WHERE job = ?", (job,))
 
@@ -615,6 +784,7 @@ class SqlStateStore(StateStore):
                 data[table] = self._export_objects(job)
             else:
                 data[table] = self._rows(f"SELECT * FROM {table} WHERE job = ?", (job,))
+        data["deliveries"] = self._journaled_deliveries(job, data["deliveries"])
         data["cache"] = self._export_cache()
         return data
 
@@ -626,6 +796,7 @@ class SqlStateStore(StateStore):
     def import_(self, job: str, data: dict[str, Any]) -> None:
         tables = validate_export(data)
         with self._transaction():
+            self._exec("DELETE FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?)", (job,))
             for table in (*JOB_TABLES, "runs"):
                 if table == "objects":
                     self._delete_objects(job)

@@ -27,13 +27,14 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS locks (
     job TEXT PRIMARY KEY, token TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
     acquired_at REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    run_id INTEGER NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
-    PRIMARY KEY (job, sink, key));
-CREATE INDEX IF NOT EXISTS deliveries_by_run ON deliveries (job, run_id);
+    PRIMARY KEY (job, sink, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS completed (
-    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
-    PRIMARY KEY (job, key));
+    job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL, sinks TEXT,
+    PRIMARY KEY (job, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     job TEXT NOT NULL, sink TEXT NOT NULL, checkpoint TEXT NOT NULL, run_id INTEGER NOT NULL,
     PRIMARY KEY (job, sink));
@@ -56,6 +57,8 @@ CREATE TABLE IF NOT EXISTS cache_entries (
     PRIMARY KEY (namespace_id, identity)) WITHOUT ROWID;
 """
 
+#: Tables whose layout changed in schema 3 (clustered by key, without rowid): copied into the new layout.
+_RELAID = {"deliveries": "job, sink, key, fingerprint, run_id", "completed": "job, key, fingerprint, run_id"}
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
 _V1_TABLES = {"runs", "locks", "deliveries", "completed", "checkpoints", "rejects", "intents", "objects", "cache"}
 _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the file was not modified"
@@ -136,9 +139,16 @@ class SqliteStateStore(SqlStateStore):
             with self._transaction():
                 if version == 1:  # schema 1 had a pid lock without expiry: locks are transient, start afresh
                     self.db.execute("DROP TABLE locks")
+                if version in (1, 2):  # their ledger tables are re-laid out below (their rows kept as they are)
+                    for table in _RELAID:
+                        self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
+                if version in (1, 2):
+                    for table, columns in _RELAID.items():
+                        self.db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM old_{table}")
+                        self.db.execute(f"DROP TABLE old_{table}")
                 self._migrate_unpacked_values()
                 self.db.execute(
                     "INSERT OR REPLACE INTO crmsync_meta (name, value) VALUES ('schema_version', ?)",
@@ -155,6 +165,14 @@ class SqliteStateStore(SqlStateStore):
 
     def reopen(self) -> SqliteStateStore:
         return SqliteStateStore(self.path, inspect=False)
+
+    def _clear_journal(self, run_id: int) -> None:
+        # Inside the write transaction nobody else can add rows: when the journal holds this run only (the usual
+        # case), a DELETE without WHERE frees its pages wholesale instead of row by row.
+        if self._exec("SELECT 1 FROM journal WHERE run_id <> ? LIMIT 1", (run_id,)).fetchone():
+            super()._clear_journal(run_id)
+        else:
+            self._exec("DELETE FROM journal")
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, params)

@@ -59,7 +59,8 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def start_run(self, job: str) -> int:
-        """Record a new run and return its id."""
+        """Record a new run and return its id. Called under the job's lease: the deliveries earlier runs
+        committed without completing (they died or failed) now count as theirs for :meth:`delivered`."""
 
     @abc.abstractmethod
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
@@ -77,7 +78,14 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def delivered(self, job: str, sink: str, keys: list[str]) -> dict[str, str]:
-        """``{key: fingerprints}`` of the given records already committed by ``sink``."""
+        """``{key: fingerprints}`` of the given records ``sink`` committed in an earlier run (finished or not;
+        a run's own commits count from the next run's :meth:`start_run` on, or once it completed)."""
+
+    @abc.abstractmethod
+    def ledger_start(self, job: str) -> tuple[bool, set[str]]:
+        """What a run needs to look up, asked once when it starts: whether any record of the job is completed,
+        and the sinks with deliveries of earlier runs that are not completed (runs that died or failed, keys also
+        rejected). A run skips the look-ups that cannot find anything."""
 
     @abc.abstractmethod
     def commit_batch(
@@ -92,8 +100,8 @@ class StateStore(abc.ABC):
         """The last checkpoint ``sink`` committed, or None."""
 
     @abc.abstractmethod
-    def complete_run(self, job: str, run_id: int) -> int:
-        """Mark every record this run delivered, and did not also reject, as completed; returns how many."""
+    def complete_run(self, job: str, run_id: int) -> None:
+        """Mark every record this run delivered, and did not also reject, as completed."""
 
     # -- rejects -----------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -77,20 +77,31 @@ def test_leases_of_different_jobs_are_independent(store: StateStore) -> None:
 def test_runs_deliveries_checkpoints_and_completion(store: StateStore) -> None:
     first = store.start_run("job")
     store.commit_batch("job", first, "out", [("k1", "f1"), ("k2", "f2")], {"line": 2})
-    assert store.delivered("job", "out", ["k1", "k2", "k3"]) == {"k1": "f1", "k2": "f2"}
+    assert store.delivered("job", "out", ["k1"]) == {}  # a run's own deliveries count from the next run on
+    assert store.summary("job")["deliveries"] == {"out": 2}
     assert store.sink_checkpoint("job", "out") == {"line": 2}
     assert store.completed("job", ["k1"]) == {}
+    assert store.ledger_start("job") == (False, set())
     second = store.start_run("job")  # the first never finished: it crashed
     assert second > first
     assert [r["status"] for r in store.runs("job")] == ["running", "crashed"]
+    assert store.delivered("job", "out", ["k1", "k2", "k3"]) == {"k1": "f1", "k2": "f2"}
+    assert store.ledger_start("job") == (False, {"out"})
     store.commit_batch("job", second, "out", [("k1", "f1")])
     store.commit_batch("job", second, "other", [("k1", "f1")])  # one key through two sinks counts once
-    assert store.complete_run("job", second) == 1
+    store.complete_run("job", second)
     assert store.completed("job", ["k1", "k2"]) == {"k1": "f1"}
+    # What a settled run delivered is known through `completed`; `deliveries` keeps the dead run's k2 only.
+    assert store.ledger_start("job") == (True, {"out"})
+    assert store.delivered("job", "other", ["k1", "k2"]) == {"k1": "f1"}
+    assert store.delivered("job", "out", ["k1", "k2"]) == {"k1": "f1", "k2": "f2"}
+    assert store.summary("job")["deliveries"] == {"out": 2, "other": 1}
     store.finish_run(second, "success", {"input_records": 1})
     assert store.runs("job")[0]["report"] == {"input_records": 1}
     keys = [f"k{i}" for i in range(1200)]  # more than one look-up chunk
-    store.commit_batch("job", second, "big", [(key, "f") for key in keys])
+    third = store.start_run("job")
+    store.commit_batch("job", third, "big", [(key, "f") for key in keys])
+    store.start_run("job")
     assert len(store.delivered("job", "big", keys)) == 1200
 
 
@@ -103,11 +114,12 @@ def test_versions_of_one_key_in_one_run_are_kept_together(store: StateStore) -> 
     first = store.start_run("job")
     store.commit_batch("job", first, "out", [("k", "aa"), ("k", "bb")])
     store.commit_batch("job", first, "out", [("k", "aa")])  # met again in the same run: not listed twice
-    assert store.delivered("job", "out", ["k"]) == {"k": "aa bb"}
-    assert store.complete_run("job", first) == 1
+    store.complete_run("job", first)
+    assert versions(store.delivered("job", "out", ["k"])) == {"k": {"aa", "bb"}}
     assert versions(store.completed("job", ["k"])) == {"k": {"aa", "bb"}}
     second = store.start_run("job")
     store.commit_batch("job", second, "out", [("k", "cc")])  # a later run's delivery replaces them
+    store.complete_run("job", second)
     assert store.delivered("job", "out", ["k"]) == {"k": "cc"}
 
 
@@ -119,7 +131,7 @@ def test_versions_met_unchanged_stay_completed_beside_a_new_one(store: StateStor
     # k's version aa and j are met again unchanged (skipped); a new version bb of k is delivered.
     store.commit_batch("job", second, UNCHANGED, [("k", "aa"), ("j", "jj")])
     store.commit_batch("job", second, "out", [("k", "bb")])
-    assert store.complete_run("job", second) == 1  # only k: j was not delivered by this run
+    store.complete_run("job", second)  # completes k only: j was not delivered by this run
     assert versions(store.completed("job", ["k", "j"])) == {"k": {"aa", "bb"}, "j": {"jj"}}
     assert store.summary("job")["deliveries"] == {"out": 2}  # the pseudo-sink is no sink of the job
     third = store.start_run("job")
@@ -153,6 +165,20 @@ def test_rejects_retry_then_discard(store: StateStore) -> None:
     assert store.set_rejects("job", "pending", ["r"]) == 1
     assert store.completed("job", ["r"]) == {} and store.rejects("job", "pending")[0]["attempts"] == 0
     assert store.set_rejects("job", "discarded") == 1
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, overlap: bool) -> None:
+    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [("a", "fa"), ("b", "fb")])
+    rejected = ["b", "c"] if overlap else ["c"]
+    store.record_rejects("job", run_id, [{**reject, "key": key} for key in rejected], max_attempts=3)
+    store.complete_run("job", run_id)
+    assert store.completed("job", ["a", "b", "c"]) == ({"a": "fa"} if overlap else {"a": "fa", "b": "fb"})
+    assert store.delivered("job", "out", ["a", "b", "c"]) == {"a": "fa", "b": "fb"}
+    assert {row["key"] for row in store.rejects("job", "pending")} == set(rejected)
+    assert store.summary("job")["completed_records"] == (1 if overlap else 2)
 
 
 def test_intents_and_objects(store: StateStore) -> None:
@@ -226,9 +252,11 @@ def test_an_invalid_import_changes_nothing(store: StateStore, mutate, message: s
     run_id = store.start_run("job")
     store.commit_batch("job", run_id, "out", [("k", "f")])
     data = json.loads(json.dumps(store.export("job")))
+    assert [(row["key"], row["run_id"]) for row in data["deliveries"]] == [("k", run_id)]  # journaled, exported
     mutate(data)
     with pytest.raises(ValueError, match=message):
         store.import_("job", data)
+    store.start_run("job")
     assert store.delivered("job", "out", ["k"]) == {"k": "f"}
 
 

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Benchmark: what durable state costs on a file job, against the same job run with ``--no-state``.
+
+The job is bench_files.py's (CSV → ``fields`` → JSONL, ``key: Email``) plus an error-stream JSONL sink, over
+bench_files.py's generated lead list; ``--messy`` makes some rows bad the way real lists are (a missing email,
+which ``required`` rejects; stray whitespace; broken website URLs), so rejects reach the error stream and, with
+state, the rejects table. For each size, three rounds, interleaved, each one of:
+
+- ``stateless``: ``crmsync run --no-state``;
+- ``fresh``: ``crmsync run`` with a new state file (a first run);
+- ``rerun``: ``crmsync run`` again on the same state and input (everything skipped as unchanged).
+
+It reports the median CPU time (user + system of the ``crmsync`` process) of each, the ratios to the stateless
+run, state's own cost per record, and the state file's size per record; and checks that the fresh stateful run
+wrote exactly what the stateless one wrote (lines and content hash) and that the re-run added nothing. With
+``--resume`` it also SIGKILLs a stateful run of the big input half-way, resumes it and checks the output is
+still identical.
+
+Usage: ``python bench/bench_state_cost.py [--rows 1000000] [--small-rows 10000] [--repeat 3] [--messy] [--resume]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_files import CRMSYNC, DATA, SPEC, generate, timed
+
+
+def messy(rows: int) -> Path:
+    """bench_files.py's lead list with about 4% of its rows made bad (cached between runs)."""
+    path = DATA / f"leads-{rows}-messy.csv"
+    if path.exists():
+        return path
+    source = generate(rows)
+    with source.open(newline="", encoding="utf-8") as inp, path.open("w", newline="", encoding="utf-8") as out:
+        reader, writer = csv.reader(inp), csv.writer(out)
+        writer.writerow(next(reader))
+        for i, row in enumerate(reader):
+            if i % 50 == 7:
+                row[2] = ""  # no email: `required` rejects the row
+            elif i % 37 == 3:
+                row[0], row[2] = f"  {row[0]}\t", f"  {row[2]} "  # stray whitespace, stripped or lowered away
+            elif i % 41 == 5:
+                row[4] = ["not a url", "http://", "https:///about", "www..example..com"][i % 4]
+            writer.writerow(row)
+    return path
+
+
+class Job:
+    """One spec over one input: its output files and state file in a folder of their own."""
+
+    def __init__(self, leads: Path, tag: str) -> None:
+        self.folder = DATA / f"state-cost-{tag}"
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.out, self.errors = self.folder / "out.jsonl", self.folder / "errors.jsonl"
+        self.state = self.folder / "state.db"
+        self.spec = self.folder / "spec.yaml"
+        text = SPEC.format(csv=leads, key=", key: Email", out=self.out, errors=self.errors)
+        self.spec.write_text(text, encoding="utf-8")
+
+    def command(self, stateful: bool) -> list[str]:
+        state = ["--state", str(self.state)] if stateful else ["--no-state"]
+        return [*CRMSYNC, "-q", "run", str(self.spec), *state]
+
+    def forget(self) -> None:
+        """A fresh start: no state, no outputs."""
+        for path in self.folder.iterdir():
+            if path != self.spec:
+                path.unlink()
+
+    def output(self) -> tuple[int, str]:
+        """Lines and SHA-256 of the output file."""
+        data = self.out.read_bytes()
+        return data.count(b"\n"), hashlib.sha256(data).hexdigest()
+
+    def state_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.folder.glob("state.db*"))
+
+
+def measure(leads: Path, rows: int, repeat: int) -> dict[str, object]:
+    job = Job(leads, str(rows))
+    cpu: dict[str, list[float]] = {"stateless": [], "fresh": [], "rerun": []}
+    expected: tuple[int, str] | None = None
+    state_size = 0
+    for _ in range(repeat):
+        job.forget()
+        cpu["stateless"].append(timed(job.command(False))[1])
+        expected = job.output()
+        job.forget()
+        cpu["fresh"].append(timed(job.command(True))[1])
+        if job.output() != expected:
+            raise SystemExit(f"{rows} rows: the stateful run wrote {job.output()}, the stateless one {expected}")
+        state_size = job.state_bytes()
+        cpu["rerun"].append(timed(job.command(True))[1])
+        if job.output() != expected:
+            raise SystemExit(f"{rows} rows: the re-run changed the output to {job.output()}")
+    median = {name: statistics.median(times) for name, times in cpu.items()}
+    assert expected is not None
+    return {
+        "rows": rows,
+        "delivered": expected[0],
+        "cpu_s": {name: round(value, 3) for name, value in median.items()},
+        "fresh_ratio": round(median["fresh"] / median["stateless"], 3),
+        "rerun_ratio": round(median["rerun"] / median["stateless"], 3),
+        "stateless_us_per_record": round(median["stateless"] / rows * 1e6, 2),
+        "fresh_us_per_record": round(median["fresh"] / rows * 1e6, 2),
+        "state_overhead_us_per_record": round((median["fresh"] - median["stateless"]) / rows * 1e6, 2),
+        "rerun_us_per_record": round(median["rerun"] / rows * 1e6, 2),
+        "state_bytes_per_record": round(state_size / rows, 1),
+        "job": job,
+        "expected": expected,
+    }
+
+
+def resume(job: Job, expected: tuple[int, str], wall_s: float) -> dict[str, object]:
+    """SIGKILL a fresh stateful run half-way, resume it, and check the output is what a clean run writes."""
+    job.forget()
+    child = subprocess.Popen(job.command(True), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(wall_s / 2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    _, cpu = timed(job.command(True))
+    if job.output() != expected:
+        raise SystemExit(f"resumed run wrote {job.output()}, a clean run {expected}")
+    return {"killed_after_s": round(wall_s / 2, 2), "resume_cpu_s": round(cpu, 3), "output_identical": True}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--small-rows", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--messy", action="store_true", help="make ~4%% of the rows bad (rejects, whitespace, URLs)")
+    parser.add_argument("--resume", action="store_true", help="also SIGKILL a big stateful run and resume it")
+    args = parser.parse_args()
+
+    leads = messy if args.messy else generate
+    results: dict[str, object] = {"messy": args.messy}
+    for name, rows in (("small", args.small_rows), ("big", args.rows)):
+        results[name] = measure(leads(rows), rows, args.repeat)
+    big, small = results["big"], results["small"]
+    assert isinstance(big, dict) and isinstance(small, dict)
+    results["flatness"] = round(big["fresh_us_per_record"] / small["fresh_us_per_record"], 3)
+    results["overhead_flatness"] = round(
+        big["state_overhead_us_per_record"] / max(small["state_overhead_us_per_record"], 0.01), 3
+    )
+    if args.resume:
+        started = time.perf_counter()
+        job: Job = big["job"]
+        job.forget()
+        timed(job.command(True))
+        results["resume"] = resume(job, big["expected"], time.perf_counter() - started)
+    for size in (big, small):
+        del size["job"], size["expected"]
+    results["python"] = sys.version.split()[0]
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Record fingerprints: the hash that tells a changed record from one a finished run already delivered.
+
+A fingerprint is taken of every record of every run that keeps state, so it must be cheap, and stable across
+processes and versions (it is stored): 8 bytes of BLAKE2b (16 hex digits) over the record's field names and
+values in field-name order, so reordering a file's columns changes nothing. Text values (every CSV row) are
+joined with control characters no CRM field holds (a value holding one takes the general path); any other value
+hashes the record's canonical JSON instead (a ``j`` prefix keeps the two kinds apart).
+
+Before state schema 3, fingerprints were :func:`~connector_core.records.content_key` (24 hex digits): a ledger
+migrated from schema 2 keeps them, and :func:`matches` still recognises them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import partial
+from operator import itemgetter, methodcaller
+from typing import Any
+
+from connector_core.records import canonical_json, content_key
+
+_FIELD, _VALUE = "\x1e", "\x1f"
+#: Per field layout (the keys of a record's data, in order): its values in name order, and the hashed prefix.
+_Layout = tuple[Callable[[dict[str, Any]], Any], str, int]
+_LAYOUTS: dict[tuple[str, ...], _Layout | None] = {}
+#: Beyond this many layouts (data with ever-changing keys) new ones are not remembered: memory stays flat.
+_MAX_LAYOUTS = 256
+#: The length of a schema-2 fingerprint (``content_key``), recognised by :func:`matches`.
+_LEGACY_LENGTH = 24
+_blake2b = hashlib.blake2b
+_digest8 = partial(_blake2b, digest_size=8)
+_hexdigest = methodcaller("hexdigest")
+#: Joins a batch's texts to count their separators at once: a character the per-record texts can hold only
+#: where a value does, which the count then notices.
+_BETWEEN = "\x1d"
+
+
+def _layout(fields: tuple[str, ...]) -> _Layout | None:
+    names = sorted(fields) if all(type(name) is str for name in fields) else []
+    if len(names) < 2 or any(_FIELD in name or _VALUE in name for name in names):
+        layout = None  # one field (itemgetter would not return a tuple) or odd names: the general path
+    else:
+        layout = (itemgetter(*names), "\x1d" + _FIELD.join(names) + "\x1d", len(names) - 1)
+    if len(_LAYOUTS) < _MAX_LAYOUTS:
+        _LAYOUTS[fields] = layout
+    return layout
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """The fingerprint of a record's data (see the module's docstring)."""
+    fields = tuple(data)
+    layout = _LAYOUTS[fields] if fields in _LAYOUTS else _layout(fields)
+    if layout is not None:
+        values, prefix, separators = layout
+        try:
+            text = _VALUE.join(values(data))
+        except TypeError:  # a value that is not text
+            pass
+        else:
+            if text.count(_VALUE) == separators:
+                return _blake2b((prefix + text).encode(), digest_size=8).hexdigest()
+    return _blake2b(("j" + canonical_json(data)).encode(), digest_size=8).hexdigest()
+
+
+def fingerprints(datas: list[dict[str, Any]]) -> list[str]:
+    """:func:`fingerprint` of each of ``datas``, the same values, in C loops when the records share one layout
+    of text values (every CSV row of a batch): no Python frame per record."""
+    if not datas:
+        return []
+    fields = tuple(datas[0])
+    layout = _LAYOUTS[fields] if fields in _LAYOUTS else _layout(fields)
+    if layout is None or set(map(tuple, datas)) != {fields}:
+        return list(map(fingerprint, datas))
+    values, prefix, separators = layout
+    try:
+        texts = list(map(_VALUE.join, map(values, datas)))
+    except TypeError:  # a value that is not text somewhere in the batch
+        return list(map(fingerprint, datas))
+    # Every text holds at least its layout's separators: the batch's total says whether any holds more (a
+    # value with a separator in it, or the prefix's one), which takes the general path then.
+    joined = _BETWEEN.join(texts)
+    if joined.count(_VALUE) != separators * len(texts) or joined.count(_BETWEEN) != len(texts) - 1:
+        return list(map(fingerprint, datas))
+    encoded = map(str.encode, map(prefix.__add__, texts))
+    return list(map(_hexdigest, map(_digest8, encoded)))
+
+
+def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:
+    """Whether a record (its fingerprint and data) is among ``stored`` fingerprints (space-separated versions).
+    A schema-2 fingerprint among them is compared with the record's old-style one, computed only then."""
+    if stored is None:
+        return False
+    versions = stored.split(" ")
+    if record_fingerprint in versions:
+        return True
+    return any(len(version) == _LEGACY_LENGTH for version in versions) and content_key(data) in versions

@@ -1,0 +1,275 @@
+"""The ledger's fast paths keep the promises: a first run with state writes what a stateless run writes, looks
+nothing up and commits in groups; a group whose checkpoint fails is set aside whole; a schema-2 state is
+migrated and its fingerprints still recognised; fingerprints are stable, order-free and unambiguous."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector_core import commit_groups, ledger
+from connector_core.cli import main
+from connector_core.fingerprints import fingerprint, fingerprints, matches
+from connector_core.records import content_key
+from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
+from connector_core.state.sqlite import SqliteStateStore
+from connector_core.testing import write_spec
+
+JOB = """
+version: 1
+job: cost
+{state}
+settings: {{source_batch_size: 25}}
+sources:
+  leads: {{type: csv, path: leads.csv, key: Email}}
+mappers:
+  people:
+    type: fields
+    inputs: [leads]
+    batch_size: 10
+    fields:
+      name: {{from: Name, strip: true}}
+      email: {{from: Email, lower: true, required: true}}
+      domain: {{from: Website, transform: url_domain}}
+sinks:
+  out: {{type: jsonl, inputs: [people], path: out/people.jsonl, batch_size: 7}}
+  rejected: {{type: jsonl, inputs: [errors], path: out/errors.jsonl}}
+"""
+
+
+def leads(folder: Path, rows: list[tuple[str, str, str]]) -> None:
+    with (folder / "leads.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Name", "Email", "Website"])
+        writer.writerows(rows)
+
+
+def people(count: int, start: int = 0) -> list[tuple[str, str, str]]:
+    return [(f" Person {n} ", f"P{n}@Example.com", f"https://www.example{n % 7}.com/x") for n in range(start, count)]
+
+
+def run(spec: Path, *args: str) -> dict[str, Any]:
+    report = spec.parent / "report.json"
+    code = main(["-q", "run", str(spec), "--report", str(report), *args])
+    data = json.loads(report.read_text())
+    assert code == 0, data["failure"]
+    return data
+
+
+INPUTS = {
+    "distinct": people(120),
+    # An exact duplicate far from its twin (another source batch, another sink batch), and two versions of a key.
+    "duplicates": [*people(60), *people(5), ("Changed", "P3@Example.com", "example.org"), *people(90, 60)],
+    "messy": [
+        *people(40),
+        ("No Email", "", "https://example.com"),
+        ("  Spaces  ", "  P77@Example.COM ", "not a url"),
+        ("Bad Url", "P78@example.com", "http://"),
+        ("", "", ""),
+        *people(80, 40),
+    ],
+}
+
+
+@pytest.mark.parametrize("rows", INPUTS.values(), ids=INPUTS.keys())
+def test_a_first_run_with_state_writes_what_a_stateless_run_writes(tmp_path: Path, rows: list) -> None:
+    outputs = {}
+    for state in ("state: false", "state: {path: state.db}"):
+        folder = tmp_path / state.split(":")[1].strip(" {")
+        folder.mkdir()
+        leads(folder, rows)
+        spec = write_spec(folder, JOB.format(state=state))
+        report = run(spec)
+        outputs[state] = [(folder / "out" / name).read_bytes() for name in ("people.jsonl", "errors.jsonl")]
+        assert report["input_records"] == report["delivered"]["out"] + report["errors"]["count"]
+    assert outputs["state: false"] == outputs["state: {path: state.db}"]
+    again = run(spec)  # the stateful one: everything is skipped, nothing is written twice
+    assert again["state"]["skipped_unchanged"] + again["errors"]["count"] == len(rows)
+    assert (folder / "out" / "people.jsonl").read_bytes() == outputs["state: false"][0]
+
+
+class Calls(Counter):
+    """Counts calls of the state store's ledger methods (per sink for commits)."""
+
+    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in ("completed", "delivered", "commit_batch", "record_rejects"):
+            original = getattr(SqlStateStore, name)
+
+            def counted(store: SqlStateStore, *args: Any, _name: str = name, _original: Any = original) -> Any:
+                self[_name if _name != "commit_batch" else f"commit:{args[2]}"] += 1
+                return _original(store, *args)
+
+            monkeypatch.setattr(SqlStateStore, name, counted)
+
+
+def test_a_first_run_looks_nothing_up_and_commits_in_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commit_groups, "GROUP_SECONDS", 60.0)
+    monkeypatch.setattr(commit_groups, "GROUP_RECORDS", 100)
+    leads(tmp_path, people(1000))
+    spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))
+    calls = Calls()
+    calls.watch(monkeypatch)
+    run(spec)
+    # 143 sink batches of 7, committed 100 records at a time (and the last few at the end).
+    assert calls["commit:out"] == 11
+    assert calls["completed"] == calls["delivered"] == 0
+    calls.clear()
+    leads(tmp_path, [*people(1000), ("New", "new@example.com", "example.com")])
+    report = run(spec)
+    assert report["delivered"]["out"] == 1 and report["state"]["skipped_unchanged"] == 1000
+    assert calls["completed"] == 1000 // 25 + 1  # a re-run looks its records up, batch by batch
+
+
+def test_rejects_are_written_a_few_thousand_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every 5th row has no email: each of the 100 mapper batches of 10 rejects two, written in one transaction.
+    monkeypatch.setattr(ledger, "REJECTS_EVERY_S", 60.0)
+    rows = [(name, "" if n % 5 == 0 else email, site) for n, (name, email, site) in enumerate(people(1000))]
+    leads(tmp_path, rows)
+    spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))
+    calls = Calls()
+    calls.watch(monkeypatch)
+    report = run(spec)
+    assert report["errors"]["count"] == 200 and calls["record_rejects"] == 1
+    store = SqliteStateStore(tmp_path / "state.db")
+    assert len(store.rejects("cost", "pending")) == 200 and store.summary("cost")["completed_records"] == 800
+    store.close()
+    calls.clear()
+    report = run(spec)  # retried, rejected again: a second attempt each, still written at once
+    assert report["errors"]["count"] == 200 and calls["record_rejects"] == 1
+    store = SqliteStateStore(tmp_path / "state.db")
+    assert {reject["attempts"] for reject in store.rejects("cost")} == {2}
+    store.close()
+
+
+def test_a_group_whose_checkpoint_fails_is_set_aside_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crmsync_plugins.files.atomic import JournaledFile
+
+    monkeypatch.setattr(commit_groups, "GROUP_SECONDS", 60.0)
+    monkeypatch.setattr(commit_groups, "GROUP_RECORDS", 100)
+    checkpoint = JournaledFile.checkpoint
+    made = Counter()
+
+    def full_at_the_second(journal: JournaledFile) -> Any:
+        made["checkpoints"] += 1
+        if made["checkpoints"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return checkpoint(journal)
+
+    monkeypatch.setattr(JournaledFile, "checkpoint", full_at_the_second)
+    leads(tmp_path, people(300))
+    spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))
+    report_path = tmp_path / "report.json"
+    assert main(["-q", "run", str(spec), "--report", str(report_path)]) == 1
+    report = json.loads(report_path.read_text())
+    assert "No space left on device" in report["failure"]
+    # Groups of 105 records (15 batches of 7): the second one's checkpoint failed and all of it is set aside,
+    # like every later batch (the file is broken); only the first group counts as delivered.
+    assert report["delivered"]["out"] == 105 and report["errors"]["set_aside"] == 300 - 105
+    monkeypatch.setattr(JournaledFile, "checkpoint", checkpoint)
+    resumed = run(spec)
+    assert resumed["delivered"]["out"] == 195
+    lines = (tmp_path / "out" / "people.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["email"] for line in lines) == sorted(f"p{n}@example.com" for n in range(300))
+
+
+V2_SCHEMA = """
+CREATE TABLE crmsync_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (run_id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, status TEXT NOT NULL DEFAULT 'running', report TEXT);
+CREATE TABLE locks (job TEXT PRIMARY KEY, token TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    acquired_at REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE deliveries (job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    run_id INTEGER NOT NULL, PRIMARY KEY (job, sink, key));
+CREATE INDEX deliveries_by_run ON deliveries (job, run_id);
+CREATE TABLE completed (job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
+    PRIMARY KEY (job, key));
+CREATE TABLE checkpoints (job TEXT NOT NULL, sink TEXT NOT NULL, checkpoint TEXT NOT NULL, run_id INTEGER NOT NULL,
+    PRIMARY KEY (job, sink));
+CREATE TABLE rejects (job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, component TEXT NOT NULL,
+    reason TEXT NOT NULL, attempts INTEGER NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, source TEXT,
+    position INTEGER, run_id INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (job, key));
+CREATE TABLE intents (intent_id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, component TEXT NOT NULL,
+    keys TEXT NOT NULL, started_at REAL NOT NULL);
+CREATE TABLE objects (job TEXT NOT NULL, component TEXT NOT NULL, key TEXT NOT NULL, outcome TEXT NOT NULL,
+    PRIMARY KEY (job, component, key));
+CREATE TABLE cache (namespace TEXT NOT NULL, identity TEXT NOT NULL, value TEXT NOT NULL, stored_at REAL NOT NULL,
+    PRIMARY KEY (namespace, identity));
+INSERT INTO crmsync_meta VALUES ('schema_version', '2');
+INSERT INTO runs (job, started_at, finished_at, status) VALUES ('cost', '2026-01-01', '2026-01-01', 'success');
+"""
+
+
+def test_a_schema_2_state_is_migrated_and_its_fingerprints_still_match(tmp_path: Path) -> None:
+    """A state written by the previous crmsync (content_key fingerprints, the old tables) goes on working: its
+    records are skipped as unchanged, a changed one is delivered once, and nothing is written twice."""
+    rows = people(30)
+    leads(tmp_path, rows)
+    out = tmp_path / "out" / "people.jsonl"
+    out.parent.mkdir()
+    # What the previous crmsync delivered: the source's records as the CSV source reads them.
+    source = [{"Name": name, "Email": email, "Website": site} for name, email, site in rows]
+    out.write_text("".join(json.dumps({"email": r["Email"].lower()}) + "\n" for r in source))
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.executescript(V2_SCHEMA)
+    db.executemany("INSERT INTO completed VALUES ('cost', ?, ?, 1)", [(r["Email"], content_key(r)) for r in source])
+    db.executemany(
+        "INSERT INTO deliveries VALUES ('cost', 'out', ?, ?, 1)", [(r["Email"], content_key(r)) for r in source]
+    )
+    token = {"part": str(tmp_path / "out" / ".people.jsonl.run1.part"), "offset": 0, "base": 0, "merged": True}
+    db.execute("INSERT INTO checkpoints VALUES ('cost', 'out', ?, 1)", (json.dumps(token),))
+    db.commit()
+    db.close()
+    before = out.read_bytes()
+
+    spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))
+    report = run(spec)
+    assert report["state"]["skipped_unchanged"] == 30 and report["delivered"].get("out", 0) == 0
+    assert out.read_bytes() == before
+    store = SqliteStateStore(tmp_path / "state.db")
+    version = store.db.execute("SELECT value FROM crmsync_meta WHERE name = 'schema_version'").fetchone()[0]
+    indexes = store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_by_run'")
+    assert int(version) == SCHEMA_VERSION == 3 and indexes.fetchall() == []
+    store.close()
+
+    leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
+    assert run(spec)["delivered"]["out"] == 1
+    assert run(spec)["delivered"].get("out", 0) == 0  # the new version is stored with a new fingerprint
+    assert len(out.read_text().splitlines()) == 31
+
+
+def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
+    record = {"First Name": "Ada", "Email": "ada@example.com", "Website": "https://example.com"}
+    # Stored in state files: a change of this value re-delivers every record of every job once.
+    assert fingerprint(record) == fingerprint(dict(reversed(record.items()))) == "868c583e0fcba896"
+    assert len(fingerprint({"only": "one"})) == len(fingerprint({"n": 1, "m": None})) == 16
+    assert fingerprint({"a": "x\x1fy", "b": "z"}) != fingerprint({"a": "x", "b": "y\x1fz"})
+    assert fingerprint({"a": "1", "b": "z"}) != fingerprint({"a": 1, "b": "z"})
+    assert fingerprint({"a": "x", "b": "y"}) != fingerprint({"a": "x", "c": "y"})
+    assert matches(f"{fingerprint(record)} other", fingerprint(record), record)
+    assert matches(content_key(record), fingerprint(record), record)  # a schema-2 fingerprint
+    assert not matches(content_key({**record, "Email": "x"}), fingerprint(record), record)
+    assert not matches(None, fingerprint(record), record)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [{"a": "x", "b": "y"}, {"a": "", "b": "é"}, {"a": "x y", "b": "  "}],
+        [{"a": "x\x1fy", "b": "z"}, {"a": "x", "b": "y"}],  # a separator inside a value
+        [{"a": "x\x1dy", "b": "z"}, {"a": "x", "b": "\x1e"}],  # the batch joiner and the field separator
+        [{"a": "x", "b": "y"}, {"b": "y", "a": "x"}, {"a": "x", "c": "y"}],  # mixed layouts
+        [{"a": "1", "b": 2}, {"a": "1", "b": "2"}, {"a": None, "b": [1, {"c": 2}]}],  # values that are not text
+        [{"only": "one"}, {"only": "two"}],  # one field
+        [{1: "x", 2: "y"}],  # names that are not text
+        [],
+    ],
+)
+def test_a_batch_s_fingerprints_are_each_record_s(batch: list[dict[str, Any]]) -> None:
+    assert fingerprints(batch) == [fingerprint(data) for data in batch]
