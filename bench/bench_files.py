@@ -67,9 +67,10 @@ sinks:
   rejects: {{type: jsonl, inputs: [errors], path: {errors}}}
 """
 
-#: The same job by hand. ``url_domain`` is the definition crmsync documents (scheme, user info, port, path and
-#: ``www.`` removed; bare hosts taken too), written the way its reference implementation is.
-RAW_LOOP = r"""
+#: The transforms the job's rules name, by hand: ``url_domain`` is the definition crmsync documents (scheme, user
+#: info, port, path and ``www.`` removed; bare hosts taken too), written the way its reference implementation is.
+#: ``shape`` builds one output record (None: the row is rejected for its blank email). Shared by both baselines.
+HAND_WRITTEN = r"""
 import csv, json, re, sys
 
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -96,75 +97,6 @@ def email_domain(value):
     return (domain.strip().rstrip(">").strip().rstrip(".").lower() or None) if at else None
 
 
-def main(source, output, errors):
-    with open(source, newline="", encoding="utf-8") as src, open(output, "w", encoding="utf-8") as dst, \
-            open(errors, "w", encoding="utf-8") as bad:
-        reader = csv.DictReader(src)
-        end = reader.line_num if reader.fieldnames else 0  # the header's last line
-        for row in reader:
-            position, end = end + 1, reader.line_num
-            email = row["Email"]
-            if blank(email):
-                reason = "field 'email' is required (from 'Email')"
-                detail = {"component": "people", "reason": reason, "source": "leads", "position": position}
-                bad.write(json.dumps({**row, "_error": detail}, ensure_ascii=False) + "\n")
-                continue
-            first, last, company = row["First Name"], row["Last Name"], row["Company"]
-            website, title, phone = row["Website"], row["Title"], row["Phone"]
-            first = first if blank(first) else first.strip()
-            last = last if blank(last) else last.strip()
-            out = {
-                "first_name": first,
-                "last_name": last,
-                "email": email.strip().lower(),
-                "email_domain": email_domain(email),
-                "company": "Unknown" if blank(company) else company.strip(),
-                "domain": website if blank(website) else url_domain(website),
-                "title": title if blank(title) else title.strip().upper(),
-                "phone": phone if blank(phone) else NON_DIGITS.sub("", phone),
-                "city": row["City"],
-                "name": f"{first} {last}",
-                "list": "bench",
-            }
-            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
-
-
-main(*sys.argv[1:4])
-"""
-
-#: The same job in dlt (``--dlt PYTHON``: an interpreter with dlt installed, kept out of crmsync's own
-#: environment). dlt's filesystem destination writes JSONL; the transforms run in a ``add_map`` step.
-DLT_JOB = r"""
-import csv, os, re, sys, tempfile
-import dlt
-
-SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-PATH_START = re.compile(r"[/?#]")
-NON_DIGITS = re.compile(r"[^0-9]")
-
-
-def blank(value):
-    return not value or value.isspace()
-
-
-def url_domain(value):
-    text = SCHEME.sub("", value.strip(), count=1).lstrip("/")
-    host = PATH_START.split(text, maxsplit=1)[0].rpartition("@")[2]
-    host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
-    return host.strip().rstrip(".").lower().removeprefix("www.") or None
-
-
-def email_domain(value):
-    _, at, domain = value.rpartition("@")
-    return (domain.strip().rstrip(">").strip().rstrip(".").lower() or None) if at else None
-
-
-@dlt.resource(name="leads", write_disposition="replace")
-def leads(path):
-    with open(path, newline="", encoding="utf-8") as src:
-        yield from csv.DictReader(src)
-
-
 def shape(row):
     email = row["Email"]
     if blank(email):
@@ -174,13 +106,58 @@ def shape(row):
     first = first if blank(first) else first.strip()
     last = last if blank(last) else last.strip()
     return {
-        "first_name": first, "last_name": last, "email": email.strip().lower(), "email_domain": email_domain(email),
+        "first_name": first,
+        "last_name": last,
+        "email": email.strip().lower(),
+        "email_domain": email_domain(email),
         "company": "Unknown" if blank(company) else company.strip(),
         "domain": website if blank(website) else url_domain(website),
         "title": title if blank(title) else title.strip().upper(),
         "phone": phone if blank(phone) else NON_DIGITS.sub("", phone),
-        "city": row["City"], "name": f"{first} {last}", "list": "bench",
+        "city": row["City"],
+        "name": f"{first} {last}",
+        "list": "bench",
     }
+"""
+
+#: The same job by hand: a ``csv.DictReader`` loop, rejects written with their reason and line.
+RAW_LOOP = (
+    HAND_WRITTEN
+    + r"""
+
+def main(source, output, errors):
+    with open(source, newline="", encoding="utf-8") as src, open(output, "w", encoding="utf-8") as dst, \
+            open(errors, "w", encoding="utf-8") as bad:
+        reader = csv.DictReader(src)
+        end = reader.line_num if reader.fieldnames else 0  # the header's last line
+        for row in reader:
+            position, end = end + 1, reader.line_num
+            out = shape(row)
+            if out is None:
+                reason = "field 'email' is required (from 'Email')"
+                detail = {"component": "people", "reason": reason, "source": "leads", "position": position}
+                bad.write(json.dumps({**row, "_error": detail}, ensure_ascii=False) + "\n")
+                continue
+            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
+main(*sys.argv[1:4])
+"""
+)
+
+#: The same job in dlt (``--dlt PYTHON``: an interpreter with dlt installed, kept out of crmsync's own
+#: environment). dlt's filesystem destination writes JSONL; the transforms run in a ``add_map`` step.
+DLT_JOB = (
+    HAND_WRITTEN
+    + r"""
+import os, tempfile
+import dlt
+
+
+@dlt.resource(name="leads", write_disposition="replace")
+def leads(path):
+    with open(path, newline="", encoding="utf-8") as src:
+        yield from csv.DictReader(src)
 
 
 os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = "file://" + sys.argv[2]
@@ -190,6 +167,7 @@ pipeline = dlt.pipeline(
 )
 pipeline.run(leads(sys.argv[1]).add_map(shape).add_filter(lambda row: row is not None), loader_file_format="jsonl")
 """
+)
 
 FIRSTS = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "José", "Zoë"]
 LASTS = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Łukasiewicz", "Perlman", "O'Neil"]
