@@ -338,9 +338,7 @@ class Engine:
         except RunFailed:
             raise
         except Exception as exc:
-            reason = self.context.redactor.text(f"{name} failed to finish: {type(exc).__name__}: {exc}")
-            log.error("%s", reason)
-            self.component_failures.setdefault(name, reason)
+            self._component_failed(name, exc, "failed to finish")
         await self._deliver(name, out)
 
     async def _process(
@@ -378,24 +376,34 @@ class Engine:
         except RunFailed:
             raise
         except Exception as exc:
-            reason = self.context.redactor.text(f"{spec.name} failed: {type(exc).__name__}: {exc}")
-            log.error("%s", reason)
-            self.component_failures.setdefault(spec.name, reason)
-            out = Emitter()
-            if spec.kind == "sink" and isinstance(exc, OSError):
-                # A full disk (or a lost mount) is no fault of the records: stop paying for API work whose
-                # results cannot be kept, and set the batch aside for the next run.
-                self.context.halt(reason)
-                for record in batch:
-                    out.defer(record, reason)
-            else:
-                for record in batch:
-                    out.fail(record, reason)
+            out = self._batch_failed(spec.name, exc, batch, set_aside=spec.kind == "sink")
         if spec.kind == "sink":
             self.context.stats.delivered[spec.name] += len(batch) - len(out.failed) - len(out.deferred)
         await self._deliver(spec.name, out)
         if spec.name in self.groups and self.groups[spec.name].due():
             await self._commit_group(spec.name, node)
+
+    def _component_failed(self, name: str, exc: Exception, what: str = "failed") -> str:
+        """Record ``exc`` as the failure of component ``name`` (the run then fails); returns the masked reason."""
+        reason = self.context.redactor.text(f"{name} {what}: {type(exc).__name__}: {exc}")
+        log.error("%s", reason)
+        self.component_failures.setdefault(name, reason)
+        return reason
+
+    def _batch_failed(self, name: str, exc: Exception, records: list[Record], set_aside: bool) -> Emitter:
+        """``name`` failed on ``records``: each is rejected with the reason, or, for a sink's OSError (a full
+        disk or a lost mount is no fault of the records), set aside while new API work stops, since its results
+        could not be kept."""
+        reason = self._component_failed(name, exc)
+        out = Emitter()
+        if set_aside and isinstance(exc, OSError):
+            self.context.halt(reason)
+            for record in records:
+                out.defer(record, reason)
+        else:
+            for record in records:
+                out.fail(record, reason)
+        return out
 
     async def _commit_group(self, name: str, node: Component[Any]) -> None:
         """Commit what a sink wrote since its last commit (see connector_core.commit_groups). When its
@@ -407,17 +415,7 @@ class Engine:
         except RunFailed:
             raise
         except Exception as exc:
-            reason = self.context.redactor.text(f"{name} failed: {type(exc).__name__}: {exc}")
-            log.error("%s", reason)
-            self.component_failures.setdefault(name, reason)
-            out = Emitter()
-            if isinstance(exc, OSError):
-                self.context.halt(reason)
-                for record in records:
-                    out.defer(record, reason)
-            else:
-                for record in records:
-                    out.fail(record, reason)
+            out = self._batch_failed(name, exc, records, set_aside=True)
             self.context.stats.delivered[name] -= len(records)
             await self._deliver(name, out)
 
