@@ -504,16 +504,8 @@ class Engine:
         stats, host, redactor = context.stats, context.host, context.redactor
         error_records = []
         observed = host.hooks.observes_errors
-        # A batch of rejects mostly repeats a few reasons: each distinct one is masked once (none without secrets).
-        # The cache holds for one list of secrets: an observer may add a secret half-way (`add` makes a new list).
-        masked: dict[str, str] = {}
-        masked_for = redactor.secrets
         for item in failed:
-            record, reason = item.record, item.reason
-            if redactor.secrets:
-                if redactor.secrets is not masked_for:
-                    masked, masked_for = {}, redactor.secrets
-                reason = masked.get(reason) or masked.setdefault(reason, redactor.text(reason))
+            record, reason = item.record, redactor.text(item.reason)
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
             if transient:
                 detail["transient"] = True

@@ -10,6 +10,8 @@ from urllib.parse import quote, quote_plus
 MASK = "***"
 #: Shorter values are not masked: hiding every "1" or "on" in a log would make it unreadable, not safer.
 MIN_SECRET_LENGTH = 4
+#: Distinct texts whose masked form is remembered: rejects repeat a few reasons thousands of times.
+MASKED_TEXTS = 1024
 
 
 class Redactor:
@@ -17,6 +19,10 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: list[str] = []
+        #: Texts already masked with the current secrets. ``add`` replaces it after the secrets (and ``text``
+        #: reads it before them), so a text masked on another thread while a secret is added lands in the
+        #: dropped memo, never in the new one.
+        self._masked: dict[str, str] = {}
         for secret in secrets:
             self.add(secret)
 
@@ -28,13 +34,23 @@ class Redactor:
         forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
         # Longest first, so a secret containing another is masked whole.
         self.secrets = sorted({*self.secrets, *forms}, key=len, reverse=True)
+        self._masked = {}
 
     def text(self, value: str) -> str:
         """``value`` with every secret masked."""
-        for secret in self.secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return value
+        memo = self._masked
+        secrets = self.secrets
+        if not secrets:
+            return value
+        masked = memo.get(value)
+        if masked is None:
+            masked = value
+            for secret in secrets:
+                if secret in masked:
+                    masked = masked.replace(secret, MASK)
+            if len(memo) < MASKED_TEXTS:
+                memo[value] = masked
+        return masked
 
     def data(self, value: Any) -> Any:
         """A copy of ``value`` (dicts, lists, strings) with every secret masked."""

@@ -72,6 +72,15 @@ def test_longer_secret_containing_a_shorter_one_is_masked_whole() -> None:
     assert redactor.text(CANARY) == MASK
 
 
+def test_a_text_masked_before_a_secret_was_added_is_masked_again_after() -> None:
+    redactor = Redactor(["first-secret"])
+    reason = "refused first-secret and second-secret"
+    assert redactor.text(reason) == f"refused {MASK} and second-secret"
+    assert redactor.text(reason) == f"refused {MASK} and second-secret"  # from the memo
+    redactor.add("second-secret")
+    assert redactor.text(reason) == f"refused {MASK} and {MASK}"
+
+
 def test_redacting_filter_masks_messages_arguments_and_tracebacks() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
