@@ -61,7 +61,10 @@ class _Table:
     def __init__(self, db: sqlite3.Connection, name: str) -> None:
         self.db = db
         self.name = name
-        info = db.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        self._read()
+
+    def _read(self) -> None:
+        info = self.db.execute(f"PRAGMA table_info({quote(self.name)})").fetchall()
         #: Existing columns by lowercase name.
         self.columns: dict[str, str] = {row[1].lower(): row[1] for row in info}
         #: Whether ``_key`` is the primary key (only asked of a target table).
@@ -73,7 +76,7 @@ class _Table:
 
     def create(self, columns: str) -> None:
         self.db.execute(f"CREATE TABLE {quote(self.name)} ({columns})")
-        self.__init__(self.db, self.name)  # type: ignore[misc]
+        self._read()
 
     def add_columns(self, fields: tuple[str, ...]) -> list[str]:
         """Add the columns ``fields`` lack (no declared types: SQLite stores each value as given); returns the
