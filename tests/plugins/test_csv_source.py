@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
 from connector_core.records import content_key
+from crmsync_plugins.files import csv_source as csv_source_module
 from crmsync_plugins.files.csv_source import snake_case
 
 from .kit import Pipeline, Write
+from .test_csv_suites import PAPAPARSE, SPECTRUM
 
 
 def csv_source(**options: object) -> dict[str, object]:
@@ -43,6 +46,60 @@ def test_semicolon_delimiter_is_sniffed(pipeline: Pipeline, write: Write) -> Non
 def test_unsniffable_sample_falls_back_to_comma(pipeline: Pipeline, write: Write) -> None:
     write("in.csv", "name\nAda\n")
     assert [r["name"] for r in pipeline(csv_source()).records] == ["Ada"]
+
+
+def quoted_rows(delimiter: str, rows: int) -> str:
+    """A lead list whose every row quotes fields holding commas, quotes, the other delimiters and line breaks:
+    the kind of sample the standard sniffer's quote regexes take half a second over."""
+    notes = ['says ""hi"", twice', "a, b; c | d", "line one\nline two", "tab\there", ""]
+    lines = [delimiter.join(["name", "email", "note", "city"])]
+    for i in range(rows):
+        lines.append(delimiter.join([f"Person {i}", f"p{i}@x.io", f'"{notes[i % len(notes)]}"', '"Zürich, CH"']))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_quote_heavy_samples_are_settled_by_a_parse_without_the_slow_sniffer(
+    delimiter: str, write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write("in.csv", quoted_rows(delimiter, 3000))
+    monkeypatch.setattr(csv_source_module.csv, "Sniffer", None)  # any call would fail
+    assert csv_source_module.sniff_delimiter(tmp_path / "in.csv", "utf-8") == delimiter
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "name;amount;city\nAda;1,5;Paris\nCharles;2,0;Lyon\n",  # decimal commas in a ; file
+        "a,b\n1,2\n3,4\n",
+        "a\tb\tc\n1\t2,5\t3\n",
+        'a|b\n"x|y"|2\n3|4\n',
+        "a,b;c\n1,2;3\n",  # both fit: left to the standard sniffer
+        "name\nAda\n",  # none fits
+        "a,b\n",  # a header alone
+    ],
+)
+def test_the_fast_guess_never_contradicts_the_standard_sniffer(sample: str) -> None:
+    guess = csv_source_module.consistent_delimiter(sample)
+    if guess is not None:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=csv_source_module.SNIFF_DELIMITERS).delimiter
+        assert guess == sniffed
+
+
+def test_the_fast_guess_agrees_with_the_standard_sniffer_on_the_public_suites() -> None:
+    samples = [case["input"] for case in PAPAPARSE] + [path.read_text() for path in SPECTRUM.glob("csvs/*.csv")]
+    agreed = 0
+    for sample in samples:
+        guess = csv_source_module.consistent_delimiter(sample)
+        if guess is None:
+            continue
+        try:
+            sniffed = csv.Sniffer().sniff(sample, delimiters=csv_source_module.SNIFF_DELIMITERS).delimiter
+        except csv.Error:
+            continue  # the sniffer gives up where the parse found one delimiter that fits
+        assert guess == sniffed, sample
+        agreed += 1
+    assert agreed >= 20
 
 
 def test_explicit_delimiter_and_quotechar(pipeline: Pipeline, write: Write) -> None:
