@@ -7,11 +7,12 @@ given up. Only its lines up to the one holding the stray quote are reported as u
 first line); the lines after them are parsed again as records of their own, so nothing else is lost.
 
 That careful reading costs a generator step per line, so it is kept for the records that need it. Lines are
-read in blocks, and the ``csv`` module parses each block at full speed in strict mode as long as every record
-ends on the line it starts on; the first record that does not (a quoted field spanning lines, a quote still
-open at the end of the block, anything strict mode refuses) is read again the careful way, alone, and the fast
-parse resumes after it. A record the fast parse accepts is one the careful reading takes as is: strict mode
-refuses whatever the lenient mode would read differently, and a single-line record is never given up.
+read in blocks, and the ``csv`` module parses each block at full speed in strict mode, also records whose quoted
+fields span lines, as long as each record ends inside the block, within ``max_lines`` lines, and closes its
+quoted fields cleanly; the first record that does not (or that strict mode refuses) is read again the careful
+way, alone, and the fast parse resumes after it. A record the fast parse accepts is one the careful reading
+takes as is: strict mode refuses whatever the lenient mode would read differently, and the other conditions
+are the careful reading's own.
 """
 
 from __future__ import annotations
@@ -94,31 +95,45 @@ class CsvRecords:
         lines = _Lines(iter(self.lines))
         consumed = 0  # physical lines before the next record
         while lines.fill():
-            rows = self._single_lines(lines.block, lines.pos)
-            if rows:
-                yield consumed + 1, rows, lines.block[lines.pos : lines.pos + len(rows)]
-                consumed += len(rows)
-                lines.pos += len(rows)
-                if lines.pos == len(lines.block):
-                    continue
+            for rows, held in self._parsed(lines.block, lines.pos):
+                yield consumed + 1, rows, held
+                consumed += len(held)
+                lines.pos += len(held)
+            if lines.pos == len(lines.block):
+                continue
             # The next record needs the careful reading; it may read lines beyond the block.
             block, used = self._careful(lines, consumed)
             yield block
             consumed += used
 
-    def _single_lines(self, block: list[str], start: int) -> list[list[str]]:
-        """The leading records of ``block[start:]`` that the strict parse reads each from one line."""
+    def _parsed(self, block: list[str], start: int) -> Iterator[tuple[list[list[str]], list[str]]]:
+        """The leading records of ``block[start:]`` that the strict parse reads within the block, as runs of
+        one-line records and as single records spanning lines (each with its lines), up to the first record the
+        careful reading must take: one strict mode refuses, one still open at the block's end (strict mode
+        refuses that too), one longer than ``max_lines`` or one whose quoted field closes before text."""
         reader = csv.reader(islice(block, start, None), delimiter=self.delimiter, quotechar=self.quotechar, strict=True)
         rows: list[list[str]] = []
         append = rows.append
+        done = 0  # lines of the records yielded so far
         try:
             for fields in reader:
-                if reader.line_num != len(rows) + 1:
-                    break  # this record spans lines: leave it to the careful reading
-                append(fields)
+                if reader.line_num == done + len(rows) + 1:
+                    append(fields)
+                    continue
+                if rows:
+                    yield rows, block[start + done : start + done + len(rows)]
+                    done += len(rows)
+                    rows = []
+                    append = rows.append
+                held = block[start + done : start + reader.line_num]
+                if len(held) > self.max_lines or _closes_before_text(held, self.delimiter, self.quotechar):
+                    return
+                yield [fields], held
+                done += len(held)
         except csv.Error:
             pass  # the careful reading says what is wrong, or reads it the lenient way
-        return rows
+        if rows:
+            yield rows, block[start + done : start + done + len(rows)]
 
     def _careful(self, lines: _Lines, consumed: int) -> tuple[Block, int]:
         """The next record, read line by line, and the number of lines it used up. A record given up uses up the
@@ -162,6 +177,13 @@ class CsvRecords:
         """Which of ``lines`` (0-based) holds the quote that opened the field that ran away; 0 if unknown."""
         stray = _stray_quote("".join(lines), self.delimiter, self.quotechar)
         return 0 if stray is None else _line_index(lines, stray[0])
+
+
+def _closes_before_text(lines: list[str], delimiter: str, quote: str) -> bool:
+    """Whether a quoted field of a record spanning ``lines`` closes on text (what :meth:`CsvRecords._careful`
+    gives up)."""
+    stray = _stray_quote("".join(lines), delimiter, quote)
+    return stray is not None and stray[1] is not None
 
 
 def _stray_quote(text: str, delimiter: str, quote: str) -> tuple[int, int | None] | None:
