@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any, Protocol
 
+from connector_core.json_encoding import encode_json
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
 from connector_core.state.lease import takeover_note
 from connector_core.state.packs import PackCache, pack, released
@@ -29,8 +30,6 @@ SCHEMA_VERSION = 3
 _CHUNK = 500
 #: Values imported or migrated (not written by a call) are packed this many at a time.
 _PACK_SIZE = 100
-#: ``json.dumps(data, default=str)`` without building an encoder per call (half of a reject's cost).
-_reject_data = json.JSONEncoder(default=str).encode
 _REJECT_COLUMNS = (
     "fingerprint",
     "component",
@@ -426,7 +425,7 @@ class SqlStateStore(StateStore):
                         reject["reason"],
                         attempts,
                         status,
-                        _reject_data(reject["data"]),
+                        encode_json(reject["data"]),
                         reject.get("source"),
                         reject.get("position"),
                         run_id,

@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from connector_core.components import Emitter
+from connector_core.json_encoding import encode_json
 from connector_core.records import Record
 
 from .base import METADATA_FIELDS, FileSink, FileSinkOptions, with_metadata
-from .encoding import encode_json
 
 
 def _one_char(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from connector_core.components import Emitter
+from connector_core.json_encoding import json_lines
 from connector_core.records import Record
 
 from .base import FileSink, FileSinkOptions, with_metadata
-from .encoding import json_lines
 
 
 class JsonlSink(FileSink[FileSinkOptions]):

@@ -7,7 +7,7 @@ import decimal
 import json
 from typing import Any
 
-from crmsync_plugins.files.encoding import encode_json, json_lines
+from connector_core.json_encoding import encode_json, json_lines
 
 VALUES: list[Any] = [
     {"name": "Zoë", "city": "東京", "emoji": "🙂", "quote": 'say "hi"\n', "nul": "\x00"},

@@ -1,4 +1,4 @@
-"""JSON encoding for sinks: one encoder for the whole process, built for per-record speed."""
+"""JSON encoding for sinks and the state store: one encoder for the whole process, built for per-record speed."""
 
 from __future__ import annotations
 
