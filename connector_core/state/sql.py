@@ -118,6 +118,9 @@ class SqlStateStore(StateStore):
             "CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, key TEXT NOT NULL, "
             "fingerprint TEXT NOT NULL)"
         )
+        # The keys a run rejected, narrow and in order: whether any of them was also delivered is asked when the
+        # run settles, and reading them out of the wide, randomly placed `rejects` rows cost more than the fold.
+        self._exec("CREATE TEMP TABLE IF NOT EXISTS rejected_now (run_id BIGINT NOT NULL, key TEXT NOT NULL)")
 
     def _contains(self, items: str, item: str) -> str:
         """SQL: whether the space-separated set ``items`` holds ``item`` (two column expressions)."""
@@ -221,6 +224,8 @@ class SqlStateStore(StateStore):
             self._exec("UPDATE runs SET status = 'crashed' WHERE job = ? AND status = 'running'", (job,))
             cursor = self._exec("INSERT INTO runs (job, started_at) VALUES (?, ?) RETURNING run_id", (job, _now()))
             run_id = int(cursor.fetchone()[0])
+            pending = "SELECT 1 FROM rejects WHERE job = ? AND status = 'pending' LIMIT 1"
+            self._rejects_before[job] = self._exec(pending, (job,)).fetchone() is not None
             self._fold_dead_runs(job, run_id)
             return run_id
 
@@ -304,6 +309,7 @@ class SqlStateStore(StateStore):
             if pairs:
                 rows = zip(repeat(run_id), repeat(sink), *columns, strict=False)
                 self._many("INSERT INTO journal (run_id, sink, key, fingerprint) VALUES (?, ?, ?, ?)", rows)
+                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + len(pairs)
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -360,8 +366,12 @@ class SqlStateStore(StateStore):
             # `deliveries`): one pass over the journal says whether there are any, usually not even when the run
             # rejected many records, and then neither the fold nor the folding of rejected keys filters by them.
             rejected = "SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending'"
+            # `rejected_now` holds every key this run rejected (some may have been discarded since): a key in
+            # both sends the fold the precise way, through `rejects`.
             both = self._exec(
-                f"SELECT 1 FROM journal WHERE run_id = ? AND key IN ({rejected}) LIMIT 1", (run_id, job, run_id)
+                "SELECT 1 FROM journal WHERE run_id = ? AND key IN (SELECT key FROM rejected_now WHERE run_id = ?) "
+                "LIMIT 1",
+                (run_id, run_id),
             ).fetchone()
             if both:
                 select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({rejected})"
@@ -369,12 +379,17 @@ class SqlStateStore(StateStore):
             sql = self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select)
             self._exec(sql, params)
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
-            # Records rejected by earlier runs and delivered by this one are settled.
-            self._exec(
-                "DELETE FROM rejects WHERE job = ? AND status = 'pending' AND EXISTS (SELECT 1 FROM completed c "
-                "WHERE c.job = rejects.job AND c.key = rejects.key AND c.run_id = ?)",
-                (job, run_id),
-            )
+            self._exec("DELETE FROM rejected_now WHERE run_id = ?", (run_id,))
+            # Records rejected by earlier runs and delivered by this one are settled (a key this run rejected
+            # is not completed by it: see `both`). Looked for only when there are any: a first run of a messy
+            # file has many rejects, all its own.
+            if self._rejects_before.pop(job, True):
+                earlier = "FROM rejects WHERE job = ? AND status = 'pending' AND run_id < ?"
+                self._exec(
+                    f"DELETE {earlier} AND EXISTS (SELECT 1 FROM completed c "
+                    "WHERE c.job = rejects.job AND c.key = rejects.key AND c.run_id = ?)",
+                    (job, run_id, run_id),
+                )
             # Deliveries of runs that died, now completed through the same sink: `completed` says it all.
             through = self._contains("c.sinks", "deliveries.sink")
             self._exec(
@@ -435,6 +450,7 @@ class SqlStateStore(StateStore):
                 if status == "discarded":  # completed through no sink
                     discarded.append((job, key, reject["fingerprint"], run_id, None))
             self._many(_upsert("rejects", ("job", "key"), _REJECT_COLUMNS), rows)
+            self._many("INSERT INTO rejected_now (run_id, key) VALUES (?, ?)", zip(repeat(run_id), known))
             if discarded:
                 self._many(_upsert("completed", ("job", "key"), ("fingerprint", "run_id", "sinks")), discarded)
 
@@ -566,6 +582,17 @@ class SqlStateStore(StateStore):
             ((namespace_id, identity, pack_id, slot) for slot, identity in enumerate(identities)),
         )
         self._release(replaced.values())
+
+    @functools.cached_property
+    def _rejects_before(self) -> dict[str, bool]:
+        """Per job: whether it had pending rejects when this store started its run (then settling the run looks
+        for those it delivered)."""
+        return {}
+
+    @functools.cached_property
+    def _journal_rows(self) -> dict[int, int]:
+        """Journal rows this store appended, per run (the run's own rows are never deleted by anyone else)."""
+        return {}
 
     @functools.cached_property
     def _namespace_ids(self) -> dict[str, int]:

@@ -168,11 +168,12 @@ class SqliteStateStore(SqlStateStore):
 
     def _clear_journal(self, run_id: int) -> None:
         # Inside the write transaction nobody else can add rows: when the journal holds this run only (the usual
-        # case), a DELETE without WHERE frees its pages wholesale instead of row by row.
-        if self._exec("SELECT 1 FROM journal WHERE run_id <> ? LIMIT 1", (run_id,)).fetchone():
-            super()._clear_journal(run_id)
-        else:
+        # case: as many rows as this run appended, counted from the B-tree's pages without reading a row), a
+        # DELETE without WHERE frees its pages wholesale instead of row by row.
+        if self._exec("SELECT count(*) FROM journal").fetchone()[0] == self._journal_rows.pop(run_id, 0):
             self._exec("DELETE FROM journal")
+        else:
+            super()._clear_journal(run_id)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, params)
