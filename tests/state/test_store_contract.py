@@ -181,6 +181,26 @@ def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, 
     assert store.summary("job")["completed_records"] == (1 if overlap else 2)
 
 
+def test_a_later_run_delivering_a_rejected_key_settles_it_and_only_it(store: StateStore) -> None:
+    reject = {"fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    first = store.start_run("job")
+    store.record_rejects("job", first, [{**reject, "key": key} for key in ("r", "s", "t")], max_attempts=3)
+    store.complete_run("job", first)
+    second = store.start_run("job")
+    store.commit_batch("job", second, "out", [("r", "f2"), ("a", "fa")])
+    store.record_rejects("job", second, [{**reject, "key": "s"}], max_attempts=3)  # rejected again
+    store.complete_run("job", second)
+    assert sorted(row["key"] for row in store.rejects("job", "pending")) == ["s", "t"]
+    assert store.completed("job", ["r", "s", "t", "a"]) == {"r": "f2", "a": "fa"}
+    # A run that starts with no pending rejects still keeps the ones it makes itself.
+    store.set_rejects("job", "discarded")
+    third = store.start_run("job")
+    store.record_rejects("job", third, [{**reject, "key": "u"}], max_attempts=3)
+    store.commit_batch("job", third, "out", [("v", "fv")])
+    store.complete_run("job", third)
+    assert [row["key"] for row in store.rejects("job", "pending")] == ["u"]
+
+
 def test_intents_and_objects(store: StateStore) -> None:
     intent = store.open_intent("job", "contacts", ["a", "b"], 100.0)
     assert store.open_intents("job", "contacts") == {"a": 100.0, "b": 100.0}
