@@ -70,12 +70,14 @@ def fingerprints(datas: list[dict[str, Any]]) -> list[str]:
         return []
     fields = tuple(datas[0])
     layout = _LAYOUTS[fields] if fields in _LAYOUTS else _layout(fields)
-    if layout is None or set(map(tuple, datas)) != {fields}:
+    # As many fields as the first record, each holding every field of the layout: the same fields (a missing one
+    # is the KeyError below), found without building a tuple of each record's names.
+    if layout is None or set(map(len, datas)) != {len(fields)}:
         return list(map(fingerprint, datas))
     values, prefix, separators = layout
     try:
         texts = list(map(_VALUE.join, map(values, datas)))
-    except TypeError:  # a value that is not text somewhere in the batch
+    except (TypeError, KeyError):  # a value that is not text, or other fields, somewhere in the batch
         return list(map(fingerprint, datas))
     # Every text holds at least its layout's separators: the batch's total says whether any holds more (a
     # value with a separator in it, or the prefix's one), which takes the general path then.
