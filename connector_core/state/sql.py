@@ -24,8 +24,9 @@ from connector_core.state.store import UNCHANGED, JobLocked, StateStore
 
 #: The schema this crmsync writes; a database with a higher version was written by a newer crmsync. Schema 3
 #: journals a run's deliveries (``journal``) and folds them into ``deliveries`` and ``completed`` when it ends,
-#: and keeps cached answers and created objects in compressed packs (``value_packs``).
-SCHEMA_VERSION = 3
+#: and keeps cached answers and created objects in compressed packs (``value_packs``); schema 4 journals each
+#: commit as one row, its pairs packed in a JSON array (read through the ``journal_pairs`` view).
+SCHEMA_VERSION = 4
 #: Look-ups are chunked below SQLite's limit of host parameters in one statement.
 _CHUNK = 500
 #: Values imported or migrated (not written by a call) are packed this many at a time.
@@ -110,6 +111,8 @@ class SqlStateStore(StateStore):
     MERGES_IN_ONE_STATEMENT = True
     #: Whether text ``{0}`` contains text ``{1}`` (PostgreSQL: ``strpos``).
     CONTAINS = "instr({}, {}) > 0"
+    #: The aggregate packing a group of ``(key, fingerprint)`` rows into the JSON array a journal row holds.
+    PACKED_PAIRS = "json_group_array(json_array(key, fingerprint))"
 
     def _create_temporary_tables(self) -> None:
         """Per connection: records a run met again unchanged matter only when it settles (see complete_run),
@@ -307,9 +310,10 @@ class SqlStateStore(StateStore):
             return
         with self._transaction():
             if pairs:
-                rows = zip(repeat(run_id), repeat(sink), *columns, strict=False)
-                self._many("INSERT INTO journal (run_id, sink, key, fingerprint) VALUES (?, ?, ?, ?)", rows)
-                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + len(pairs)
+                self._exec(
+                    "INSERT INTO journal (run_id, sink, pairs) VALUES (?, ?, ?)", (run_id, sink, encode_json(pairs))
+                )
+                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + 1
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -324,7 +328,7 @@ class SqlStateStore(StateStore):
         """Fold a run's journal into ``deliveries`` (``rejected_only``: the keys it also rejected, which its
         settling does not complete): per sink and key, the versions this run delivered replace what an earlier
         run delivered (two versions of a key in one run are both kept, space-separated)."""
-        select = "SELECT sink, key, fingerprint FROM journal WHERE run_id = ?"
+        select = "SELECT sink, key, fingerprint FROM journal_pairs WHERE run_id = ?"
         params: tuple[Any, ...] = (job, run_id, run_id)
         if rejected_only:
             rejected = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
@@ -353,13 +357,13 @@ class SqlStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
-            select = "SELECT key, fingerprint, sink AS sinks FROM journal WHERE run_id = ?"
+            select = "SELECT key, fingerprint, sink AS sinks FROM journal_pairs WHERE run_id = ?"
             params: list[Any] = [job, run_id, run_id]
             if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
                 # A key delivered now keeps the versions of it this run met unchanged (and skipped) completed too.
                 select += (
                     " UNION ALL SELECT key, fingerprint, '' FROM unchanged WHERE run_id = ? "
-                    "AND key IN (SELECT key FROM journal WHERE run_id = ?)"
+                    "AND key IN (SELECT key FROM journal_pairs WHERE run_id = ?)"
                 )
                 params += [run_id, run_id]
             # Keys this run delivered and also rejected are not completed (their deliveries are kept in
@@ -369,8 +373,8 @@ class SqlStateStore(StateStore):
             # `rejected_now` holds every key this run rejected (some may have been discarded since): a key in
             # both sends the fold the precise way, through `rejects`.
             both = self._exec(
-                "SELECT 1 FROM journal WHERE run_id = ? AND key IN (SELECT key FROM rejected_now WHERE run_id = ?) "
-                "LIMIT 1",
+                "SELECT 1 FROM journal_pairs WHERE run_id = ? "
+                "AND key IN (SELECT key FROM rejected_now WHERE run_id = ?) LIMIT 1",
                 (run_id, run_id),
             ).fetchone()
             if both:
@@ -644,6 +648,16 @@ class SqlStateStore(StateStore):
         read = PackCache()
         return {key: read.value(pack_id, packs[pack_id], slot) for key, pack_id, slot in entries if pack_id in packs}
 
+    def _repack_journal(self) -> None:
+        """Inside the schema upgrade: schema 3 journaled a row per pair (``old_journal`` now, the rows of runs
+        that died before settling); pack them into one row per run and sink."""
+        if self._has_table("old_journal"):
+            self._exec(
+                f"INSERT INTO journal (run_id, sink, pairs) SELECT run_id, sink, {self.PACKED_PAIRS} "
+                "FROM old_journal GROUP BY run_id, sink"
+            )
+            self._exec("DROP TABLE old_journal")
+
     def _migrate_unpacked_values(self) -> None:
         """Inside the schema upgrade: schema 2 kept the cache and objects one JSON text per row; pack them."""
         if self._has_table("cache"):
@@ -763,7 +777,8 @@ class SqlStateStore(StateStore):
             for sink in (sinks or "").split():
                 counts[sink] = counts.get(sink, 0) + int(count)
         journaled = self._exec(
-            "SELECT sink, COUNT(*) FROM journal WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) GROUP BY sink",
+            "SELECT sink, COUNT(*) FROM journal_pairs WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) "
+            "GROUP BY sink",
             (job,),
         )
         for sink, count in journaled:
@@ -774,7 +789,7 @@ class SqlStateStore(StateStore):
         """``rows`` of ``deliveries`` with the journals not folded yet applied, as folding them would."""
         by_key = {(row["sink"], row["key"]): row for row in rows}
         journal = self._exec(
-            "SELECT run_id, sink, key, fingerprint FROM journal "
+            "SELECT run_id, sink, key, fingerprint FROM journal_pairs "
             "WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id",
             (job,),
         )

@@ -1,5 +1,8 @@
 """The SQLite state store: one database file (WAL mode), one transaction per committed batch.
 
+The journal's packed pairs are read with SQLite's JSON functions, built in since SQLite 3.38 and compiled into
+the SQLite of every mainstream Python build before that.
+
 Before anything writes to the file it is checked read-only: a directory, a file that is not SQLite, a truncated
 or corrupt database, another application's database or a newer crmsync's schema stops the command with one line
 naming the file, and the file is left exactly as it was.
@@ -27,8 +30,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS locks (
     job TEXT PRIMARY KEY, token TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
     acquired_at REAL NOT NULL, expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS journal (
-    run_id INTEGER NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (run_id INTEGER NOT NULL, sink TEXT NOT NULL, pairs TEXT NOT NULL);
+CREATE VIEW IF NOT EXISTS journal_pairs AS
+    SELECT j.run_id AS run_id, j.sink AS sink, json_extract(p.value, '$[0]') AS key,
+        json_extract(p.value, '$[1]') AS fingerprint
+    FROM journal j, json_each(j.pairs) p;
 CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
     PRIMARY KEY (job, sink, key)) WITHOUT ROWID;
@@ -142,6 +148,8 @@ class SqliteStateStore(SqlStateStore):
                 if version in (1, 2):  # their ledger tables are re-laid out below (their rows kept as they are)
                     for table in _RELAID:
                         self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+                if version == 3:  # a row per journaled pair: packed below
+                    self.db.execute("ALTER TABLE journal RENAME TO old_journal")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
@@ -150,6 +158,7 @@ class SqliteStateStore(SqlStateStore):
                         self.db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM old_{table}")
                         self.db.execute(f"DROP TABLE old_{table}")
                 self._migrate_unpacked_values()
+                self._repack_journal()
                 self.db.execute(
                     "INSERT OR REPLACE INTO crmsync_meta (name, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),

@@ -235,7 +235,7 @@ def test_a_schema_2_state_is_migrated_and_its_fingerprints_still_match(tmp_path:
     store = SqliteStateStore(tmp_path / "state.db")
     version = store.db.execute("SELECT value FROM crmsync_meta WHERE name = 'schema_version'").fetchone()[0]
     indexes = store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_by_run'")
-    assert int(version) == SCHEMA_VERSION == 3 and indexes.fetchall() == []
+    assert int(version) == SCHEMA_VERSION == 4 and indexes.fetchall() == []
     store.close()
 
     leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])

@@ -201,6 +201,54 @@ def test_a_later_run_delivering_a_rejected_key_settles_it_and_only_it(store: Sta
     assert [row["key"] for row in store.rejects("job", "pending")] == ["u"]
 
 
+V3_JOURNAL = (
+    "CREATE TABLE journal (run_id BIGINT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL)"
+)
+
+
+def as_schema_3(target: str, rows: list[tuple[int, str, str, str]]) -> None:
+    """Turn the store at ``target`` back into schema 3 (a journal row per pair) holding ``rows``."""
+    statements = ["DROP VIEW journal_pairs", "DROP TABLE journal", V3_JOURNAL]
+    statements.append("UPDATE crmsync_meta SET value = '3' WHERE name = 'schema_version'")
+    if target.endswith(".db"):
+        import sqlite3
+
+        db = sqlite3.connect(target)
+        for statement in statements:
+            db.execute(statement)
+        db.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", rows)
+        db.commit()
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as db:
+        for statement in [*statements, "CREATE INDEX journal_by_run ON journal (run_id)"]:
+            db.execute(statement)
+        db.cursor().executemany("INSERT INTO journal VALUES (%s, %s, %s, %s)", rows)
+
+
+def test_a_schema_3_journal_is_packed_and_a_dead_run_s_deliveries_still_count(target: str) -> None:
+    """A run that died under schema 3 left a journal row per pair: after the upgrade they are one packed row
+    per sink, counted by ``state show``, exported, and folded by the next run as before."""
+    store = open_store(target)
+    dead = store.start_run("job")
+    store.close()
+    rows = [(dead, "out", "a", "fa"), (dead, "out", "b", "fb"), (dead, "out", "a", "fa2"), (dead, "log", "a", "fa")]
+    as_schema_3(target, rows)
+    store = open_store(target)
+    try:
+        assert store.summary("job")["deliveries"] == {"out": 3, "log": 1}
+        exported = {(row["sink"], row["key"]): row["fingerprint"] for row in store.export("job")["deliveries"]}
+        assert exported == {("out", "a"): "fa fa2", ("out", "b"): "fb", ("log", "a"): "fa"}
+        store.start_run("job")  # folds the dead run's journal
+        delivered = store.delivered("job", "out", ["a", "b"])
+        assert {key: set(value.split()) for key, value in delivered.items()} == {"a": {"fa", "fa2"}, "b": {"fb"}}
+        assert store.delivered("job", "log", ["a", "b"]) == {"a": "fa"}
+    finally:
+        store.close()
+
+
 def test_intents_and_objects(store: StateStore) -> None:
     intent = store.open_intent("job", "contacts", ["a", "b"], 100.0)
     assert store.open_intents("job", "contacts") == {"a": 100.0, "b": 100.0}
