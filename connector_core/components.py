@@ -8,7 +8,7 @@ plain functions directly, so file plugins stay simple while network plugins run 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Awaitable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 import attrs
@@ -126,32 +126,33 @@ class Source(Component[OptionsT]):
         like a source without ``key``: rows without a value must not share one key, or they would overwrite
         each other downstream. Such rows are counted in the run report (``blank_keys``); the first is logged.
         """
-        key = self._key(data)
-        if key is None:
-            if "blank_keys" not in self._counts:
-                blank = ", ".join(blank_fields(self.key_fields, data))
-                log.warning(
-                    "%s: record %d has a blank key %s; blank keys are replaced by a content hash",
-                    self.name,
-                    position,
-                    blank,
-                )
-            self.count("blank_keys")
-            key = content_key(data)
-        return Record(data, key, self.name, position)
+        return self.rows([data], position)[0]
 
-    def rows(self, rows: list[dict[str, Any]], first: int) -> list[Record]:
-        """The records of consecutive input rows at positions ``first``, ``first + 1``, ...: :meth:`row` for many
-        rows at once, at a fraction of the cost per row."""
-        keys = list(map(self._key, rows))
+    def rows(self, rows: list[dict[str, Any]], first: int | Sequence[int]) -> list[Record]:
+        """The records of input rows at positions ``first``, ``first + 1``, ... (or at the positions ``first``
+        lists, one per row): :meth:`row` for many rows at once, at a fraction of the cost per row."""
+        keys: list[Any] = list(map(self._key, rows))
+        if None in keys:  # blank keys are rare: count and log them as row() says
+            self._hash_blank_keys(rows, keys, first)
+        positions = range(first, first + len(rows)) if isinstance(first, int) else first
         name, new = self.name, tuple.__new__
-        pairs = enumerate(zip(rows, keys), first)  # noqa: B905  # equal lengths; strict= costs per row
-        records = [new(Record, (data, key, name, at, "")) for at, (data, key) in pairs]
-        if None in keys:  # blank keys are rare: count and log them as row() does
-            for index, key in enumerate(keys):
-                if key is None:
-                    records[index] = self.row(rows[index], first + index)
-        return records
+        # Equal lengths: zip's strict= costs per row.
+        return [new(Record, (data, key, name, at, "")) for data, key, at in zip(rows, keys, positions)]  # noqa: B905
+
+    def _hash_blank_keys(self, rows: list[dict[str, Any]], keys: list[Any], first: int | Sequence[int]) -> None:
+        """Replace each blank one of ``keys`` by its row's content hash (counted; the first one logged)."""
+        blank = [index for index, key in enumerate(keys) if key is None]
+        if "blank_keys" not in self._counts:
+            index = blank[0]
+            log.warning(
+                "%s: record %d has a blank key %s; blank keys are replaced by a content hash",
+                self.name,
+                first + index if isinstance(first, int) else first[index],
+                ", ".join(blank_fields(self.key_fields, rows[index])),
+            )
+        self.count("blank_keys", len(blank))
+        for index, key in zip(blank, map(content_key, map(rows.__getitem__, blank))):  # noqa: B905
+            keys[index] = key
 
     def record(self, data: dict[str, Any], position: int) -> Record:
         """A record with this source's provenance and key, without counting a blank key: for rows the source

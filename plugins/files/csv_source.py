@@ -29,6 +29,8 @@ SNIFF_BYTES = 64 * 1024
 #: Delimiters the sniffer may pick; left open it sometimes "finds" a letter that happens to repeat.
 SNIFF_DELIMITERS = ",;\t|"
 HEADER_STYLES = ("none", "lower", "snake")
+#: Clean rows are made records this many at a time (at least: a block's rows are taken whole).
+BUILT_AT_ONCE = 1000
 
 
 def _header_style(value: Any) -> str:
@@ -122,17 +124,30 @@ class CsvSource(Source[CsvSourceOptions]):
         for warning in header.warnings:
             log.warning("%s: %s", self.name, warning)
         row, max_chars = self.row, options.max_field_chars
+        # Clean records are gathered across blocks (a record spanning lines is a block of its own) and built a
+        # few blocks' worth at a time: the per-call cost of building them stays off a file full of notes.
+        datas: list[dict[str, Any]] = []
+        positions: list[int] = []
         for block in blocks:
+            if block.__class__ is not Unreadable:
+                start, rows, lines = block  # type: ignore[misc]
+                one_per_line = len(rows) == len(lines)
+                # A line is longer than any of its fields, a record's text than any of its fields.
+                longest = max(map(len, lines)) if one_per_line else sum(map(len, lines))
+                clean = longest <= max_chars and "\x00" not in "".join(lines)
+                if clean and all(len(fields) == width for fields in rows):
+                    # Lengths are equal here, and zip's strict= keyword costs measurably per row.
+                    datas += [dict(zip(names, fields)) for fields in rows]  # noqa: B905
+                    positions += range(start, start + len(rows))
+                    if len(datas) >= BUILT_AT_ONCE:
+                        yield from self.rows(datas, positions)
+                        datas, positions = [], []
+                    continue
+            if datas:
+                yield from self.rows(datas, positions)
+                datas, positions = [], []
             if block.__class__ is Unreadable:
                 yield self._unreadable(block)
-                continue
-            start, rows, lines = block  # type: ignore[misc]
-            one_per_line = len(rows) == len(lines)
-            # A line is longer than any of its fields: short lines without NUL need no per-field check.
-            clean = one_per_line and max(map(len, lines)) <= max_chars and "\x00" not in "".join(lines)
-            if clean and all(len(fields) == width for fields in rows):
-                # Lengths are equal here, and zip's strict= keyword costs measurably per row.
-                yield from self.rows([dict(zip(names, fields)) for fields in rows], start)  # noqa: B905
                 continue
             for offset, fields in enumerate(rows):
                 if len(fields) == width:
@@ -145,6 +160,8 @@ class CsvSource(Source[CsvSourceOptions]):
                     empty += 1
                 else:
                     yield self._ragged(names, fields, start + offset)
+        if datas:
+            yield from self.rows(datas, positions)
         self.count("empty_lines_skipped", empty)
 
     def _checked(self, data: dict[str, Any], start: int) -> Record | Failed:
