@@ -39,10 +39,10 @@ class Unreadable:
     reason: str
 
 
-#: Records read together: the number of the first one's first line, their fields, and their physical lines.
-#: Either each record is one line (``len(rows) == len(lines)``, the n-th record on the n-th line) or the block is
-#: one record spanning ``lines``. Or a record given up.
-Block = tuple[int, list[list[str]], list[str]] | Unreadable
+#: Records read together: the number of each one's first line, their fields, and their physical lines (the
+#: lines of each record in turn: record ``i`` has the lines from ``starts[i]`` up to the next record's start).
+#: Or a record given up.
+Block = tuple[list[int], list[list[str]], list[str]] | Unreadable
 
 
 class _GiveUp(Exception):
@@ -95,45 +95,40 @@ class CsvRecords:
         lines = _Lines(iter(self.lines))
         consumed = 0  # physical lines before the next record
         while lines.fill():
-            for rows, held in self._parsed(lines.block, lines.pos):
-                yield consumed + 1, rows, held
-                consumed += len(held)
-                lines.pos += len(held)
-            if lines.pos == len(lines.block):
-                continue
+            starts, rows, used = self._parsed(lines.block, lines.pos, consumed + 1)
+            if rows:
+                yield starts, rows, lines.block[lines.pos : lines.pos + used]
+                consumed += used
+                lines.pos += used
+                if lines.pos == len(lines.block):
+                    continue
             # The next record needs the careful reading; it may read lines beyond the block.
             block, used = self._careful(lines, consumed)
             yield block
             consumed += used
 
-    def _parsed(self, block: list[str], start: int) -> Iterator[tuple[list[list[str]], list[str]]]:
-        """The leading records of ``block[start:]`` that the strict parse reads within the block, as runs of
-        one-line records and as single records spanning lines (each with its lines), up to the first record the
+    def _parsed(self, block: list[str], start: int, first: int) -> tuple[list[int], list[list[str]], int]:
+        """The leading records of ``block[start:]`` that the strict parse reads within the block (their first
+        lines' numbers counted from ``first``, their fields, and the lines they take), up to the first record the
         careful reading must take: one strict mode refuses, one still open at the block's end (strict mode
         refuses that too), one longer than ``max_lines`` or one whose quoted field closes before text."""
         reader = csv.reader(islice(block, start, None), delimiter=self.delimiter, quotechar=self.quotechar, strict=True)
         rows: list[list[str]] = []
-        append = rows.append
-        done = 0  # lines of the records yielded so far
+        starts: list[int] = []
+        used = 0  # lines of the records in rows
         try:
             for fields in reader:
-                if reader.line_num == done + len(rows) + 1:
-                    append(fields)
-                    continue
-                if rows:
-                    yield rows, block[start + done : start + done + len(rows)]
-                    done += len(rows)
-                    rows = []
-                    append = rows.append
-                held = block[start + done : start + reader.line_num]
-                if len(held) > self.max_lines or _closes_before_text(held, self.delimiter, self.quotechar):
-                    return
-                yield [fields], held
-                done += len(held)
+                end = reader.line_num
+                if end - used > 1:  # a record spanning lines
+                    held = block[start + used : start + end]
+                    if len(held) > self.max_lines or _closes_before_text(held, self.delimiter, self.quotechar):
+                        break
+                rows.append(fields)
+                starts.append(first + used)
+                used = end
         except csv.Error:
             pass  # the careful reading says what is wrong, or reads it the lenient way
-        if rows:
-            yield rows, block[start + done : start + done + len(rows)]
+        return starts, rows, used
 
     def _careful(self, lines: _Lines, consumed: int) -> tuple[Block, int]:
         """The next record, read line by line, and the number of lines it used up. A record given up uses up the
@@ -155,7 +150,7 @@ class CsvRecords:
             fields = next(reader)
             if len(held) > 1:
                 self._check_closing_quotes(held, consumed + 1)
-            return (consumed + 1, [fields], held), len(held)
+            return ([consumed + 1], [fields], held), len(held)
         except (_GiveUp, csv.Error) as exc:
             first = consumed + 1
             # The lines up to the stray quote's are given up (one row that spans several lines stays one row);

@@ -7,7 +7,8 @@ import io
 import logging
 import re
 from collections.abc import Iterator
-from itertools import chain
+from itertools import accumulate, chain
+from operator import sub
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
@@ -124,21 +125,18 @@ class CsvSource(Source[CsvSourceOptions]):
         for warning in header.warnings:
             log.warning("%s: %s", self.name, warning)
         row, max_chars = self.row, options.max_field_chars
-        # Clean records are gathered across blocks (a record spanning lines is a block of its own) and built a
-        # few blocks' worth at a time: the per-call cost of building them stays off a file full of notes.
+        # Clean records are gathered across blocks and made records a thousand at a time.
         datas: list[dict[str, Any]] = []
         positions: list[int] = []
         for block in blocks:
             if block.__class__ is not Unreadable:
-                start, rows, lines = block  # type: ignore[misc]
-                one_per_line = len(rows) == len(lines)
-                # A line is longer than any of its fields, a record's text than any of its fields.
-                longest = max(map(len, lines)) if one_per_line else sum(map(len, lines))
-                clean = longest <= max_chars and "\x00" not in "".join(lines)
+                starts, rows, lines = block  # type: ignore[misc]
+                # Each record's text is longer than any of its fields.
+                clean = _longest_record(starts, lines) <= max_chars and "\x00" not in "".join(lines)
                 if clean and all(len(fields) == width for fields in rows):
                     # Lengths are equal here, and zip's strict= keyword costs measurably per row.
                     datas += [dict(zip(names, fields)) for fields in rows]  # noqa: B905
-                    positions += range(start, start + len(rows))
+                    positions += starts
                     if len(datas) >= BUILT_AT_ONCE:
                         yield from self.rows(datas, positions)
                         datas, positions = [], []
@@ -149,17 +147,17 @@ class CsvSource(Source[CsvSourceOptions]):
             if block.__class__ is Unreadable:
                 yield self._unreadable(block)
                 continue
-            for offset, fields in enumerate(rows):
+            for fields, at in zip(rows, starts):  # noqa: B905
                 if len(fields) == width:
                     data = dict(zip(names, fields))  # noqa: B905
                     if clean:
-                        yield row(data, start + offset)
+                        yield row(data, at)
                     else:
-                        yield self._checked(data, start + offset)
+                        yield self._checked(data, at)
                 elif not fields:
                     empty += 1
                 else:
-                    yield self._ragged(names, fields, start + offset)
+                    yield self._ragged(names, fields, at)
         if datas:
             yield from self.rows(datas, positions)
         self.count("empty_lines_skipped", empty)
@@ -218,14 +216,14 @@ def find_header(
     for block in blocks:
         if isinstance(block, Unreadable):
             raise RunFailed(f"{name}: {options.path}: the header row cannot be read: {block.reason}")
-        first, rows, lines = block
-        one_per_line = len(rows) == len(lines)
+        starts, rows, lines = block
         for index, fields in enumerate(rows):
             if not any(field.strip() for field in fields) and len(fields) <= 1:
                 skipped += 1  # empty and whitespace-only lines before the header
                 continue
-            start = first + index
-            if any("\x00" in line for line in (lines[index : index + 1] if one_per_line else lines)):
+            start = starts[index]
+            end = starts[index + 1] - starts[0] if index + 1 < len(rows) else len(lines)
+            if any("\x00" in line for line in lines[start - starts[0] : end]):
                 raise RunFailed(
                     f"{name}: {options.path}: line {start} holds NUL characters; if it is UTF-16 without a "
                     "byte-order mark, set `encoding: utf-16-le` (or utf-16-be)"
@@ -236,9 +234,19 @@ def find_header(
                     0, f"line {start}: the header row has no column names; using column_1..column_{len(fields)}"
                 )
             header = Header(start, columns, [f"{options.path.name}: {warning}" for warning in warnings])
-            rest = (start + 1, rows[index + 1 :], lines[index + 1 :]) if index + 1 < len(rows) else None
+            rest = (starts[index + 1 :], rows[index + 1 :], lines[end:]) if index + 1 < len(rows) else None
             return header, skipped, rest
     return None, skipped, None
+
+
+def _longest_record(starts: list[int], lines: list[str]) -> int:
+    """The length of the longest record's text, for records starting on lines ``starts`` of ``lines``."""
+    if len(starts) == len(lines):  # one line each
+        return max(map(len, lines))
+    ends = list(accumulate(map(len, lines), initial=0))
+    bounds = [start - starts[0] for start in starts] + [len(lines)]
+    lengths: Iterator[int] = map(sub, map(ends.__getitem__, bounds[1:]), map(ends.__getitem__, bounds[:-1]))
+    return max(lengths)
 
 
 def sniff_delimiter(path: Path, encoding: str) -> str:

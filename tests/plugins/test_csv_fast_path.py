@@ -100,12 +100,11 @@ def test_blocks_hold_the_careful_records(seed: int, monkeypatch: pytest.MonkeyPa
         if isinstance(block, Unreadable):
             flat.append(block)
             continue
-        first, rows, held = block
-        if len(rows) == len(held):
-            flat.extend((first + index, row, [held[index]]) for index, row in enumerate(rows))
-        else:
-            assert len(rows) == 1
-            flat.append((first, rows[0], list(held)))
+        starts, rows, held = block
+        assert len(starts) == len(rows) and starts == sorted(set(starts))
+        bounds = [start - starts[0] for start in starts] + [len(held)]
+        for i, (start, row) in enumerate(zip(starts, rows, strict=True)):
+            flat.append((start, row, held[bounds[i] : bounds[i + 1]]))
     assert flat == list(careful_records(lines, ",", '"', max_lines))
 
 
