@@ -21,10 +21,13 @@ _NON_DIGITS = re.compile(r"[^0-9]+")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _PATH_START = re.compile(r"[/?#]")
 #: The common shape of a URL, matched in one step: an optional scheme (taken whole if present: the possessive
-#: ``?+`` never retries without it), a host of letters, digits, dots and hyphens, an optional numeric port,
-#: then the end or a path, query or fragment. Its host is what the general parse would find; anything else
-#: (user info, IPv6, odd characters) takes the general parse.
-_PLAIN_URL = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?+([a-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|\Z)", re.IGNORECASE)
+#: ``?+`` never retries without it), slashes, user info up to the last ``@`` before the path, a host of
+#: letters, digits, dots and hyphens, an optional numeric port, then the end or a path, query or fragment. Its
+#: host is what the general parse would find; anything else (IPv6, spaces, odd characters) takes the general
+#: parse.
+_PLAIN_URL = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://)?+/*(?:[^/?#]*@)?([a-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|\Z)", re.IGNORECASE
+)
 
 
 def email_domain(value: Any) -> str | None:

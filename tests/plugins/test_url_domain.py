@@ -72,3 +72,15 @@ def test_random_urls(seed: int) -> None:
 @pytest.mark.parametrize("value", [None, 5, 2.0, True, ["https://x.com"], {"u": "https://x.com"}])
 def test_values_that_are_not_text(value: object) -> None:
     assert url_domain(value) == parsed_url_domain(value)
+
+
+def test_user_info_and_scheme_relative_urls_take_the_one_step_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crmsync_plugins.transforms import functions
+
+    def general_parse(value: object) -> None:
+        raise AssertionError(f"{value!r} took the general parse")
+
+    monkeypatch.setattr(functions, "parsed_url_domain", general_parse)
+    assert url_domain("https://user:pw@www.Example.com:8443/p") == "example.com"
+    assert url_domain("//example.com/") == "example.com"
+    assert url_domain("a@b@Sub.example.org?x") == "sub.example.org"
