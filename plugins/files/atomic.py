@@ -180,8 +180,13 @@ def merge(token: dict[str, object]) -> dict[str, object]:
         return {**token, "merged": True}
     size = target.stat().st_size if target.exists() else 0
     if token.get("fresh"):
-        # Replacing the target with the part is idempotent while the part exists; it is deleted only after.
-        if part.exists():
+        # Replacing the target with the part is idempotent while the part exists; it is deleted only after. A
+        # part holding exactly its committed bytes (the usual case) becomes the target by a rename: once it has,
+        # the target's size says so, as below.
+        if part.exists() and part.stat().st_size == offset:
+            os.replace(part, target)
+            _fsync_dir(target.parent)
+        elif part.exists():
             _write_merged(target, part, offset, keep_target=False)
         elif size != offset:
             raise RuntimeError(

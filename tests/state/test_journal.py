@@ -69,3 +69,15 @@ def test_stateful_csv_and_sqlite_sinks_across_runs(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "out" / "rows.db") as db:
         assert db.execute("SELECT COUNT(*), MAX(name) FROM people").fetchone() == (6, "n5")
         assert db.execute("SELECT name FROM people WHERE _key = '0'").fetchone() == ("changed",)
+
+
+def test_a_fresh_part_holding_exactly_its_committed_bytes_becomes_the_target_by_a_rename(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    target.write_text("an earlier run's file, replaced\n")
+    journal = JournaledFile(target, "utf-8", run_id=3, fresh=True)
+    journal.open().write('{"n": 1}\n')
+    inode = journal.part.stat().st_ino
+    token = journal.commit()
+    assert target.read_text() == '{"n": 1}\n' and target.stat().st_ino == inode  # renamed, not copied
+    assert not journal.part.exists()
+    assert merge(token)["merged"] is True and target.read_text() == '{"n": 1}\n'  # a second merge changes nothing
