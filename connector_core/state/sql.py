@@ -300,12 +300,11 @@ class SqlStateStore(StateStore):
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
         pairs = records if isinstance(records, list) else list(records)
-        # The rows are built in C: the run (and sink) repeated beside each pair's key and fingerprint.
-        columns = zip(*pairs, strict=True)
         if sink == UNCHANGED:
             if pairs:
                 with self._transaction():
-                    rows = zip(repeat(run_id), *columns, strict=False)
+                    # The rows are built in C: the run repeated beside each pair's key and fingerprint.
+                    rows = zip(repeat(run_id), *zip(*pairs, strict=True), strict=False)
                     self._many("INSERT INTO unchanged (run_id, key, fingerprint) VALUES (?, ?, ?)", rows)
             return
         with self._transaction():
@@ -367,21 +366,24 @@ class SqlStateStore(StateStore):
                 )
                 params += [run_id, run_id]
             # Keys this run delivered and also rejected are not completed (their deliveries are kept in
-            # `deliveries`): one pass over the journal says whether there are any, usually not even when the run
-            # rejected many records, and then neither the fold nor the folding of rejected keys filters by them.
-            rejected = "SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending'"
-            # `rejected_now` holds every key this run rejected (some may have been discarded since): a key in
-            # both sends the fold the precise way, through `rejects`.
+            # `deliveries`). Whether there are any is asked after the fold, of the keys the run rejected (narrow, in
+            # `rejected_now`) against `completed`: usually none is, even in a messy file. When one is, the fold is
+            # undone and done again without the keys still pending in `rejects`.
+            self._exec("SAVEPOINT fold")
+            self._exec(self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), params)
             both = self._exec(
-                "SELECT 1 FROM journal_pairs WHERE run_id = ? "
-                "AND key IN (SELECT key FROM rejected_now WHERE run_id = ?) LIMIT 1",
-                (run_id, run_id),
+                "SELECT 1 FROM rejected_now r JOIN completed c ON c.job = ? AND c.key = r.key "
+                "WHERE r.run_id = ? AND c.run_id = ? LIMIT 1",
+                (job, run_id, run_id),
             ).fetchone()
             if both:
+                self._exec("ROLLBACK TO SAVEPOINT fold")
+                rejected = "SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending'"
                 select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({rejected})"
-                params += [job, run_id]
-            sql = self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select)
-            self._exec(sql, params)
+                self._exec(
+                    self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), [*params, job, run_id]
+                )
+            self._exec("RELEASE SAVEPOINT fold")
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             self._exec("DELETE FROM rejected_now WHERE run_id = ?", (run_id,))
             # Records rejected by earlier runs and delivered by this one are settled (a key this run rejected
