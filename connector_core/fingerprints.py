@@ -31,9 +31,12 @@ _LEGACY_LENGTH = 24
 _blake2b = hashlib.blake2b
 _digest8 = partial(_blake2b, digest_size=8)
 _hexdigest = methodcaller("hexdigest")
-#: Joins a batch's texts to count their separators at once: a character the per-record texts can hold only
-#: where a value does, which the count then notices.
-_BETWEEN = "\x1d"
+#: The first and last character of a layout's prefix.
+_EDGE = "\x1d"
+#: Joins a batch's records to count their separators and encode them at once: a character the per-record texts
+#: can hold only where a value does, which the count then notices.
+_BETWEEN = "\x1c"
+_BETWEEN_BYTES = _BETWEEN.encode()
 
 
 def _layout(fields: tuple[str, ...]) -> _Layout | None:
@@ -41,7 +44,7 @@ def _layout(fields: tuple[str, ...]) -> _Layout | None:
     if len(names) < 2 or any(_FIELD in name or _VALUE in name for name in names):
         layout = None  # one field (itemgetter would not return a tuple) or odd names: the general path
     else:
-        layout = (itemgetter(*names), "\x1d" + _FIELD.join(names) + "\x1d", len(names) - 1)
+        layout = (itemgetter(*names), _EDGE + _FIELD.join(names) + _EDGE, len(names) - 1)
     if len(_LAYOUTS) < _MAX_LAYOUTS:
         _LAYOUTS[fields] = layout
     return layout
@@ -79,13 +82,19 @@ def fingerprints(datas: list[dict[str, Any]]) -> list[str]:
         texts = list(map(_VALUE.join, map(values, datas)))
     except (TypeError, KeyError):  # a value that is not text, or other fields, somewhere in the batch
         return list(map(fingerprint, datas))
-    # Every text holds at least its layout's separators: the batch's total says whether any holds more (a
-    # value with a separator in it, or the prefix's one), which takes the general path then.
-    joined = _BETWEEN.join(texts)
-    if joined.count(_VALUE) != separators * len(texts) or joined.count(_BETWEEN) != len(texts) - 1:
+    # The batch in one string, each record its layout's prefix and text, records apart by a character of their
+    # own. Every text holds at least its layout's separators and every prefix two edges: the totals say whether
+    # any value holds more (a separator, the prefix's edge or the records' character), which takes the general
+    # path then. Else the string is encoded once and cut into each record's bytes.
+    count = len(texts)
+    batch = prefix + (_BETWEEN + prefix).join(texts)
+    if (
+        batch.count(_VALUE) != separators * count
+        or batch.count(_EDGE) != 2 * count
+        or batch.count(_BETWEEN) != count - 1
+    ):
         return list(map(fingerprint, datas))
-    encoded = map(str.encode, map(prefix.__add__, texts))
-    return list(map(_hexdigest, map(_digest8, encoded)))
+    return list(map(_hexdigest, map(_digest8, batch.encode().split(_BETWEEN_BYTES))))
 
 
 def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:

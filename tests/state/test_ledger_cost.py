@@ -263,7 +263,10 @@ def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
     [
         [{"a": "x", "b": "y"}, {"a": "", "b": "é"}, {"a": "x y", "b": "  "}],
         [{"a": "x\x1fy", "b": "z"}, {"a": "x", "b": "y"}],  # a separator inside a value
-        [{"a": "x\x1dy", "b": "z"}, {"a": "x", "b": "\x1e"}],  # the batch joiner and the field separator
+        [{"a": "x\x1dy", "b": "z"}, {"a": "x", "b": "\x1e"}],  # the prefix's edge and the field separator
+        [{"a": "x\x1cy", "b": "z"}, {"a": "x", "b": "y"}],  # the character between records
+        [{"a\x1c": "x", "b": "y"}, {"a\x1c": "x", "b": "z"}],  # ... in a field name
+        [{"a": "ü\x1c", "b": "東"}, {"a": "", "b": ""}, {"a": "\x1c", "b": "\x1c"}],
         [{"a": "x", "b": "y"}, {"b": "y", "a": "x"}, {"a": "x", "c": "y"}],  # mixed layouts
         [{"a": "1", "b": 2}, {"a": "1", "b": "2"}, {"a": None, "b": [1, {"c": 2}]}],  # values that are not text
         [{"only": "one"}, {"only": "two"}],  # one field
