@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from operator import methodcaller
 from typing import Any
 
+from connector_core.records import content_key
 from connector_core.spec.suggest import closest
 
 #: Computes a record's key from its data; None when a key field is blank.
 KeyFunction = Callable[[dict[str, Any]], str | None]
+#: Computes the keys of many records.
+KeysFunction = Callable[[list[dict[str, Any]]], list[str | None]]
 
 
 def is_blank(value: Any) -> bool:
@@ -40,6 +45,30 @@ def key_function(fields: tuple[str, ...]) -> KeyFunction:
         return "|".join(map(str, values))
 
     return several_fields
+
+
+def keys_function(fields: tuple[str, ...]) -> KeysFunction:
+    """The keys of many records at once: :func:`key_function`'s for ``fields``, or content hashes without
+    ``fields``. One key field holding non-blank text in every record (every CSV row with its key) is read in C
+    loops, without a Python frame per record."""
+    if not fields:
+        return partial(_each, content_key)
+    key = key_function(fields)
+    if len(fields) > 1:
+        return partial(_each, key)
+    value_of = methodcaller("get", fields[0])
+
+    def one_field_keys(rows: list[dict[str, Any]]) -> list[str | None]:
+        values = list(map(value_of, rows))
+        if set(map(type, values)) == {str} and all(map(str.strip, values)):
+            return values
+        return list(map(key, rows))
+
+    return one_field_keys
+
+
+def _each(key: KeyFunction, rows: list[dict[str, Any]]) -> list[str | None]:
+    return list(map(key, rows))
 
 
 def blank_fields(fields: tuple[str, ...], data: dict[str, Any]) -> list[str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from operator import itemgetter
 from typing import Any
 
 from connector_core.components import Component, Failed
 from connector_core.errors import RunFailed
 from connector_core.fingerprints import fingerprints, matches
-from connector_core.records import Record
+from connector_core.records import Record, record_of
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
 from connector_core.state.store import UNCHANGED, JobState, StateStore
@@ -27,8 +26,6 @@ REJECTS_AT_ONCE = 5_000
 REJECTS_EVERY_S = 1.0
 #: A record's ``(key, fingerprint)``, picked in C (a commit takes thousands).
 _KEY_AND_FINGERPRINT = itemgetter(1, 4)
-#: Makes a Record of a tuple of its fields, in C.
-_new_record = partial(tuple.__new__, Record)
 
 
 class Ledger:
@@ -220,7 +217,7 @@ def _stamped(items: list[Record | Failed]) -> list[Record | Failed]:
     records = items if plain else [_record(item) for item in items]
     datas, keys, sources, positions, _ = zip(*records, strict=True)
     columns = zip(datas, keys, sources, positions, fingerprints(list(datas)), strict=True)
-    stamped: list[Any] = list(map(_new_record, columns))
+    stamped: list[Any] = list(map(record_of, columns))
     if plain:
         return stamped
     pairs = zip(items, stamped, strict=True)

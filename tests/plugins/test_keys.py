@@ -11,7 +11,7 @@ import pytest
 
 from connector_core.cli import main
 from connector_core.components import Emitter
-from connector_core.keys import key_function
+from connector_core.keys import key_function, keys_function
 from connector_core.records import Record, content_key
 from connector_core.spec.suggest import closest
 from connector_core.testing import read_jsonl, write_spec
@@ -167,3 +167,19 @@ def test_dedupe_never_takes_blank_keys_for_duplicates() -> None:
     mapper.process(records, out)
     assert [record.data["n"] for record in out.routed["default"]] == [0, 1, 3, 4]
     assert [record.data["n"] for record in out.routed["duplicates"]] == [2]
+
+
+@pytest.mark.parametrize("fields", [(), ("email",), ("email", "id")])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"email": "a@x.io", "id": "1"}, {"email": " b@x.io ", "id": "2"}],  # text everywhere: the C loops
+        [{"email": "a@x.io", "id": "1"}, {"email": "", "id": "2"}, {"email": " \t", "id": "3"}],  # blank
+        [{"email": None, "id": 1}, {"id": 2}, {"email": 7, "id": 3}, {"email": ["x"], "id": 4}],  # not text
+        [{"email": "\u3000", "id": "1"}, {"email": "\x85", "id": "2"}],  # Unicode whitespace only
+        [],
+    ],
+)
+def test_the_keys_of_many_records_are_each_record_s(fields: tuple[str, ...], rows: list[dict[str, object]]) -> None:
+    one = key_function(fields) if fields else content_key
+    assert keys_function(fields)(rows) == [one(row) for row in rows]
