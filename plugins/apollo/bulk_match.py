@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ from crmsync_plugins.apollo.errors import (
     OutOfCredits,
 )
 from crmsync_plugins.apollo.identity import join_answers, person_key
-from crmsync_plugins.apollo.paths import get_path
+from crmsync_plugins.apollo.paths import get_path, selector
 
 #: The identifying fields Apollo accepts in a ``details[]`` entry.
 DETAIL_FIELDS = (
@@ -170,14 +170,19 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         """(detail field, record field) pairs, worked out once rather than per record."""
         return tuple((field, self.options.match.get(field, field)) for field in DETAIL_FIELDS)
 
+    @functools.cached_property
+    def _select(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The ``select`` fields of an Apollo person, each path split once."""
+        return selector(self.options.select)
+
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""
-        data = record.data
+        get = record.data.get
         detail = {}
         for field, source in self._detail_sources:
-            value = data.get(source)
-            if value not in (None, ""):
-                detail[field] = str(value).strip()
+            value = get(source)
+            if value is not None and value != "":
+                detail[field] = (value if value.__class__ is str else str(value)).strip()
         return detail
 
     async def process(self, batch: list[Record], out: Emitter) -> None:
@@ -214,6 +219,8 @@ class BulkMatch(Mapper[BulkMatchOptions]):
 
     def _record_deliveries(self, answered: list[tuple[Record, Answer]]) -> None:
         """Write down the deliveries the calls' matches are owed, before the matched records move on."""
+        if not self.options.asynchronous_flags:  # nothing is delivered later: no answer carries _apollo_async
+            return
         groups: dict[tuple[str, str, str], dict[str, Record]] = {}
         waterfall = self.options.run_waterfall_email or self.options.run_waterfall_phone
         for record, (kind, person) in answered:
@@ -285,16 +292,16 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         return asked
 
     def _emit(self, asked: list[Asked], answers: dict[int, Answer], out: Emitter) -> None:
-        stats = self.connection.stats
+        outcomes = self.connection.stats.outcomes
         for position, (record, _, _) in enumerate(asked):
             kind, value = answers[position]
-            stats.outcomes[kind] += 1
-            if kind == "failed":
+            outcomes[kind] += 1
+            if kind == "matched":
+                out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
+            elif kind == "failed":
                 out.fail(record, value)
             elif kind == "deferred":
                 out.defer(record, value)
-            elif kind == "matched":
-                out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
             else:
                 out.emit(_tagged(record, f"_{kind}_reason", value), kind)
 
@@ -460,7 +467,7 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         asynchronous = person.get("_apollo_async")
         if asynchronous is not None:
             person = {key: value for key, value in person.items() if key != "_apollo_async"}
-        fields = {name: get_path(person, path) for name, path in self.options.select.items()}
+        fields = self._select(person)
         if self.options.raw_field:
             fields[self.options.raw_field] = person
         if asynchronous:

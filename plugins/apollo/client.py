@@ -58,6 +58,11 @@ class ApolloClient:
         self.budgets = {
             operation: RateBudget(settings.rate_limit(operation), clock=clock, sleep=sleep) for operation in PATHS
         }
+        #: Operation → (its URL, the URL's path as counted in the report): worked out once, not per call.
+        self.routes: dict[str, tuple[str, str]] = {}
+        for operation in PATHS:
+            url = settings.url(operation)
+            self.routes[operation] = (url, httpx.URL(url).path)
         self.refused: str | None = None
         #: Set by the first "insufficient credits" answer: no paid call is sent after it.
         self.out_of_credits: str | None = None
@@ -98,8 +103,7 @@ class ApolloClient:
         :raises MalformedResponse: a 2xx that is not a JSON object.
         :raises ApolloUnavailable: when the attempts are used up.
         """
-        budget, url = self.budgets[operation], self.settings.url(operation)
-        path = httpx.URL(url).path
+        budget, (url, path) = self.budgets[operation], self.routes[operation]
         for attempt in range(1, self.settings.max_attempts + 1):
             self._check_open(operation)
             waited = await budget.acquire()  # awaited first: `x += await f()` would lose concurrent updates
@@ -144,8 +148,7 @@ class ApolloClient:
         :raises ApolloUnavailable: when the attempts are used up (also :class:`EndpointPaused`).
         """
         operation = "webhook_result"
-        budget, base = self.budgets[operation], self.settings.url(operation)
-        path = httpx.URL(base).path
+        budget, (base, path) = self.budgets[operation], self.routes[operation]
         for attempt in range(1, self.settings.max_attempts + 1):
             self._check_open(operation)
             self.stats.wait_s += await budget.acquire()

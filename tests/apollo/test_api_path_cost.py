@@ -235,3 +235,71 @@ def test_request_fields_are_worked_out_once_in_a_stable_order() -> None:
     mapper = BulkMatch("enrich", BulkMatchOptions(connection="apollo", match={"email": "work_email"}), None)
     assert mapper.detail(record) == {"first_name": "Ada", "last_name": "Lee", "email": "w@x.io"}
     assert mapper._detail_sources is mapper._detail_sources
+
+
+def eager_contact_keys(contact: dict) -> list[str]:
+    """The contacts sink's join keys as they were computed before the kinds were split (the reference)."""
+    keys = []
+    email = norm(contact.get("email"))
+    if email:
+        keys.append("email:" + email)
+    for crm_id in ("salesforce_id", "hubspot_id"):
+        if contact.get(crm_id):
+            keys.append(f"{crm_id}:{norm(contact[crm_id])}")
+    name, company = full_name(contact), norm(contact.get("organization_name"))
+    if name and company:
+        keys.append(f"name+org:{name}|{company}")
+    if name and "@" in email:
+        keys.append(f"name+org:{name}|@{email.rpartition('@')[2]}")
+    if name and not email:
+        keys.append(f"name:{name}")
+    return keys
+
+
+def eager_contact_join(contacts: list[dict], answers: list[dict]) -> tuple[list[int | None], list[int | None]]:
+    """Each answer's claimed position, then each open position's twin, every key computed up front."""
+    by_key: dict[str, list[int]] = {}
+    for position, contact in enumerate(contacts):
+        for key in eager_contact_keys(contact):
+            by_key.setdefault(key, []).append(position)
+    claimed: set[int] = set()
+    claims: list[int | None] = []
+    for answer in answers:
+        found = next((p for key in eager_contact_keys(answer) for p in by_key.get(key, ()) if p not in claimed), None)
+        if found is not None:
+            claimed.add(found)
+        claims.append(found)
+    twins = []
+    for position in range(len(contacts)):
+        if position in claimed:
+            continue
+        strong = [key for key in eager_contact_keys(contacts[position]) if not key.startswith("name")]
+        twins.append(next((o for key in strong for o in by_key.get(key, ()) if o != position and o in claimed), None))
+    return claims, twins
+
+
+def test_contacts_are_joined_by_kind_as_the_eager_join_did() -> None:
+    from crmsync_plugins.apollo.contacts import _ContactIndex
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        contacts = []
+        for _ in range(rng.randint(1, 6)):
+            first, last = rng.choice([("Ada", "Lee"), ("Bob", "Stone"), ("Ada", "Stone")])
+            contact = {"first_name": first, "last_name": last}
+            if rng.random() < 0.8:
+                contact["email"] = f"{first}{rng.randint(0, 2)}@{rng.choice(['x.io', 'y.io'])}".upper()
+            for field, values in (
+                ("organization_name", ["X", "@x.io", " x "]),
+                ("salesforce_id", ["S1", "S2"]),
+                ("hubspot_id", ["H1"]),
+            ):
+                if rng.random() < 0.3:
+                    contact[field] = rng.choice(values)
+            contacts.append(contact)
+        answers = [{k: v for k, v in c.items() if rng.random() < 0.7} for c in contacts if rng.random() < 0.8]
+        rng.shuffle(answers)
+        index = _ContactIndex(contacts)
+        claims = [index.claim(answer) for answer in answers]
+        twins = [index.twin(position) for position in index.unclaimed()]
+        assert (claims, twins) == eager_contact_join(contacts, answers), (contacts, answers)
