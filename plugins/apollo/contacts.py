@@ -106,14 +106,16 @@ class ContactsSink(Sink[ContactsOptions]):
     def contact(self, record: Record) -> dict[str, Any]:
         """The contact Apollo is asked to create for ``record``."""
         data, options = record.data, self.options
+        get = data.get
         contact = {}
         for field, source in self._field_sources:
-            value = data.get(source)
-            if value not in (None, ""):
+            value = get(source)
+            if value is not None and value != "":
                 contact[field] = value
-        custom = {field_id: data.get(source) for field_id, source in options.typed_custom_fields.items()}
-        if any(value not in (None, "") for value in custom.values()):
-            contact["typed_custom_fields"] = {k: v for k, v in custom.items() if v not in (None, "")}
+        if options.typed_custom_fields:
+            custom = {field_id: get(source) for field_id, source in options.typed_custom_fields.items()}
+            if any(value not in (None, "") for value in custom.values()):
+                contact["typed_custom_fields"] = {k: v for k, v in custom.items() if v not in (None, "")}
         if options.phone_numbers_field and data.get(options.phone_numbers_field):
             numbers = data[options.phone_numbers_field]
             numbers = numbers if isinstance(numbers, list) else [numbers]
