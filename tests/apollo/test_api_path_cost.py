@@ -303,3 +303,74 @@ def test_contacts_are_joined_by_kind_as_the_eager_join_did() -> None:
         claims = [index.claim(answer) for answer in answers]
         twins = [index.twin(position) for position in index.unclaimed()]
         assert (claims, twins) == eager_contact_join(contacts, answers), (contacts, answers)
+
+
+def _calls_started_over(sandbox: Any, monkeypatch: pytest.MonkeyPatch, gate: bool) -> int:
+    """Rounds of eight calls sent together through the real sandbox (loopback HTTP); how many of them httpcore
+    had to start over because another call took the connection it was handed."""
+    import asyncio
+
+    import httpcore._async.http11 as http11
+    from httpcore import ConnectionNotAvailable
+
+    from crmsync_plugins.apollo.client import ApolloClient
+    from crmsync_plugins.apollo.settings import ApolloSettings
+
+    started_over: list[int] = []
+    handle = http11.AsyncHTTP11Connection.handle_async_request
+
+    async def counted(self: Any, request: Any) -> Any:
+        try:
+            return await handle(self, request)
+        except ConnectionNotAvailable:
+            started_over.append(1)
+            raise
+
+    monkeypatch.setattr(http11.AsyncHTTP11Connection, "handle_async_request", counted)
+
+    async def rounds() -> None:
+        client = ApolloClient(ApolloSettings(api_key="k", base_url=sandbox.base_url, max_connections=8))
+        if not gate:
+            client._pool_entry = None
+        details = [{"email": person["email"]} for person in people(8)]
+        try:
+            for _ in range(5):
+                await asyncio.gather(*(client.post("people/bulk_match", {"details": [d]}) for d in details))
+        finally:
+            await client.aclose()
+
+    asyncio.run(rounds())
+    return len(started_over)
+
+
+def test_calls_sent_together_each_claim_their_own_connection(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the pool entry, calls that start together are all handed the first idle connection.
+    assert _calls_started_over(sandbox, monkeypatch, gate=False) > 0
+    assert _calls_started_over(sandbox, monkeypatch, gate=True) == 0
+
+
+def test_the_pool_entry_is_released_when_a_call_fails_before_it_has_a_connection() -> None:
+    import asyncio
+
+    import httpx
+
+    from crmsync_plugins.apollo.client import ApolloClient
+    from crmsync_plugins.apollo.errors import ApolloUnavailable
+    from crmsync_plugins.apollo.settings import ApolloSettings
+
+    async def refused() -> None:
+        # Port 9 on loopback: the connection is refused, every attempt fails before a request is sent.
+        settings = ApolloSettings(api_key="k", base_url="http://127.0.0.1:9", max_attempts=2, backoff_s=0.001)
+        client = ApolloClient(settings)
+        assert client._pool_entry is not None
+        try:
+            with pytest.raises(ApolloUnavailable):
+                await client.post("people/bulk_match", {"details": []})
+            assert not client._pool_entry.locked()
+            with pytest.raises(httpx.UnsupportedProtocol):  # refused by httpx before it reaches the pool
+                await client._send("GET", "ftp://example.com/")
+            assert not client._pool_entry.locked()
+        finally:
+            await client.aclose()
+
+    asyncio.run(refused())
