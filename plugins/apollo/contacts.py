@@ -378,7 +378,12 @@ class _ContactIndex:
         if kind in self.indexed:
             return
         self.indexed.add(kind)
+        # Weak keys only ever place an open contact (twins are found by strong ones): the contacts claimed by
+        # then need none. Most answers are joined by email, so the few that need a name find most claimed.
+        skip = () if kind in _STRONG_KINDS else self.claimed
         for position, contact in enumerate(self.contacts):
+            if position in skip:
+                continue
             for key in kind(contact):
                 self.by_key.setdefault(key, []).append(position)
 
