@@ -11,13 +11,16 @@ same contacts), paired per repetition:
 - **crmsync, no state**: ``crmsync run --no-state`` of the equivalent job (leads.jsonl → ``apollo.bulk_match`` →
   ``apollo.contacts`` → the same JSONL files);
 - **crmsync, state**: the same job with durable state in a new SQLite file; its size after the run (the file and
-  its -wal) divided by the people enriched is the state's cost per person.
+  its -wal) divided by the people enriched is the state's cost per person;
+- **crmsync before** (with ``--before FOLDER``): the no-state job once more, run by the code in ``FOLDER``
+  (``connector_core`` and a ``crmsync_plugins`` link, on ``PYTHONPATH``): a change measured against the code
+  before it, interleaved in one run, since whole runs far apart vary more than most changes.
 
 CPU is the user + system time of that process alone (``RUSAGE_CHILDREN`` around it; the sandbox is not
 counted), start-up included. Prints JSON: the median of ``--repeat`` runs of each, and the ratios: the median of
 the paired ratios (each repetition's crmsync run over its loop run) and the ratio of the medians.
 
-Usage: ``python bench/bench_api_cpu.py [--people 10000] [--repeat 3]``
+Usage: ``python bench/bench_api_cpu.py [--people 10000] [--repeat 3] [--before FOLDER]``
 """
 
 from __future__ import annotations
@@ -186,6 +189,7 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=10_000, help="people in the sandbox's seed")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--crmsync-python", default=sys.executable, help="interpreter whose crmsync is measured")
+    parser.add_argument("--before", type=Path, help="a folder of crmsync code to run interleaved, without state")
     parser.add_argument("--loop", nargs=3, metavar=("URL", "LEADS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loop:  # the baseline's own process
@@ -193,7 +197,8 @@ def main() -> int:
         asyncio.run(minimal_loop(url, Path(leads), Path(out)))
         return 0
 
-    runs: dict[str, list[float]] = {"loop": [], "crmsync_no_state": [], "crmsync_state": []}
+    names = ["loop", *(["crmsync_before_no_state"] if args.before else []), "crmsync_no_state", "crmsync_state"]
+    runs: dict[str, list[float]] = {name: [] for name in names}
     state_sizes: list[int] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -206,6 +211,7 @@ def main() -> int:
                 for name in runs:
                     sandbox.reset()
                     out = folder / f"out-{name}-{repetition}"
+                    run_env = env
                     if name == "loop":
                         argv = [
                             sys.executable,
@@ -219,6 +225,8 @@ def main() -> int:
                         state_db = folder / f"state-{repetition}.db"
                         spec = folder / f"{name}.yaml"
                         state = f"state: {{path: {state_db}}}" if name == "crmsync_state" else "state: false"
+                        if name == "crmsync_before_no_state":  # its code first on the path
+                            run_env = {**env, "PYTHONPATH": str(args.before.resolve())}
                         spec.write_text(
                             SPEC.format(
                                 state=state,
@@ -231,7 +239,7 @@ def main() -> int:
                             )
                         )
                         argv = [args.crmsync_python, *CRMSYNC[1:], "-q", "run", str(spec)]
-                    runs[name].append(cpu_of(argv, env, folder))
+                    runs[name].append(cpu_of(argv, run_env, folder))
                     assert lines(out) == people, f"{name}: {lines(out)} output lines for {people} people"
                     if name == "crmsync_state":
                         wal = state_db.with_name(state_db.name + "-wal")
@@ -257,6 +265,16 @@ def main() -> int:
                 "ratio_state": round(paired("crmsync_state"), 3),
                 "ratio_of_medians_no_state": round(median["crmsync_no_state"] / median["loop"], 3),
                 "ratio_of_medians_state": round(median["crmsync_state"] / median["loop"], 3),
+                **(
+                    {
+                        "ratio_before_no_state": round(paired("crmsync_before_no_state"), 3),
+                        "ratio_of_medians_before_no_state": round(
+                            median["crmsync_before_no_state"] / median["loop"], 3
+                        ),
+                    }
+                    if args.before
+                    else {}
+                ),
                 "state_bytes": statistics.median(state_sizes),
                 "state_bytes_per_person": round(statistics.median(state_sizes) / people),
             },

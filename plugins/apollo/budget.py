@@ -19,6 +19,7 @@ _HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("x-rate-limit-daily", "x-daily-requests-left"),
     ),
 }
+_HEADER_NAMES = frozenset(name for families in _HEADERS.values() for pair in families for name in pair)
 
 
 @attrs.frozen
@@ -96,6 +97,9 @@ class RateBudget:
         An absent header changes nothing; an empty limit header is Apollo's way of saying the window has no
         limit on this plan, so our own cap for it is lifted.
         """
+        headers = _rate_headers(headers)
+        if not headers:
+            return
         now = self.clock()
         for name, families in _HEADERS.items():
             window = self.windows[name]
@@ -123,6 +127,19 @@ class RateBudget:
         """Send nothing for ``seconds`` (after a 429 with ``Retry-After``)."""
         minute = self.windows["minute"]
         minute.blocked_until = max(minute.blocked_until, self.clock() + seconds)
+
+
+def _rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The rate-limit headers among ``headers`` by lower-case name, found in one pass: each lookup in httpx's
+    ``Headers`` scans them all, and a response has about a dozen. Repeated headers are joined with ``", "``, as
+    httpx's own lookups join them."""
+    multi_items = getattr(headers, "multi_items", None)  # httpx.Headers: lower-case names, repeats kept
+    found: dict[str, str] = {}
+    for name, value in multi_items() if multi_items is not None else headers.items():
+        name = name.lower()
+        if name in _HEADER_NAMES:
+            found[name] = f"{found[name]}, {value}" if name in found else value
+    return found
 
 
 def _int(value: str | None) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ from crmsync_plugins.apollo.errors import (
     OutOfCredits,
 )
 from crmsync_plugins.apollo.identity import join_answers, person_key
-from crmsync_plugins.apollo.paths import get_path
+from crmsync_plugins.apollo.paths import get_path, selector
 
 #: The identifying fields Apollo accepts in a ``details[]`` entry.
 DETAIL_FIELDS = (
@@ -42,6 +42,8 @@ DETAIL_FIELDS = (
 Answer = tuple[str, Any]
 #: A record Apollo can be asked about, its ``details[]`` entry and its strongest identity (computed once, carried).
 Asked = tuple[Record, dict[str, Any], str]
+#: A call in flight (resolving to an answer per person it asks about) and one person's place in it.
+Pending = tuple[asyncio.Future[list[Answer]], int]
 
 #: Response fields copied onto matched records when an asynchronous flag is on: the keys the webhook results
 #: (delivered later) are joined back with.
@@ -159,8 +161,8 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         #: Credits promised to calls in flight, so concurrent calls cannot overrun max_credits together.
         self.reserved = Decimal(0)
         self.out_of_credits: str | None = None
-        #: Identity → the answer being fetched, so a person asked twice in one run is paid for once.
-        self.in_flight: dict[str, asyncio.Future[Answer]] = {}
+        #: Identity → the call fetching its answer, so a person asked twice in one run is paid for once.
+        self.in_flight: dict[str, Pending] = {}
         #: Identities a plan already counted.
         self.planned: set[str] = set()
         self.deliveries = Deliveries(self.name, self.context)
@@ -170,44 +172,56 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         """(detail field, record field) pairs, worked out once rather than per record."""
         return tuple((field, self.options.match.get(field, field)) for field in DETAIL_FIELDS)
 
+    @functools.cached_property
+    def _select(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The ``select`` fields of an Apollo person, each path split once."""
+        return selector(self.options.select)
+
     def detail(self, record: Record) -> dict[str, Any]:
         """The ``details[]`` entry for one record: every identifying field it has."""
-        data = record.data
+        get = record.data.get
         detail = {}
         for field, source in self._detail_sources:
-            value = data.get(source)
-            if value not in (None, ""):
-                detail[field] = str(value).strip()
+            value = get(source)
+            if value is not None and value != "":
+                detail[field] = (value if value.__class__ is str else str(value)).strip()
         return detail
 
     async def process(self, batch: list[Record], out: Emitter) -> None:
         asked = self._identifiable(batch, out)
         answers = self._cached(asked)
-        shared: dict[int, asyncio.Future[Answer]] = {}
-        mine: dict[int, asyncio.Future[Answer]] = {}
+        mine: list[int] = []  # the positions this batch's call asks about
+        shared: dict[int, Pending] = {}
+        call: asyncio.Future[list[Answer]] | None = None
         for position, (_, _, key) in enumerate(asked):
             if position in answers:
                 continue
             pending = self.in_flight.get(key)
             if pending is not None:  # the same person is already being asked about: pay once
                 shared[position] = pending
-            else:
-                mine[position] = self.in_flight[key] = asyncio.get_running_loop().create_future()
-        if mine:
+                continue
+            if call is None:  # one future per call, not per person: a batch asks about ten
+                call = asyncio.get_running_loop().create_future()
+            self.in_flight[key] = (call, len(mine))
+            mine.append(position)
+        if call is not None:
+            keys = [asked[position][2] for position in mine]
             try:
                 results = await self._call([asked[position][1] for position in mine])
             except BaseException as exc:
-                self._abandon([asked[position][2] for position in mine], mine.values(), exc)
+                self._abandon(keys, call, exc)
                 raise
-            for (position, future), answer in zip(mine.items(), results, strict=True):
+            call.set_result(results)
+            for key in keys:
+                self.in_flight.pop(key, None)
+            for position, answer in zip(mine, results, strict=True):
                 answers[position] = answer
-                future.set_result(answer)
-                self.in_flight.pop(asked[position][2], None)
-            self._remember([(asked[p][2], answers[p]) for p in mine])
-            self._record_deliveries([(asked[p][0], answers[p]) for p in mine])
-        for position, future in shared.items():
+            self._remember(keys, results)
+            if self.options.asynchronous_flags:  # otherwise nothing is delivered later
+                self._record_deliveries([(asked[position][0], answers[position]) for position in mine])
+        for position, (future, index) in shared.items():
             try:
-                answers[position] = await future
+                answers[position] = (await future)[index]
             except ApolloError as exc:
                 answers[position] = ("failed", str(exc))
         self._emit(asked, answers, out)
@@ -244,14 +258,13 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         assert client is not None
         await self.deliveries.collect(client, self.connection.stats, self.options.delivery_wait_s, out)
 
-    def _abandon(self, keys: list[str], futures: Iterable[asyncio.Future[Answer]], exc: BaseException) -> None:
+    def _abandon(self, keys: list[str], call: asyncio.Future[list[Answer]], exc: BaseException) -> None:
         """Wake every batch waiting on a call that died: a shared future left pending would hang the run."""
         for key in keys:
             self.in_flight.pop(key, None)
-        for future in futures:
-            if not future.done():
-                future.set_exception(ApolloError(f"people/bulk_match failed: {type(exc).__name__}: {exc}"))
-                future.add_done_callback(lambda done: done.exception())  # retrieved even with no waiter
+        if not call.done():
+            call.set_exception(ApolloError(f"people/bulk_match failed: {type(exc).__name__}: {exc}"))
+            call.add_done_callback(lambda done: done.exception())  # retrieved even with no waiter
 
     def plan(self, batch: list[Record], out: Emitter) -> None:
         """What :meth:`process` would do, without calling Apollo: cached answers are used, every other person
@@ -285,16 +298,16 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         return asked
 
     def _emit(self, asked: list[Asked], answers: dict[int, Answer], out: Emitter) -> None:
-        stats = self.connection.stats
+        outcomes = self.connection.stats.outcomes
         for position, (record, _, _) in enumerate(asked):
             kind, value = answers[position]
-            stats.outcomes[kind] += 1
-            if kind == "failed":
+            outcomes[kind] += 1
+            if kind == "matched":
+                out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
+            elif kind == "failed":
                 out.fail(record, value)
             elif kind == "deferred":
                 out.defer(record, value)
-            elif kind == "matched":
-                out.emit(record.with_data({**record.data, **self._selected(value)}), "matched")
             else:
                 out.emit(_tagged(record, f"_{kind}_reason", value), kind)
 
@@ -437,14 +450,14 @@ class BulkMatch(Mapper[BulkMatchOptions]):
                 )
         return answers
 
-    def _remember(self, results: list[tuple[str, Answer]]) -> None:
+    def _remember(self, keys: list[str], results: list[Answer]) -> None:
         """Cache the answers of a call by identity: a later run, or a later record of this one, pays nothing."""
         state = self.context.state
         if state is None:
             return
         entries = {
             key: {"person": value if kind == "matched" else None}
-            for key, (kind, value) in results
+            for key, (kind, value) in zip(keys, results, strict=True)
             if kind in ("matched", "missing")
         }
         if entries:
@@ -460,7 +473,7 @@ class BulkMatch(Mapper[BulkMatchOptions]):
         asynchronous = person.get("_apollo_async")
         if asynchronous is not None:
             person = {key: value for key, value in person.items() if key != "_apollo_async"}
-        fields = {name: get_path(person, path) for name, path in self.options.select.items()}
+        fields = self._select(person)
         if self.options.raw_field:
             fields[self.options.raw_field] = person
         if asynchronous:
@@ -482,10 +495,12 @@ def _matches(body: dict[str, Any]) -> list[dict[str, Any] | None]:
     return matches
 
 
+#: Any one of these identifies a person (else a first and a last name together).
+_IDENTIFYING = frozenset({"email", "hashed_email", "id", "linkedin_url", "name"})
+
+
 def _identifies(detail: dict[str, Any]) -> bool:
-    return any(field in detail for field in ("email", "hashed_email", "id", "linkedin_url", "name")) or (
-        "first_name" in detail and "last_name" in detail
-    )
+    return not _IDENTIFYING.isdisjoint(detail) or ("first_name" in detail and "last_name" in detail)
 
 
 def _tagged(record: Record, field: str, reason: str) -> Record:

@@ -58,6 +58,11 @@ class ApolloClient:
         self.budgets = {
             operation: RateBudget(settings.rate_limit(operation), clock=clock, sleep=sleep) for operation in PATHS
         }
+        #: Operation → (its URL, the URL's path as counted in the report): worked out once, not per call.
+        self.routes: dict[str, tuple[str, str]] = {}
+        for operation in PATHS:
+            url = settings.url(operation)
+            self.routes[operation] = (url, httpx.URL(url).path)
         self.refused: str | None = None
         #: Set by the first "insufficient credits" answer: no paid call is sent after it.
         self.out_of_credits: str | None = None
@@ -72,6 +77,11 @@ class ApolloClient:
             limits=limits,
             transport=transport,
         )
+        #: httpx's own connection pool (no transport given) hands every request that arrives before the previous
+        #: one has claimed its connection the same idle connection; all but one then start over, and every retry
+        #: re-checks each idle connection. Batches finishing together start their calls together, so most calls
+        #: paid that retry: requests now enter the pool one at a time, each until it holds its connection.
+        self._pool_entry = asyncio.Lock() if transport is None else None
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -98,8 +108,7 @@ class ApolloClient:
         :raises MalformedResponse: a 2xx that is not a JSON object.
         :raises ApolloUnavailable: when the attempts are used up.
         """
-        budget, url = self.budgets[operation], self.settings.url(operation)
-        path = httpx.URL(url).path
+        budget, (url, path) = self.budgets[operation], self.routes[operation]
         for attempt in range(1, self.settings.max_attempts + 1):
             self._check_open(operation)
             waited = await budget.acquire()  # awaited first: `x += await f()` would lose concurrent updates
@@ -109,7 +118,7 @@ class ApolloClient:
             # Counted when sent: a call cut short (the run stopped on another call's refused key) was still made.
             self.stats.calls[path] += 1
             try:
-                response = await self.http.post(url, json=body, params=params)
+                response = await self._send("POST", url, json=body, params=params)
             except httpx.TransportError as exc:
                 reason, delay = f"{type(exc).__name__} talking to Apollo", self._backoff(attempt)
                 uncertain = not isinstance(exc, httpx.ConnectError)  # a refused connection sent nothing
@@ -144,13 +153,12 @@ class ApolloClient:
         :raises ApolloUnavailable: when the attempts are used up (also :class:`EndpointPaused`).
         """
         operation = "webhook_result"
-        budget, base = self.budgets[operation], self.settings.url(operation)
-        path = httpx.URL(base).path
+        budget, (base, path) = self.budgets[operation], self.routes[operation]
         for attempt in range(1, self.settings.max_attempts + 1):
             self._check_open(operation)
             self.stats.wait_s += await budget.acquire()
             try:
-                response = await self.http.get(f"{base}/{quote(str(request_id), safe='')}")
+                response = await self._send("GET", f"{base}/{quote(str(request_id), safe='')}")
             except httpx.TransportError as exc:
                 reason, delay = f"{type(exc).__name__} talking to Apollo", self._backoff(attempt)
             else:
@@ -197,6 +205,29 @@ class ApolloClient:
         for operation, limit in adopted.items():
             self.budgets[operation].apply(limit)
         return True, f"rate limits from usage statistics: {adopted or 'none for the endpoints this job uses'}"
+
+    async def _send(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """Send one request through the pool, entering it after the request before has claimed its connection
+        (see ``_pool_entry``): the first event httpcore traces for a request comes once its connection is its own
+        (in use, or being opened and not offered to anyone else)."""
+        entry = self._pool_entry
+        if entry is None:
+            return await self.http.request(method, url, **options)
+        await entry.acquire()
+        waiting = True
+
+        async def claimed(event: str, info: dict[str, Any]) -> None:
+            nonlocal waiting
+            if waiting:
+                waiting = False
+                entry.release()
+
+        try:
+            return await self.http.request(method, url, extensions={"trace": claimed}, **options)
+        finally:
+            if waiting:  # failed before it claimed a connection
+                waiting = False
+                entry.release()
 
     def _check_open(self, operation: str) -> None:
         """Raise, without sending, when the run must not call ``operation`` any more."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -106,14 +106,16 @@ class ContactsSink(Sink[ContactsOptions]):
     def contact(self, record: Record) -> dict[str, Any]:
         """The contact Apollo is asked to create for ``record``."""
         data, options = record.data, self.options
+        get = data.get
         contact = {}
         for field, source in self._field_sources:
-            value = data.get(source)
-            if value not in (None, ""):
+            value = get(source)
+            if value is not None and value != "":
                 contact[field] = value
-        custom = {field_id: data.get(source) for field_id, source in options.typed_custom_fields.items()}
-        if any(value not in (None, "") for value in custom.values()):
-            contact["typed_custom_fields"] = {k: v for k, v in custom.items() if v not in (None, "")}
+        if options.typed_custom_fields:
+            custom = {field_id: get(source) for field_id, source in options.typed_custom_fields.items()}
+            if any(value not in (None, "") for value in custom.values()):
+                contact["typed_custom_fields"] = {k: v for k, v in custom.items() if v not in (None, "")}
         if options.phone_numbers_field and data.get(options.phone_numbers_field):
             numbers = data[options.phone_numbers_field]
             numbers = numbers if isinstance(numbers, list) else [numbers]
@@ -321,22 +323,30 @@ class _SplitBudget:
 
 
 class _ContactIndex:
-    """Joins response contacts to request contacts: normalised email first, then CRM ids, then name + company."""
+    """Joins response contacts to request contacts: normalised email first, then CRM ids, then name + company.
+
+    The request's keys are indexed one kind at a time, when an answer first has a key of that kind: most answers
+    are joined by their email, so names are rarely normalised.
+    """
 
     def __init__(self, contacts: list[dict[str, Any]]) -> None:
         self.contacts = contacts
         self.claimed: set[int] = set()
         self.by_key: dict[str, list[int]] = {}
-        for position, contact in enumerate(contacts):
-            for key in _join_keys(contact):
-                self.by_key.setdefault(key, []).append(position)
+        self.indexed: set[Callable[[Mapping[str, Any]], list[str]]] = set()
 
     def claim(self, answer: Mapping[str, Any]) -> int | None:
-        for key in _join_keys(answer):
-            for position in self.by_key.get(key, ()):
-                if position not in self.claimed:
-                    self.claimed.add(position)
-                    return position
+        """The first open request contact sharing the answer's strongest key (in :data:`_KINDS` order)."""
+        for kind in _KINDS:
+            keys = kind(answer)
+            if not keys:
+                continue
+            self._index(kind)
+            for key in keys:
+                for position in self.by_key.get(key, ()):
+                    if position not in self.claimed:
+                        self.claimed.add(position)
+                        return position
         return None
 
     def claim_leftover(self, answer: Mapping[str, Any], sole_answer: bool) -> int | None:
@@ -353,36 +363,59 @@ class _ContactIndex:
 
     def twin(self, position: int) -> int | None:
         """A claimed contact of the request sharing a strong identifier (email, CRM id) with ``position``."""
-        for key in _join_keys(self.contacts[position]):
-            if key.startswith("name"):
-                continue
-            for other in self.by_key.get(key, ()):
-                if other != position and other in self.claimed:
-                    return other
+        for kind in _STRONG_KINDS:
+            self._index(kind)
+            for key in kind(self.contacts[position]):
+                for other in self.by_key.get(key, ()):
+                    if other != position and other in self.claimed:
+                        return other
         return None
 
     def unclaimed(self) -> list[int]:
         return [position for position in range(len(self.contacts)) if position not in self.claimed]
 
+    def _index(self, kind: Callable[[Mapping[str, Any]], list[str]]) -> None:
+        if kind in self.indexed:
+            return
+        self.indexed.add(kind)
+        # Weak keys only ever place an open contact (twins are found by strong ones): the contacts claimed by
+        # then need none. Most answers are joined by email, so the few that need a name find most claimed.
+        skip = () if kind in _STRONG_KINDS else self.claimed
+        for position, contact in enumerate(self.contacts):
+            if position in skip:
+                continue
+            for key in kind(contact):
+                self.by_key.setdefault(key, []).append(position)
 
-def _join_keys(contact: Mapping[str, Any]) -> list[str]:
-    """Keys in the order Apollo's dedupe matches: email, CRM ids, then name + company, where the company is
-    the organization name or, as Apollo also does, the email's domain."""
-    keys = []
+
+def _email_keys(contact: Mapping[str, Any]) -> list[str]:
     email = norm(contact.get("email"))
-    if email:
-        keys.append("email:" + email)
-    for crm_id in ("salesforce_id", "hubspot_id"):
-        if contact.get(crm_id):
-            keys.append(f"{crm_id}:{norm(contact[crm_id])}")
-    name, company = full_name(contact), norm(contact.get("organization_name"))
-    if name and company:
-        keys.append(f"name+org:{name}|{company}")
-    if name and "@" in email:
+    return ["email:" + email] if email else []
+
+
+def _crm_keys(contact: Mapping[str, Any]) -> list[str]:
+    return [f"{crm_id}:{norm(contact[crm_id])}" for crm_id in ("salesforce_id", "hubspot_id") if contact.get(crm_id)]
+
+
+def _name_keys(contact: Mapping[str, Any]) -> list[str]:
+    """Name + company, where the company is the organization name or, as Apollo also does, the email's domain;
+    the bare name for a contact without an email."""
+    name = full_name(contact)
+    if not name:
+        return []
+    email, company = norm(contact.get("email")), norm(contact.get("organization_name"))
+    keys = [f"name+org:{name}|{company}"] if company else []
+    if "@" in email:
         keys.append(f"name+org:{name}|@{email.rpartition('@')[2]}")
-    if name and not email:
+    if not email:
         keys.append(f"name:{name}")
     return keys
+
+
+#: The kinds of join keys in the order Apollo's dedupe matches; a key of one kind never equals a key of another
+#: (its prefix). Identifiers only one person has come first: a twin is found by those.
+_STRONG_KINDS: tuple[Callable[[Mapping[str, Any]], list[str]], ...] = (_email_keys, _crm_keys)
+_KINDS = (*_STRONG_KINDS, _name_keys)
 
 
 def _check_contacts(response: Mapping[str, Any]) -> None:

@@ -95,24 +95,33 @@ class _QuestionIndex:
     def __init__(self, questions: Sequence[Mapping[str, Any]]) -> None:
         self.questions = questions
         self.positions: dict[str, list[int]] = {}
-        self.built: set[Callable[[Mapping[str, Any]], list[str]]] = set()
+        #: Kind → whether any question has a key of that kind, once its keys are in ``positions``.
+        self.built: dict[Callable[[Mapping[str, Any]], list[str]], bool] = {}
 
     def find(self, answer: Mapping[str, Any], taken: Mapping[int, Any]) -> int | None:
         """The first unanswered question sharing the answer's strongest key (in :func:`identity_keys` order)."""
         for kind in _KINDS:
+            if self.built.get(kind) is False:  # no question has this kind of key (most ask without an id)
+                continue
             keys = kind(answer)
             if not keys:
                 continue
             if kind not in self.built:
-                self.built.add(kind)
-                for position, question in enumerate(self.questions):
-                    for key in kind(question):
-                        self.positions.setdefault(key, []).append(position)
+                self.built[kind] = self._add(kind)
             for key in keys:
                 for position in self.positions.get(key, ()):
                     if position not in taken:
                         return position
         return None
+
+    def _add(self, kind: Callable[[Mapping[str, Any]], list[str]]) -> bool:
+        """Index the questions' keys of one kind; whether there were any."""
+        found = False
+        for position, question in enumerate(self.questions):
+            for key in kind(question):
+                self.positions.setdefault(key, []).append(position)
+                found = True
+        return found
 
 
 def person_key(person: Mapping[str, Any]) -> str:

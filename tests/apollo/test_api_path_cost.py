@@ -235,3 +235,142 @@ def test_request_fields_are_worked_out_once_in_a_stable_order() -> None:
     mapper = BulkMatch("enrich", BulkMatchOptions(connection="apollo", match={"email": "work_email"}), None)
     assert mapper.detail(record) == {"first_name": "Ada", "last_name": "Lee", "email": "w@x.io"}
     assert mapper._detail_sources is mapper._detail_sources
+
+
+def eager_contact_keys(contact: dict) -> list[str]:
+    """The contacts sink's join keys as they were computed before the kinds were split (the reference)."""
+    keys = []
+    email = norm(contact.get("email"))
+    if email:
+        keys.append("email:" + email)
+    for crm_id in ("salesforce_id", "hubspot_id"):
+        if contact.get(crm_id):
+            keys.append(f"{crm_id}:{norm(contact[crm_id])}")
+    name, company = full_name(contact), norm(contact.get("organization_name"))
+    if name and company:
+        keys.append(f"name+org:{name}|{company}")
+    if name and "@" in email:
+        keys.append(f"name+org:{name}|@{email.rpartition('@')[2]}")
+    if name and not email:
+        keys.append(f"name:{name}")
+    return keys
+
+
+def eager_contact_join(contacts: list[dict], answers: list[dict]) -> tuple[list[int | None], list[int | None]]:
+    """Each answer's claimed position, then each open position's twin, every key computed up front."""
+    by_key: dict[str, list[int]] = {}
+    for position, contact in enumerate(contacts):
+        for key in eager_contact_keys(contact):
+            by_key.setdefault(key, []).append(position)
+    claimed: set[int] = set()
+    claims: list[int | None] = []
+    for answer in answers:
+        found = next((p for key in eager_contact_keys(answer) for p in by_key.get(key, ()) if p not in claimed), None)
+        if found is not None:
+            claimed.add(found)
+        claims.append(found)
+    twins = []
+    for position in range(len(contacts)):
+        if position in claimed:
+            continue
+        strong = [key for key in eager_contact_keys(contacts[position]) if not key.startswith("name")]
+        twins.append(next((o for key in strong for o in by_key.get(key, ()) if o != position and o in claimed), None))
+    return claims, twins
+
+
+def test_contacts_are_joined_by_kind_as_the_eager_join_did() -> None:
+    from crmsync_plugins.apollo.contacts import _ContactIndex
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        contacts = []
+        for _ in range(rng.randint(1, 6)):
+            first, last = rng.choice([("Ada", "Lee"), ("Bob", "Stone"), ("Ada", "Stone")])
+            contact = {"first_name": first, "last_name": last}
+            if rng.random() < 0.8:
+                contact["email"] = f"{first}{rng.randint(0, 2)}@{rng.choice(['x.io', 'y.io'])}".upper()
+            for field, values in (
+                ("organization_name", ["X", "@x.io", " x "]),
+                ("salesforce_id", ["S1", "S2"]),
+                ("hubspot_id", ["H1"]),
+            ):
+                if rng.random() < 0.3:
+                    contact[field] = rng.choice(values)
+            contacts.append(contact)
+        answers = [{k: v for k, v in c.items() if rng.random() < 0.7} for c in contacts if rng.random() < 0.8]
+        rng.shuffle(answers)
+        index = _ContactIndex(contacts)
+        claims = [index.claim(answer) for answer in answers]
+        twins = [index.twin(position) for position in index.unclaimed()]
+        assert (claims, twins) == eager_contact_join(contacts, answers), (contacts, answers)
+
+
+def _calls_started_over(sandbox: Any, monkeypatch: pytest.MonkeyPatch, gate: bool) -> int:
+    """Rounds of eight calls sent together through the real sandbox (loopback HTTP); how many of them httpcore
+    had to start over because another call took the connection it was handed."""
+    import asyncio
+
+    import httpcore._async.http11 as http11
+    from httpcore import ConnectionNotAvailable
+
+    from crmsync_plugins.apollo.client import ApolloClient
+    from crmsync_plugins.apollo.settings import ApolloSettings
+
+    started_over: list[int] = []
+    handle = http11.AsyncHTTP11Connection.handle_async_request
+
+    async def counted(self: Any, request: Any) -> Any:
+        try:
+            return await handle(self, request)
+        except ConnectionNotAvailable:
+            started_over.append(1)
+            raise
+
+    monkeypatch.setattr(http11.AsyncHTTP11Connection, "handle_async_request", counted)
+
+    async def rounds() -> None:
+        client = ApolloClient(ApolloSettings(api_key="k", base_url=sandbox.base_url, max_connections=8))
+        if not gate:
+            client._pool_entry = None
+        details = [{"email": person["email"]} for person in people(8)]
+        try:
+            for _ in range(5):
+                await asyncio.gather(*(client.post("people/bulk_match", {"details": [d]}) for d in details))
+        finally:
+            await client.aclose()
+
+    asyncio.run(rounds())
+    return len(started_over)
+
+
+def test_calls_sent_together_each_claim_their_own_connection(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the pool entry, calls that start together are all handed the first idle connection.
+    assert _calls_started_over(sandbox, monkeypatch, gate=False) > 0
+    assert _calls_started_over(sandbox, monkeypatch, gate=True) == 0
+
+
+def test_the_pool_entry_is_released_when_a_call_fails_before_it_has_a_connection() -> None:
+    import asyncio
+
+    import httpx
+
+    from crmsync_plugins.apollo.client import ApolloClient
+    from crmsync_plugins.apollo.errors import ApolloUnavailable
+    from crmsync_plugins.apollo.settings import ApolloSettings
+
+    async def refused() -> None:
+        # Port 9 on loopback: the connection is refused, every attempt fails before a request is sent.
+        settings = ApolloSettings(api_key="k", base_url="http://127.0.0.1:9", max_attempts=2, backoff_s=0.001)
+        client = ApolloClient(settings)
+        assert client._pool_entry is not None
+        try:
+            with pytest.raises(ApolloUnavailable):
+                await client.post("people/bulk_match", {"details": []})
+            assert not client._pool_entry.locked()
+            with pytest.raises(httpx.UnsupportedProtocol):  # refused by httpx before it reaches the pool
+                await client._send("GET", "ftp://example.com/")
+            assert not client._pool_entry.locked()
+        finally:
+            await client.aclose()
+
+    asyncio.run(refused())

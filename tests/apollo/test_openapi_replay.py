@@ -3,6 +3,7 @@ how many calls are made and how the run ends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -300,3 +301,36 @@ def test_malformed_200_never_hangs_a_run_sharing_an_in_flight_call(
     assert len(errors) == 30 and "'matches' is not a list" in errors[0]["_error"]["reason"]
     assert len(replay.calls("people/bulk_match")) <= 3
     assert reports[0].extra["api"]["credits_at_risk"] > 0
+
+
+def test_people_asked_by_concurrent_batches_share_one_call_and_each_gets_its_own_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three batches in flight ask about the same ten people in three orders: one call is paid for, and every
+    record gets the person Apollo answered for it, wherever it sat in the call."""
+    import functools
+
+    from crmsync_plugins.apollo import client
+
+    matches: list[httpx.Request] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("people/bulk_match"):
+            return created(request)
+        matches.append(request)
+        await asyncio.sleep(0.05)  # the other batches start while this call is out
+        return matched(request)
+
+    transport = httpx.MockTransport(slow)
+    monkeypatch.setattr(client, "ApolloClient", functools.partial(client.ApolloClient, transport=transport))
+    people = many_leads(10)
+    write_leads(tmp_path, people + people[::-1] + people[3:] + people[:3])
+    report = run_job(write_job(tmp_path, enrich="concurrency: 3"), ENV)
+    assert report.status == "success", report.failure
+    assert len(matches) == 1  # one bulk_match call for the thirty records
+    out = outputs(tmp_path)
+    delivered = out["created"] + out["existing"]
+    assert len(delivered) == 30
+    for record in delivered:  # the call asked p0..p9 in order: Apollo's person for pN is its Nth match
+        assert record["apollo_id"] == f"p{int(record['email'][1:].split('@')[0]):022d}"
+        assert record["apollo_email"] == record["email"]
