@@ -11,7 +11,6 @@ naming the file, and the file is left exactly as it was.
 from __future__ import annotations
 
 import contextlib
-import errno
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connector_core.errors import RunFailed
+from connector_core.sqlite_errors import disk_errno
 from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
 from connector_core.state.store import StateError
 
@@ -68,12 +68,6 @@ _RELAID = {"deliveries": "job, sink, key, fingerprint, run_id", "completed": "jo
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
 _V1_TABLES = {"runs", "locks", "deliveries", "completed", "checkpoints", "rejects", "intents", "objects", "cache"}
 _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the file was not modified"
-
-
-def disk_errno(exc: sqlite3.Error) -> int | None:
-    """``ENOSPC`` or ``EIO`` when ``exc`` is SQLite's full-disk or I/O error, else None."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
-    return {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_IOERR: errno.EIO}.get(code)
 
 
 def inspect_file(path: Path) -> int | None:

@@ -16,7 +16,7 @@ from connector_core.components import Emitter, Sink
 from connector_core.errors import RunFailed
 from connector_core.json_encoding import encode_json
 from connector_core.records import Record
-from connector_core.state.sqlite import disk_errno
+from connector_core.sqlite_errors import disk_errno
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
