@@ -193,6 +193,7 @@ def _stray_quote(text: str, delimiter: str, quote: str) -> tuple[int, int | None
     ends = (delimiter, "\r", "\n")
     if quote in ends or quote in " \t":
         return _stray_quote_by_char(text, delimiter, quote)
+    blanks = _blanks(delimiter)
     find, size, index = text.find, len(text), 0
     while (opened := find(quote, index)) >= 0:
         index = opened + 1
@@ -206,16 +207,23 @@ def _stray_quote(text: str, delimiter: str, quote: str) -> tuple[int, int | None
             if not text.startswith(quote, index):
                 break
             index += 1
-        while index < size and text[index] in " \t":
+        while index < size and text[index] in blanks:
             index += 1
         if index < size and text[index] not in ends:
             return opened, index
     return None
 
 
+def _blanks(delimiter: str) -> str:
+    """What may follow a closing quote before the delimiter: spaces and tabs, unless one is the delimiter (a
+    tab after a quote ends the field in a tab-separated file)."""
+    return " \t".replace(delimiter, "")
+
+
 def _stray_quote_by_char(text: str, delimiter: str, quote: str) -> tuple[int, int | None] | None:
     """:func:`_stray_quote`, one character at a time."""
     quoted, field_start, index, opened, size = False, True, 0, 0, len(text)
+    blanks = _blanks(delimiter)
     while index < size:
         char = text[index]
         index += 1
@@ -228,7 +236,7 @@ def _stray_quote_by_char(text: str, delimiter: str, quote: str) -> tuple[int, in
                 index += 1
                 continue
             quoted = False
-            while index < size and text[index] in " \t":
+            while index < size and text[index] in blanks:
                 index += 1
             if index < size and text[index] not in (delimiter, "\r", "\n"):
                 return opened, index

@@ -214,3 +214,14 @@ def test_missing_file_fails_the_run_naming_the_path(pipeline: Pipeline, tmp_path
     assert result.report.status == "failed"
     assert str(tmp_path / "nowhere" / "people.csv") in result.report.failure
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ",", ";", "|"])
+def test_a_quoted_field_spanning_lines_closes_cleanly_before_any_delimiter(
+    delimiter: str, pipeline: Pipeline, write: Write
+) -> None:
+    rows = [["4", '"Dee"', '"a\nb"'], ["5", "Eve", "x"], ["6", '"a\nb"', "Dee"], ["7", '"c\n d" ', "Fay"]]
+    write("in.csv", "\n".join(delimiter.join(row) for row in [["id", "name", "notes"], *rows]) + "\n")
+    result = pipeline(csv_source(delimiter=delimiter))
+    assert [r["id"] for r in result.records] == ["4", "5", "6", "7"] and result.errors == []
+    assert [r["notes"] for r in result.records][:3] == ["a\nb", "x", "Dee"]
