@@ -83,14 +83,15 @@ class _Compiler:
             with code.indented():
                 code.add("data = record[0]")
                 code.add("get = data.get")
-                code.add("try:")
-                with code.indented():
-                    for index in range(len(self.rules)):
-                        self.field(index)
-                code.add("except RecordRejected as exc:")
-                with code.indented():
-                    code.add("fail(record, exc.reason)")
-                    code.add("continue")
+                if self.rules:  # `keep` or `drop` alone has no rule to run
+                    code.add("try:")
+                    with code.indented():
+                        for index in range(len(self.rules)):
+                            self.field(index)
+                    code.add("except RecordRejected as exc:")
+                    with code.indented():
+                        code.add("fail(record, exc.reason)")
+                        code.add("continue")
                 self.result()
                 code.add("append(new_tuple(Record, (result,) + record[1:]))")
             code.add("out.emit_many(passed)")

@@ -186,6 +186,20 @@ def test_keep_and_drop(mapper: MapperFactory) -> None:
     assert routed["default"] == [{"First Name": "Ada", "Last Name": "Lovelace", "email": "Ada@Example.COM"}]
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"keep": True}, {"First Name": "Ada", "Last Name": "Lovelace", "Age": "36", "Email": " Ada@Example.COM "}),
+        ({"keep": True, "drop": ["Age", "Email"]}, {"First Name": "Ada", "Last Name": "Lovelace"}),
+    ],
+)
+def test_keep_or_drop_without_any_rule(
+    mapper: MapperFactory, options: dict[str, Any], expected: dict[str, str]
+) -> None:
+    routed, _ = mapper(FieldsMapper, options)(ADA)
+    assert routed["default"] == [expected]
+
+
 def test_keep_overrides_input_fields_in_place(mapper: MapperFactory) -> None:
     routed, _ = mapper(FieldsMapper, {"keep": True, "fields": {"Age": {"type": "int"}}})(ADA)
     assert routed["default"][0]["Age"] == 36
