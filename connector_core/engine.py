@@ -574,7 +574,11 @@ class Engine:
             failure = redactor.text(failure)
         extra = {name: build() for name, build in stats.sections.items()}
         if self.ledger is not None:
-            extra["state"] = {"run_id": self.ledger.run_id, "skipped_unchanged": self.ledger.skipped}
+            extra["state"] = {
+                "run_id": self.ledger.run_id,
+                "skipped_unchanged": self.ledger.skipped,
+                "already_delivered": dict(self.ledger.already_delivered),
+            }
         return RunReport(
             status="stopped" if self.stopped else "failed" if failure else "success",
             job=self.spec.job,

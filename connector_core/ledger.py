@@ -58,6 +58,9 @@ class Ledger:
             self.heartbeat = _start_heartbeat(store, job, self.owner["token"], lock_ttl_s)
         self.state = JobState(store, job, self.run_id)
         self.skipped = 0
+        #: Per sink: records it committed in an earlier run and met again, so not written again (a resumed run,
+        #: a full refresh); reported beside ``skipped`` so that every record read is accounted for.
+        self.already_delivered: dict[str, int] = {}
         has_completed, self._delivered_sinks = store.ledger_start(job)
         #: Whether :meth:`stamp` looks anything up (a first run, or a full refresh, has nothing to skip): when
         #: not, it is plain CPU work the engine runs without a hop to the state thread.
@@ -123,6 +126,8 @@ class Ledger:
         if not seen:
             return batch
         again = [record for record in batch if matches(seen.get(record.key), record.fingerprint, record.data)]
+        if again:
+            self.already_delivered[sink] = self.already_delivered.get(sink, 0) + len(again)
         if not self.read_only:
             # Reached again in this run: re-stamp them so settling the run counts them as delivered. A key is
             # re-stamped with every version the sink committed, not only the one met now: re-stamping one
