@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
@@ -12,6 +13,8 @@ from connector_core.errors import RunFailed
 from connector_core.ledger import lists_this_run_only
 
 from .atomic import AtomicFile, JournaledFile, merge
+
+log = logging.getLogger("crmsync.files")
 
 if TYPE_CHECKING:
     from connector_core.components import Emitter
@@ -94,10 +97,38 @@ class FileSink(Sink[FileSinkOptionsT]):
         # Without a checkpoint the state starts over, and so does the file: nothing it holds is recorded.
         previous = state.sink_checkpoint(self.name)
         if previous and not previous.get("merged"):
-            state.save_checkpoint(self.name, merge(previous))
+            previous = merge(previous)
+            state.save_checkpoint(self.name, previous)
+        if previous:
+            self._check_left_as(previous)
         fresh = previous is None
         self.journal = JournaledFile(self.options.path, self.output_encoding(), state.run_id, fresh=fresh)
         self.handle = self.journal.open()
+
+    def _check_left_as(self, checkpoint: dict[str, Any]) -> None:
+        """Stop when the output is not as the last run left it: appending to a file edited outside crmsync would
+        mix its records with someone else's. A missing file (a CI runner's fresh folder, or deleted) is started
+        over, with a warning: its earlier records are wherever that file went."""
+        path = self.options.path
+        if "offset" not in checkpoint or "base" not in checkpoint:  # not a file checkpoint: nothing to compare
+            return
+        expected = int(checkpoint["offset"]) + (0 if checkpoint.get("fresh") else int(checkpoint["base"]))
+        if not path.exists():
+            if expected:
+                log.warning(
+                    "%s: %s is missing (written on another machine, or deleted): it will hold this run's records "
+                    "only; the %d bytes earlier runs wrote are not rewritten",
+                    self.name,
+                    path,
+                    expected,
+                )
+            return
+        size = path.stat().st_size
+        if size != expected:
+            raise RunFailed(
+                f"{self.name}: {path} changed outside crmsync since the last run ({size:,} bytes; it left "
+                f"{expected:,}); restore it, or start its deliveries over with `crmsync state reset SPEC --delivered`"
+            )
 
     @property
     def appending(self) -> bool:

@@ -81,3 +81,46 @@ def test_a_fresh_part_holding_exactly_its_committed_bytes_becomes_the_target_by_
     assert target.read_text() == '{"n": 1}\n' and target.stat().st_ino == inode  # renamed, not copied
     assert not journal.part.exists()
     assert merge(token)["merged"] is True and target.read_text() == '{"n": 1}\n'  # a second merge changes nothing
+
+
+OUTSIDE_EDITS = """
+version: 1
+job: edits
+sources: {rows: {type: jsonl, path: in.jsonl, key: id}}
+sinks:
+  out: {type: jsonl, inputs: [rows], path: out/rows.jsonl}
+  sheet: {type: csv, inputs: [rows], path: out/rows.csv, columns: [id]}
+"""
+
+
+@pytest.mark.parametrize("sink", ["rows.jsonl", "rows.csv"])
+@pytest.mark.parametrize("edit", ["append", "truncate"])
+def test_an_output_edited_between_runs_stops_the_next_run_and_stays_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sink: str, edit: str
+) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(4)))
+    spec = write_spec(tmp_path, OUTSIDE_EDITS)
+    assert main(["-q", "run", str(spec)]) == 0
+    target = tmp_path / "out" / sink
+    edited = target.read_bytes() + b"someone else's line\n" if edit == "append" else target.read_bytes()[:5]
+    target.write_bytes(edited)
+    with (tmp_path / "in.jsonl").open("a") as more:
+        more.write(json.dumps({"id": 9}) + "\n")
+    capsys.readouterr()
+    assert main(["-q", "run", str(spec)]) == 1
+    message = capsys.readouterr().err
+    assert f"{target} changed outside crmsync since the last run" in message and "state reset" in message
+    assert target.read_bytes() == edited
+
+
+def test_a_missing_output_is_started_over_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(4)))
+    spec = write_spec(tmp_path, OUTSIDE_EDITS)
+    assert main(["-q", "run", str(spec)]) == 0
+    (tmp_path / "out" / "rows.jsonl").unlink()  # a CI runner's fresh folder, or deleted
+    with (tmp_path / "in.jsonl").open("a") as more:
+        more.write(json.dumps({"id": 9}) + "\n")
+    capsys.readouterr()
+    assert main(["-q", "run", str(spec)]) == 0
+    assert "rows.jsonl is missing" in capsys.readouterr().err
+    assert (tmp_path / "out" / "rows.jsonl").read_text() == '{"id": 9}\n'

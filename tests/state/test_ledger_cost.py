@@ -222,7 +222,8 @@ def test_a_schema_2_state_is_migrated_and_its_fingerprints_still_match(tmp_path:
     db.executemany(
         "INSERT INTO deliveries VALUES ('cost', 'out', ?, ?, 1)", [(r["Email"], content_key(r)) for r in source]
     )
-    token = {"part": str(tmp_path / "out" / ".people.jsonl.run1.part"), "offset": 0, "base": 0, "merged": True}
+    size = out.stat().st_size  # what the previous crmsync left: its last checkpoint says so
+    token = {"part": str(tmp_path / "out" / ".people.jsonl.run1.part"), "offset": size, "base": 0, "merged": True}
     db.execute("INSERT INTO checkpoints VALUES ('cost', 'out', ?, 1)", (json.dumps(token),))
     db.commit()
     db.close()
