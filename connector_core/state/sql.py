@@ -44,6 +44,8 @@ _REJECT_COLUMNS = (
     "updated_at",
 )
 EMPTY = "''"
+#: The keys a run rejected that are still pending (job and run id as parameters).
+_PENDING_REJECTS_OF_RUN = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
 #: A discarded reject is completed through no sink.
 _ON_COMPLETED = (
     " ON CONFLICT (job, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id, sinks = NULL"
@@ -330,11 +332,10 @@ class SqlStateStore(StateStore):
         select = "SELECT sink, key, fingerprint FROM journal_pairs WHERE run_id = ?"
         params: tuple[Any, ...] = (job, run_id, run_id)
         if rejected_only:
-            rejected = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
-            if not self._exec(rejected + " LIMIT 1", (job, run_id)).fetchone():
+            if not self._exec(_PENDING_REJECTS_OF_RUN + " LIMIT 1", (job, run_id)).fetchone():
                 self._clear_journal(run_id)
                 return
-            select += f" AND key IN ({rejected})"
+            select += f" AND key IN ({_PENDING_REJECTS_OF_RUN})"
             params = (*params, job, run_id)
         self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
         self._clear_journal(run_id)
@@ -378,8 +379,7 @@ class SqlStateStore(StateStore):
             ).fetchone()
             if both:
                 self._exec("ROLLBACK TO SAVEPOINT fold")
-                rejected = "SELECT r.key FROM rejects r WHERE r.job = ? AND r.run_id = ? AND r.status = 'pending'"
-                select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({rejected})"
+                select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({_PENDING_REJECTS_OF_RUN})"
                 self._exec(
                     self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), [*params, job, run_id]
                 )
