@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import json.encoder
 from collections.abc import Callable, Iterable
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
@@ -42,6 +42,9 @@ def _encode(value: Any) -> str:
 encode_json: Callable[[Any], str] = _ENCODER.encode if _chunks is None else _encode
 
 
+_LAST_LINE_BREAK = ("",)
+
+
 def json_lines(values: list[Any]) -> str:
     """``values`` as JSON lines, each as :data:`encode_json` writes it and each ending with a line break.
 
@@ -49,6 +52,7 @@ def json_lines(values: list[Any]) -> str:
     """
     if not values:
         return ""
+    # The empty last line gives the final line break without copying the text once more (``+ "\n"``).
     if _chunks is None:
-        return "\n".join(map(encode_json, values)) + "\n"
-    return "\n".join(map("".join, map(_chunks, values, repeat(0, len(values))))) + "\n"
+        return "\n".join(chain(map(encode_json, values), _LAST_LINE_BREAK))
+    return "\n".join(chain(map("".join, map(_chunks, values, repeat(0, len(values)))), _LAST_LINE_BREAK))

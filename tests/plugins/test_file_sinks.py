@@ -6,7 +6,9 @@ import csv
 import datetime as dt
 import json
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +43,16 @@ def test_jsonl_sink_writes_unknown_types_as_strings(tmp_path: Path) -> None:
     sink.write(make_records({"when": dt.date(2024, 5, 1)}), Emitter())
     sink.close(True)
     assert read_jsonl(tmp_path / "out.jsonl") == [{"when": "2024-05-01"}]
+
+
+@pytest.mark.parametrize("count", [1, 99, 100, 101, 250])
+def test_jsonl_sink_writes_a_batch_of_any_size_in_order(tmp_path: Path, count: int) -> None:
+    sink = JsonlSink("out", FileSinkOptions(path=tmp_path / "out.jsonl"), None)
+    sink.open()
+    sink.write(make_records(*({"n": n, "name": f"Zoë {n}"} for n in range(count))), Emitter())
+    sink.close(True)
+    expected = "".join(json.dumps({"n": n, "name": f"Zoë {n}"}, ensure_ascii=False) + "\n" for n in range(count))
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == expected
 
 
 def test_metadata_traces_rows_back_to_their_input(pipeline: Pipeline, write: Write) -> None:
@@ -150,3 +162,30 @@ def test_failed_run_that_wrote_nothing_keeps_the_previous_file(tmp_path: Path) -
     sink.close(False)
     assert read_jsonl(target) == [{"old": True}]
     assert partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_text_file_sources_and_sinks_work_on_the_event_loop_thread(
+    pipeline: Pipeline, write: Write, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # Parsing and encoding are CPU work: on threads of their own they would trade the GIL with the loop for
+    # every batch (thousands of futex calls a run), so they stay where the loop runs.
+    from crmsync_plugins.files.csv_source import CsvSource
+    from crmsync_plugins.files.jsonl_source import JsonlSource
+
+    threads: set[int] = set()
+
+    def traced(original: Any) -> Any:
+        def call(self: Any, *args: Any) -> Any:
+            threads.add(threading.get_ident())
+            return original(self, *args)
+
+        return call
+
+    for cls, method in ((CsvSource, "read"), (JsonlSource, "read"), (JsonlSink, "write")):
+        monkeypatch.setattr(cls, method, traced(getattr(cls, method)))
+    write("in.csv", "id,name\n1,Ada\n2,Grace\n")
+    write("in.jsonl", '{"id": "1", "name": "Ada"}\n{"id": "2", "name": "Grace"}\n')
+    records = pipeline({"type": kind, "path": f"in.{kind}", "key": "id"}, out={"metadata": False}).records
+    assert [record["name"] for record in records] == ["Ada", "Grace"]
+    assert threads == {threading.get_ident()}
