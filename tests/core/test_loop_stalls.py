@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from connector_core import hookimpl
-from connector_core.engine import Engine
+from connector_core.engine import Engine, _loop_only
 from connector_core.plugin_manager import get_plugin_host
 from connector_core.report import RunReport
+from connector_core.spec.model import SyncSpec
 from connector_core.state.sqlite import SqliteStateStore
 
 from . import kit
@@ -150,3 +151,54 @@ def test_a_jsonl_sink_on_a_slow_fsync_disk_does_not_stall_the_loop(
     assert report.status == "success", report.failure
     assert len(out.read_text().splitlines()) == RECORDS
     assert kit.COUNTERS["max_lag_ms"] < MAX_LAG_MS
+
+
+FILE_JOB = """
+    version: 1
+    job: files
+    sources:
+      rows: {{type: jsonl, path: {source}, key: [i]}}
+    sinks:
+      {sink}
+"""
+
+
+def file_job(jobs: Jobs, tmp_path: Path, mapper: str = "", sink: str = "") -> tuple[SyncSpec, Any]:
+    import crmsync_plugins.files
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"i": {i}}}\n' for i in range(RECORDS)), encoding="utf-8")
+    sink = sink or f"out: {{type: jsonl, inputs: [{'split' if mapper else 'rows'}], path: {tmp_path / 'out.jsonl'}}}"
+    text = FILE_JOB.format(source=source, sink=sink) + (f"    mappers:\n      {mapper}\n" if mapper else "")
+    plugins = [("files", crmsync_plugins.files), ("acheckpoint", AsyncCheckpointPlugin)]
+    return jobs.load(text, plugins=plugins), get_plugin_host(extra_plugins=[kit.KIT, *plugins])
+
+
+def test_a_job_with_nothing_waiting_on_the_loop_keeps_its_state_calls_there(jobs: Jobs, tmp_path: Path) -> None:
+    """File in, file out: no HTTP call waits on the loop, so a hand-off to the state thread would buy nothing
+    and cost a GIL trade per call. Everything runs on the loop's thread; outputs and state are as always."""
+    spec, host = file_job(jobs, tmp_path)
+    assert _loop_only(spec)
+    store = SlowCommitStore(tmp_path / "state.db")
+    threads_before = {thread.name for thread in threading.enumerate()}
+    report = asyncio.run(Engine(spec, host, state=store).run())
+    assert report.status == "success", report.failure
+    assert store.threads == {threading.get_ident()}
+    assert {thread.name for thread in threading.enumerate()} == threads_before
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == RECORDS
+    assert store.summary("files")["deliveries"] == {"out": RECORDS}
+
+
+@pytest.mark.parametrize(
+    ("mapper", "sink", "why"),
+    [
+        ("split: {type: t.probe, inputs: [rows]}", "", "a coroutine mapper"),
+        ("", "db: {type: sqlite, inputs: [rows], path: out.db, table: t}", "a sink on a thread of its own"),
+        ("", "out: {type: t.acheckpoint, inputs: [rows]}", "a coroutine checkpoint"),
+    ],
+)
+def test_a_job_with_work_on_the_loop_or_on_threads_keeps_the_state_thread(
+    jobs: Jobs, tmp_path: Path, mapper: str, sink: str, why: str
+) -> None:
+    spec, _ = file_job(jobs, tmp_path, mapper, sink)
+    assert not _loop_only(spec), why
