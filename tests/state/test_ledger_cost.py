@@ -273,6 +273,9 @@ def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
         [{"only": "one"}, {"only": "two"}],  # one field
         [{1: "x", 2: "y"}],  # names that are not text
         [],
+        # Longer than the records hashed at once: the odd record in one part only.
+        [{"a": str(n), "b": "é" if n != 130 else "x\x1cy"} for n in range(250)],
+        [{"a": str(n), "b": "東"} for n in range(201)],
     ],
 )
 def test_a_batch_s_fingerprints_are_each_record_s(batch: list[dict[str, Any]]) -> None:
