@@ -353,3 +353,35 @@ def test_a_resumed_run_remembers_every_version_a_sink_committed_across_batches(s
     assert resumed.unseen("out", [record("k", {"v": 3})]) != []
     if resumed.heartbeat is not None:
         resumed.heartbeat.stop()
+
+
+@pytest.mark.parametrize("transient", [False, True])
+@pytest.mark.parametrize("max_attempts", [1, 3])
+def test_a_batch_of_rejects_is_recorded_as_its_rejects_one_at_a_time(
+    target: str, tmp_path: Path, transient: bool, max_attempts: int
+) -> None:
+    """New keys only (a first run's batch), a key met twice in one batch, and keys an earlier run rejected: the
+    table ends as it would were each reject recorded on its own, in order."""
+    base = {"component": "m", "reason": "bad", "source": "s"}
+    earlier = [{**base, "key": "old", "fingerprint": "f", "data": {}, "position": 1}]
+    batches = [
+        [{**base, "key": f"k{n}", "fingerprint": f"f{n}", "data": {"é": "東"}, "position": n} for n in range(5)],
+        [{**base, "key": key, "fingerprint": fp, "data": {}, "position": 9} for key, fp in [("d", "1"), ("d", "2")]],
+        [{**base, "key": key, "fingerprint": "f", "data": {}, "position": 2} for key in ("old", "fresh")],
+    ]
+
+    def recorded(one_at_a_time: bool, name: str) -> tuple[list[dict[str, object]], dict[str, str]]:
+        store = open_store(target if target.startswith("postgres") else str(tmp_path / name))
+        try:
+            run_id = store.start_run(name)
+            store.record_rejects(name, run_id, earlier, max_attempts=3)
+            run_id = store.start_run(name)
+            for batch in batches:
+                for part in [[reject] for reject in batch] if one_at_a_time else [batch]:
+                    store.record_rejects(name, run_id, part, max_attempts, transient=transient)
+            rows = [{k: v for k, v in row.items() if k != "updated_at"} for row in store.rejects(name)]
+            return rows, store.completed(name, [str(row["key"]) for row in rows])
+        finally:
+            store.close()
+
+    assert recorded(False, "batch") == recorded(True, "single")
