@@ -8,7 +8,7 @@ plain functions directly, so file plugins stay simple while network plugins run 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
@@ -113,6 +113,9 @@ class Source(Component[OptionsT]):
         self._key: KeyFunction = key_function(key) if key else content_key
         self._keys = keys_function(key)
         self._counts: dict[str, int] = {}
+        #: Set by the engine when the job keeps state: :meth:`rows` gives each record its fingerprint as it builds
+        #: it (else the state stamps every batch afterwards, building each record a second time).
+        self.fingerprint_rows: Callable[[list[dict[str, Any]]], list[str]] | None = None
 
     @classmethod
     def key_problem(cls, options: Any, key: tuple[str, ...]) -> str | None:
@@ -137,8 +140,9 @@ class Source(Component[OptionsT]):
         if None in keys:  # blank keys are rare: count and log them as row() says
             self._hash_blank_keys(rows, keys, first)
         positions = range(first, first + len(rows)) if isinstance(first, int) else first
+        fingerprints = repeat("") if self.fingerprint_rows is None else self.fingerprint_rows(rows)
         # Built in C, as tuples of the record's fields (equal lengths: zip's strict= costs per row).
-        fields = zip(rows, keys, repeat(self.name), positions, repeat(""))
+        fields = zip(rows, keys, repeat(self.name), positions, fingerprints)
         return list(map(record_of, fields))
 
     def _hash_blank_keys(self, rows: list[dict[str, Any]], keys: list[Any], first: int | Sequence[int]) -> None:

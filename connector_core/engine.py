@@ -16,6 +16,7 @@ from connector_core.commit_groups import CommitGroup
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import CrmsyncError, RunFailed
+from connector_core.fingerprints import fingerprints
 from connector_core.lanes import Lanes
 from connector_core.ledger import Ledger, lists_this_run_only
 from connector_core.plugin_manager import PluginHost
@@ -231,7 +232,10 @@ class Engine:
 
     def _instantiate(self, spec: ComponentSpec) -> Component[Any]:
         if spec.kind == "source":
-            return spec.cls_as(Source)(spec.name, spec.options, self.context, key=spec.key)
+            source = spec.cls_as(Source)(spec.name, spec.options, self.context, key=spec.key)
+            if self.ledger is not None:
+                source.fingerprint_rows = fingerprints
+            return source
         return spec.cls_as(Component)(spec.name, spec.options, self.context)
 
     async def _close(self, opened: list[Component[Any]], failure: str | None) -> str | None:

@@ -280,3 +280,19 @@ def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
 )
 def test_a_batch_s_fingerprints_are_each_record_s(batch: list[dict[str, Any]]) -> None:
     assert fingerprints(batch) == [fingerprint(data) for data in batch]
+
+
+def test_a_source_of_a_job_with_state_fingerprints_its_records_as_it_builds_them() -> None:
+    from connector_core.components import Failed, Source
+
+    rows = [{"a": "x", "b": "é"}, {"a": "", "b": "y"}, {"a": "z", "b": None}]
+    source: Source[Any] = Source("src", None, None, key=("a",))  # type: ignore[arg-type]
+    assert [record.fingerprint for record in source.rows(rows, 1)] == ["", "", ""]  # no state: none
+    source.fingerprint_rows = fingerprints
+    records = source.rows(rows, 1)
+    assert [record.fingerprint for record in records] == [fingerprint(row) for row in rows]
+    # The ledger keeps such a batch as it is; one with a record of another source's making is stamped.
+    assert ledger._stamped(records) is records  # type: ignore[arg-type]
+    unstamped = [records[0]._replace(fingerprint=""), Failed(records[1]._replace(fingerprint=""), "bad")]
+    stamped = ledger._stamped(unstamped)
+    assert [ledger._record(item).fingerprint for item in stamped] == [fingerprint(row) for row in rows[:2]]
