@@ -407,3 +407,17 @@ def test_a_call_is_traced_only_until_it_holds_its_connection(sandbox: Any, monke
     assert all(answer["matches"][0] for answer in answers)  # the answers are read in full
     # The step in progress when the connection was claimed ends (started + complete): two events a call, not ten.
     assert 6 <= len(traced) <= 2 * 6, traced
+
+
+def test_an_apollo_run_reads_answers_into_heap_memory(tmp_path: Path, sandbox, monkeypatch) -> None:
+    """The connection moves malloc's threshold before the first answer is read (see connector_core/heap.py)."""
+    from crmsync_plugins.apollo import connection
+
+    for name, value in env(sandbox).items():
+        monkeypatch.setenv(name, value)
+    write_leads(tmp_path, people(3))
+    spec = write_job(tmp_path, state=False)
+    moved: list[bool] = []
+    monkeypatch.setattr(connection, "keep_read_buffers_on_the_heap", lambda: moved.append(True))
+    assert main(["-q", "run", str(spec)]) == 0
+    assert moved == [True]
