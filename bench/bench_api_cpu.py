@@ -17,8 +17,9 @@ same contacts), paired per repetition:
   before it, interleaved in one run, since whole runs far apart vary more than most changes.
 
 CPU is the user + system time of that process alone (``RUSAGE_CHILDREN`` around it; the sandbox is not
-counted), start-up included. Prints JSON: the median of ``--repeat`` runs of each, and the ratios: the median of
-the paired ratios (each repetition's crmsync run over its loop run) and the ratio of the medians.
+counted), start-up included. Prints JSON: the median and the least of ``--repeat`` runs of each, and the ratios:
+the median of the paired ratios (each repetition's crmsync run over its loop run), the ratio of the medians and
+of the least; with ``--before``, also this code over the code before, paired per repetition.
 
 Usage: ``python bench/bench_api_cpu.py [--people 10000] [--repeat 3] [--before FOLDER]``
 """
@@ -248,9 +249,11 @@ def main() -> int:
             sandbox.stop()
     median = {name: statistics.median(values) for name, values in runs.items()}
 
-    def paired(name: str) -> float:
-        """The median over repetitions of crmsync's CPU divided by the loop's in the same repetition."""
-        return statistics.median(ours / loop for ours, loop in zip(runs[name], runs["loop"], strict=True))
+    lowest = {name: min(values) for name, values in runs.items()}
+
+    def paired(name: str, baseline: str = "loop") -> float:
+        """The median over repetitions of ``name``'s CPU divided by ``baseline``'s in the same repetition."""
+        return statistics.median(ours / base for ours, base in zip(runs[name], runs[baseline], strict=True))
 
     print(
         json.dumps(
@@ -259,18 +262,24 @@ def main() -> int:
                 "repeat": args.repeat,
                 "cpu_s": {name: [round(v, 3) for v in values] for name, values in runs.items()},
                 "median_cpu_s": {name: round(value, 3) for name, value in median.items()},
+                # The least each took: what a quiet moment of the box allows.
+                "min_cpu_s": {name: round(value, 3) for name, value in lowest.items()},
                 "cpu_us_per_person": {name: round(value / people * 1e6, 1) for name, value in median.items()},
                 # Paired: each repetition's runs are back to back, so a busy moment weighs on all three.
                 "ratio_no_state": round(paired("crmsync_no_state"), 3),
                 "ratio_state": round(paired("crmsync_state"), 3),
                 "ratio_of_medians_no_state": round(median["crmsync_no_state"] / median["loop"], 3),
                 "ratio_of_medians_state": round(median["crmsync_state"] / median["loop"], 3),
+                "ratio_of_mins_no_state": round(lowest["crmsync_no_state"] / lowest["loop"], 3),
                 **(
                     {
                         "ratio_before_no_state": round(paired("crmsync_before_no_state"), 3),
                         "ratio_of_medians_before_no_state": round(
                             median["crmsync_before_no_state"] / median["loop"], 3
                         ),
+                        "ratio_of_mins_before_no_state": round(lowest["crmsync_before_no_state"] / lowest["loop"], 3),
+                        # The change itself, paired without the loop: this code over the code in FOLDER.
+                        "ratio_now_over_before": round(paired("crmsync_no_state", "crmsync_before_no_state"), 3),
                     }
                     if args.before
                     else {}

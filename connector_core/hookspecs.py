@@ -36,7 +36,8 @@ def register_sources(registry: ComponentRegistry) -> None:
     """Register source component types.
 
     Call ``registry.add(name, cls)`` for each :class:`~connector_core.components.Source` subclass the plugin
-    provides. Names are global: registering a name another plugin already took is an error naming both.
+    provides, or ``registry.add_lazy(name, "package.module:Class")`` to import it only when a spec uses it. Names
+    are global: registering a name another plugin already took is an error naming both.
 
     :param registry: the run's component registry.
 

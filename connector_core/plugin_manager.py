@@ -85,6 +85,7 @@ class PluginHost:
         return self._registry("register_connections", ComponentRegistry("connection", Connection))
 
     def _registry(self, hook_name: str, registry: ComponentRegistry) -> ComponentRegistry:
+        registry.on_broken = self._skip  # a lazily registered type that fails to load: as a failing hook
         self._call_registration(hook_name, registry)
         return registry
 

@@ -1,6 +1,7 @@
 """Built-in Apollo.io plugin: people enrichment, organization enrichment, contact creation, and a local sandbox.
 
-Registered through the ``crmsync`` entry-point group exactly like a third-party plugin.
+Registered through the ``crmsync`` entry-point group exactly like a third-party plugin; its component types are
+registered by place (``registry.add_lazy``), so a job imports only the Apollo modules it uses.
 """
 
 from __future__ import annotations
@@ -11,25 +12,18 @@ from connector_core.registry import CommandRegistry, ComponentRegistry
 
 @hookimpl
 def register_connections(registry: ComponentRegistry) -> None:
-    from crmsync_plugins.apollo.connection import ApolloConnection
-
-    registry.add("apollo", ApolloConnection)
+    registry.add_lazy("apollo", f"{__name__}.connection:ApolloConnection")
 
 
 @hookimpl
 def register_mappers(registry: ComponentRegistry) -> None:
-    from crmsync_plugins.apollo.bulk_match import BulkMatch
-    from crmsync_plugins.apollo.organizations import OrganizationsBulkEnrich
-
-    registry.add("apollo.bulk_match", BulkMatch)
-    registry.add("apollo.organizations_bulk_enrich", OrganizationsBulkEnrich)
+    registry.add_lazy("apollo.bulk_match", f"{__name__}.bulk_match:BulkMatch")
+    registry.add_lazy("apollo.organizations_bulk_enrich", f"{__name__}.organizations:OrganizationsBulkEnrich")
 
 
 @hookimpl
 def register_sinks(registry: ComponentRegistry) -> None:
-    from crmsync_plugins.apollo.contacts import ContactsSink
-
-    registry.add("apollo.contacts", ContactsSink)
+    registry.add_lazy("apollo.contacts", f"{__name__}.contacts:ContactsSink")
 
 
 @hookimpl

@@ -221,9 +221,13 @@ class ApolloClient:
             if waiting:
                 waiting = False
                 entry.release()
+                # httpcore reads the extensions httpx hands it (this dict) at each step it traces: without the
+                # callback the request's remaining steps (about eight) are not traced at all.
+                request.extensions.pop("trace", None)
 
+        request = self.http.build_request(method, url, extensions={"trace": claimed}, **options)
         try:
-            return await self.http.request(method, url, extensions={"trace": claimed}, **options)
+            return await self.http.send(request)
         finally:
             if waiting:  # failed before it claimed a connection
                 waiting = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connector_core.components import Connection
+from connector_core.heap import keep_read_buffers_on_the_heap
 from crmsync_plugins.apollo.settings import ApolloSettings
 from crmsync_plugins.apollo.stats import ApiStats
 
@@ -28,6 +29,8 @@ class ApolloConnection(Connection[ApolloSettings]):
     async def open(self) -> None:
         from crmsync_plugins.apollo.client import ApolloClient  # httpx loads with the first Apollo connection
 
+        # Every answer is read into a 256 KiB buffer: from the heap, not a fresh mapping per read (see heap.py).
+        keep_read_buffers_on_the_heap()
         # Whatever the spec says, the key is a secret: mask it even if it was written inline.
         self.context.redactor.add(self.options.api_key)
         self.client = ApolloClient(self.options, self.stats, mask=self.context.redactor.text)

@@ -1,7 +1,7 @@
 """Built-in file plugins: CSV, JSONL and SQLite sources and sinks.
 
-The component modules are imported when a registry is first filled, not with the plugin: listing the plugins
-for ``crmsync --help`` stays light.
+The components are registered by place (``registry.add_lazy``): a component's module is imported when a spec
+uses it, not with the plugin nor when a registry is filled.
 """
 
 from __future__ import annotations
@@ -17,22 +17,14 @@ if TYPE_CHECKING:
 @hookimpl
 def register_sources(registry: ComponentRegistry) -> None:
     """The ``csv``, ``jsonl`` and ``sqlite`` sources."""
-    from .csv_source import CsvSource
-    from .jsonl_source import JsonlSource
-    from .sqlite_source import SqliteSource
-
-    registry.add("csv", CsvSource)
-    registry.add("jsonl", JsonlSource)
-    registry.add("sqlite", SqliteSource)
+    registry.add_lazy("csv", f"{__name__}.csv_source:CsvSource")
+    registry.add_lazy("jsonl", f"{__name__}.jsonl_source:JsonlSource")
+    registry.add_lazy("sqlite", f"{__name__}.sqlite_source:SqliteSource")
 
 
 @hookimpl
 def register_sinks(registry: ComponentRegistry) -> None:
     """The ``csv``, ``jsonl`` and ``sqlite`` sinks."""
-    from .csv_sink import CsvSink
-    from .jsonl_sink import JsonlSink
-    from .sqlite_sink import SqliteSink
-
-    registry.add("csv", CsvSink)
-    registry.add("jsonl", JsonlSink)
-    registry.add("sqlite", SqliteSink)
+    registry.add_lazy("csv", f"{__name__}.csv_sink:CsvSink")
+    registry.add_lazy("jsonl", f"{__name__}.jsonl_sink:JsonlSink")
+    registry.add_lazy("sqlite", f"{__name__}.sqlite_sink:SqliteSink")

@@ -1,7 +1,7 @@
 """Built-in transform plugins: the ``fields``, ``filter`` and ``dedupe`` mappers.
 
-The mapper modules are imported when the registry is first filled, not with the plugin: listing the plugins
-for ``crmsync --help`` stays light.
+The mappers are registered by place (``registry.add_lazy``): a mapper's module is imported when a spec uses it,
+not with the plugin nor when the registry is filled.
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 @hookimpl
 def register_mappers(registry: ComponentRegistry) -> None:
     """The ``fields``, ``filter`` and ``dedupe`` mappers."""
-    from .dedupe import DedupeMapper
-    from .fields import FieldsMapper
-    from .filter import FilterMapper
-
-    registry.add("fields", FieldsMapper)
-    registry.add("filter", FilterMapper)
-    registry.add("dedupe", DedupeMapper)
+    registry.add_lazy("fields", f"{__name__}.fields:FieldsMapper")
+    registry.add_lazy("filter", f"{__name__}.filter:FilterMapper")
+    registry.add_lazy("dedupe", f"{__name__}.dedupe:DedupeMapper")

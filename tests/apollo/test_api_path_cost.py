@@ -374,3 +374,50 @@ def test_the_pool_entry_is_released_when_a_call_fails_before_it_has_a_connection
             await client.aclose()
 
     asyncio.run(refused())
+
+
+def test_a_call_is_traced_only_until_it_holds_its_connection(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool entry's trace callback is dropped once it fired: the rest of the request is not traced."""
+    import asyncio
+
+    from httpcore._trace import Trace
+
+    from crmsync_plugins.apollo.client import ApolloClient
+    from crmsync_plugins.apollo.settings import ApolloSettings
+
+    traced: list[str] = []
+    atrace = Trace.atrace
+
+    async def counted(self: Trace, name: str, info: dict[str, Any]) -> None:
+        if self.trace_extension is not None:
+            traced.append(name)
+        await atrace(self, name, info)
+
+    monkeypatch.setattr(Trace, "atrace", counted)
+
+    async def calls() -> list[dict[str, Any]]:
+        client = ApolloClient(ApolloSettings(api_key="k", base_url=sandbox.base_url, max_connections=2))
+        details = [{"email": person["email"]} for person in people(6)]
+        try:
+            return list(await asyncio.gather(*(client.post("people/bulk_match", {"details": [d]}) for d in details)))
+        finally:
+            await client.aclose()
+
+    answers = asyncio.run(calls())
+    assert all(answer["matches"][0] for answer in answers)  # the answers are read in full
+    # The step in progress when the connection was claimed ends (started + complete): two events a call, not ten.
+    assert 6 <= len(traced) <= 2 * 6, traced
+
+
+def test_an_apollo_run_reads_answers_into_heap_memory(tmp_path: Path, sandbox, monkeypatch) -> None:
+    """The connection moves malloc's threshold before the first answer is read (see connector_core/heap.py)."""
+    from crmsync_plugins.apollo import connection
+
+    for name, value in env(sandbox).items():
+        monkeypatch.setenv(name, value)
+    write_leads(tmp_path, people(3))
+    spec = write_job(tmp_path, state=False)
+    moved: list[bool] = []
+    monkeypatch.setattr(connection, "keep_read_buffers_on_the_heap", lambda: moved.append(True))
+    assert main(["-q", "run", str(spec)]) == 0
+    assert moved == [True]

@@ -93,3 +93,45 @@ def test_a_files_only_run_never_loads_httpx(tmp_path: Path, state: str) -> None:
     ]
     loaded = set(result["modules"])
     assert not loaded & {"httpx", "httpcore", "crmsync_plugins.apollo.client"}
+
+
+APOLLO_JOB = """
+version: 1
+job: enrich
+connections:
+  apollo: {type: apollo, api_key: k, base_url: "http://127.0.0.1:9"}
+sources:
+  leads: {type: jsonl, path: leads.jsonl, key: email}
+mappers:
+  enrich: {type: apollo.bulk_match, connection: apollo, inputs: [leads]}
+sinks:
+  contacts: {type: apollo.contacts, connection: apollo, inputs: [enrich.matched]}
+  out: {type: jsonl, inputs: [contacts.created], path: out.jsonl}
+"""
+
+#: Component modules of the built-in plugins that the job above does not use: registered by place
+#: (``registry.add_lazy``), they are never imported for it.
+UNUSED_BY_APOLLO_JOB = (
+    "crmsync_plugins.apollo.organizations",
+    "crmsync_plugins.files.csv_source",
+    "crmsync_plugins.files.csv_sink",
+    "crmsync_plugins.files.sqlite_source",
+    "crmsync_plugins.files.sqlite_sink",
+    "crmsync_plugins.transforms.fields",
+    "crmsync_plugins.transforms.filter",
+    "crmsync_plugins.transforms.dedupe",
+)
+
+
+def test_a_job_imports_only_the_component_modules_it_uses(tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text(APOLLO_JOB)
+    result = imported_by("validate", str(spec), cwd=tmp_path)
+    assert result["code"] == 0, result["err"]
+    loaded = set(result["modules"])
+    assert {
+        "crmsync_plugins.apollo.bulk_match",
+        "crmsync_plugins.apollo.contacts",
+        "crmsync_plugins.files.jsonl_source",
+    } <= loaded
+    assert sorted(loaded & set(UNUSED_BY_APOLLO_JOB)) == []
