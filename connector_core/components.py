@@ -113,8 +113,9 @@ class Source(Component[OptionsT]):
         self._key: KeyFunction = key_function(key) if key else content_key
         self._keys = keys_function(key)
         self._counts: dict[str, int] = {}
-        #: Set by the engine when the job keeps state: :meth:`rows` gives each record its fingerprint as it builds
-        #: it (else the state stamps every batch afterwards, building each record a second time).
+        #: Set by the engine when the job keeps state: :meth:`rows` and :meth:`record` give each record its
+        #: fingerprint as they build it (else the state stamps every batch afterwards, building each record a
+        #: second time).
         self.fingerprint_rows: Callable[[list[dict[str, Any]]], list[str]] | None = None
 
     @classmethod
@@ -164,7 +165,8 @@ class Source(Component[OptionsT]):
         """A record with this source's provenance and key, without counting a blank key: for rows the source
         wraps in a :class:`Failed`."""
         key = self._key(data)
-        return Record(data, content_key(data) if key is None else key, self.name, position)
+        fingerprint = "" if self.fingerprint_rows is None else self.fingerprint_rows([data])[0]
+        return Record(data, content_key(data) if key is None else key, self.name, position, fingerprint)
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add to a counter of this source shown in the run report under ``source <name>``."""

@@ -92,7 +92,7 @@ def fingerprints(datas: list[dict[str, Any]]) -> list[str]:
 
 def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | None:
     """The fingerprints of records of one layout of text values, or None when one breaks that (a value that is
-    not text or holds a separator, other fields): the general path then takes the lot."""
+    not text or holds a separator, other fields): the general path then takes these records."""
     values, prefix, separators = layout
     try:
         texts = list(map(_VALUE.join, map(values, datas)))

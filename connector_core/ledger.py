@@ -220,9 +220,9 @@ def _stamped(items: list[Record | Failed]) -> list[Record | Failed]:
     if not items:
         return []
     plain = set(map(type, items)) == {Record}
-    if plain and all(map(_FINGERPRINT, items)):  # the source gave them theirs (Source.fingerprint_rows)
-        return items
     records = items if plain else [_record(item) for item in items]
+    if all(map(_FINGERPRINT, records)):  # the source gave them theirs (Source.fingerprint_rows)
+        return items
     datas, keys, sources, positions, _ = zip(*records, strict=True)
     columns = zip(datas, keys, sources, positions, fingerprints(list(datas)), strict=True)
     stamped: list[Any] = list(map(record_of, columns))

@@ -293,6 +293,11 @@ def test_a_source_of_a_job_with_state_fingerprints_its_records_as_it_builds_them
     assert [record.fingerprint for record in records] == [fingerprint(row) for row in rows]
     # The ledger keeps such a batch as it is; one with a record of another source's making is stamped.
     assert ledger._stamped(records) is records  # type: ignore[arg-type]
+    # So does a batch holding a row the source rejected: Source.record() gives it its fingerprint too.
+    failed = Failed(source.record({"a": "", "b": "bad"}, 4), "ragged")
+    assert failed.record.fingerprint == fingerprint({"a": "", "b": "bad"})
+    mixed = [*records, failed]
+    assert ledger._stamped(mixed) is mixed
     unstamped = [records[0]._replace(fingerprint=""), Failed(records[1]._replace(fingerprint=""), "bad")]
     stamped = ledger._stamped(unstamped)
     assert [ledger._record(item).fingerprint for item in stamped] == [fingerprint(row) for row in rows[:2]]
