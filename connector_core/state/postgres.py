@@ -33,8 +33,8 @@ CREATE TABLE IF NOT EXISTS locks (
 CREATE TABLE IF NOT EXISTS journal (run_id BIGINT NOT NULL, sink TEXT NOT NULL, pairs TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id);
 CREATE OR REPLACE VIEW journal_pairs AS
-    SELECT j.run_id, j.sink, p.value ->> 0 AS key, p.value ->> 1 AS fingerprint
-    FROM journal j CROSS JOIN LATERAL json_array_elements(j.pairs::json) AS p(value);
+    SELECT j.run_id, j.sink, p.key, p.value AS fingerprint
+    FROM journal j CROSS JOIN LATERAL json_each_text(j.pairs::json) AS p(key, value);
 CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL,
     PRIMARY KEY (job, sink, key));
@@ -113,7 +113,11 @@ class PostgresStateStore(SqlStateStore):
     FINGERPRINT_SET = "string_agg(DISTINCT {}, ',')"
     MERGES_IN_ONE_STATEMENT = False
     CONTAINS = "strpos({}, {}) > 0"
-    PACKED_PAIRS = "json_agg(json_build_array(key, fingerprint))::text"
+    PACKED_PAIRS = "json_object_agg(key, fingerprint)::text"
+    ARRAY_PAIRS = (
+        "SELECT j.run_id, j.sink, p.value ->> 0 AS key, p.value ->> 1 AS fingerprint "
+        "FROM {table} j CROSS JOIN LATERAL json_array_elements(j.pairs::json) AS p(value)"
+    )
 
     def __init__(self, url: str) -> None:
         try:
@@ -155,12 +159,13 @@ class PostgresStateStore(SqlStateStore):
                     f"{SCHEMA_VERSION}); upgrade crmsync"
                 )
             if version < SCHEMA_VERSION:
-                if version == 3:  # a row per journaled pair: packed below (its index is made anew with the table)
+                if version in (3, 4):  # another journal layout: repacked below (its index made anew with the table)
+                    self._exec("DROP VIEW IF EXISTS journal_pairs")  # its columns' types may differ
                     self._exec("ALTER TABLE journal RENAME TO old_journal")
                     self._exec("DROP INDEX IF EXISTS journal_by_run")
                 self.db.execute(SCHEMA)
                 self._migrate_unpacked_values()
-                self._repack_journal()
+                self._repack_journal(version)
                 self._exec(
                     "INSERT INTO crmsync_meta (name, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT (name) DO UPDATE SET value = excluded.value",

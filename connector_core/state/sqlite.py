@@ -32,8 +32,7 @@ CREATE TABLE IF NOT EXISTS locks (
     acquired_at REAL NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (run_id INTEGER NOT NULL, sink TEXT NOT NULL, pairs TEXT NOT NULL);
 CREATE VIEW IF NOT EXISTS journal_pairs AS
-    SELECT j.run_id AS run_id, j.sink AS sink, json_extract(p.value, '$[0]') AS key,
-        json_extract(p.value, '$[1]') AS fingerprint
+    SELECT j.run_id AS run_id, j.sink AS sink, p.key AS key, p.value AS fingerprint
     FROM journal j, json_each(j.pairs) p;
 CREATE TABLE IF NOT EXISTS deliveries (
     job TEXT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL,
@@ -142,7 +141,8 @@ class SqliteStateStore(SqlStateStore):
                 if version in (1, 2):  # their ledger tables are re-laid out below (their rows kept as they are)
                     for table in _RELAID:
                         self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
-                if version == 3:  # a row per journaled pair: packed below
+                if version in (3, 4):  # another journal layout: repacked below
+                    self.db.execute("DROP VIEW IF EXISTS journal_pairs")  # else it would follow the renamed table
                     self.db.execute("ALTER TABLE journal RENAME TO old_journal")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -152,7 +152,7 @@ class SqliteStateStore(SqlStateStore):
                         self.db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM old_{table}")
                         self.db.execute(f"DROP TABLE old_{table}")
                 self._migrate_unpacked_values()
-                self._repack_journal()
+                self._repack_journal(version or 0)
                 self.db.execute(
                     "INSERT OR REPLACE INTO crmsync_meta (name, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),

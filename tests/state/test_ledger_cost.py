@@ -18,7 +18,7 @@ from connector_core import commit_groups, ledger
 from connector_core.cli import main
 from connector_core.fingerprints import fingerprint, fingerprints, matches
 from connector_core.records import content_key
-from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore
+from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore, journal_text
 from connector_core.state.sqlite import SqliteStateStore
 from connector_core.testing import write_spec
 
@@ -236,7 +236,7 @@ def test_a_schema_2_state_is_migrated_and_its_fingerprints_still_match(tmp_path:
     store = SqliteStateStore(tmp_path / "state.db")
     version = store.db.execute("SELECT value FROM crmsync_meta WHERE name = 'schema_version'").fetchone()[0]
     indexes = store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_by_run'")
-    assert int(version) == SCHEMA_VERSION == 4 and indexes.fetchall() == []
+    assert int(version) == SCHEMA_VERSION == 5 and indexes.fetchall() == []
     store.close()
 
     leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
@@ -301,3 +301,22 @@ def test_a_source_of_a_job_with_state_fingerprints_its_records_as_it_builds_them
     unstamped = [records[0]._replace(fingerprint=""), Failed(records[1]._replace(fingerprint=""), "bad")]
     stamped = ledger._stamped(unstamped)
     assert [ledger._record(item).fingerprint for item in stamped] == [fingerprint(row) for row in rows[:2]]
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("a@x.io", "00ff00ff00ff00ff")],
+        [("a@x.io", "f1"), ("b@x.io", "f2"), ("a@x.io", "f3"), ("a@x.io", "f1 f4")],  # a key twice, a set of two
+        [("plain", "f1"), ('say "hi"', "f2")],  # a quote: the count notices
+        [("back\\slash", "f1"), ("tab\there", "f2"), ("nl\nx", "f3"), ("\x1f", "f5")],
+        [("José ✓", "f1"), ("line\u2028sep", "f2"), ("", "f3"), ("{}", "f4"), ('":"', "f5")],
+        [("k", 'fp"q'), ("k2", "fp\\")],  # the fingerprints are texts too
+    ],
+)
+def test_a_journal_row_packs_every_pair_in_order(pairs: list[tuple[str, str]]) -> None:
+    """``journal_text`` writes one JSON member per pair that SQLite reads back as they were, duplicates and all."""
+    db = sqlite3.connect(":memory:")
+    read = db.execute("SELECT key, value FROM json_each(?)", (journal_text(pairs),)).fetchall()
+    assert read == pairs
+    assert journal_text([]) == "{}"

@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,19 +205,39 @@ def test_a_later_run_delivering_a_rejected_key_settles_it_and_only_it(store: Sta
 V3_JOURNAL = (
     "CREATE TABLE journal (run_id BIGINT NOT NULL, sink TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL)"
 )
+V4_JOURNAL = "CREATE TABLE journal (run_id BIGINT NOT NULL, sink TEXT NOT NULL, pairs TEXT NOT NULL)"
+#: Schema 4's view over its journal rows (a JSON array of pairs each), as each store created it.
+V4_VIEW = {
+    "sqlite": "CREATE VIEW journal_pairs AS SELECT j.run_id AS run_id, j.sink AS sink, "
+    "json_extract(p.value, '$[0]') AS key, json_extract(p.value, '$[1]') AS fingerprint "
+    "FROM journal j, json_each(j.pairs) p",
+    "postgres": "CREATE VIEW journal_pairs AS SELECT j.run_id, j.sink, p.value ->> 0 AS key, "
+    "p.value ->> 1 AS fingerprint FROM journal j CROSS JOIN LATERAL json_array_elements(j.pairs::json) AS p(value)",
+}
 
 
-def as_schema_3(target: str, rows: list[tuple[int, str, str, str]]) -> None:
-    """Turn the store at ``target`` back into schema 3 (a journal row per pair) holding ``rows``."""
-    statements = ["DROP VIEW journal_pairs", "DROP TABLE journal", V3_JOURNAL]
-    statements.append("UPDATE crmsync_meta SET value = '3' WHERE name = 'schema_version'")
-    if target.endswith(".db"):
+def as_old_schema(target: str, version: int, rows: list[tuple[int, str, str, str]]) -> None:
+    """Turn the store at ``target`` back into schema 3 (a journal row per pair) or 4 (a row per run and sink,
+    its pairs in a JSON array) holding ``rows``."""
+    kind = "sqlite" if target.endswith(".db") else "postgres"
+    statements = ["DROP VIEW journal_pairs", "DROP TABLE journal", V3_JOURNAL if version == 3 else V4_JOURNAL]
+    if version == 4:
+        statements.append(V4_VIEW[kind])
+    statements.append(f"UPDATE crmsync_meta SET value = '{version}' WHERE name = 'schema_version'")
+    journal: list[tuple[Any, ...]] = list(rows)
+    if version == 4:
+        packed: dict[tuple[int, str], list[tuple[str, str]]] = {}
+        for run_id, sink, key, fingerprint in rows:
+            packed.setdefault((run_id, sink), []).append((key, fingerprint))
+        journal = [(run_id, sink, json.dumps(pairs)) for (run_id, sink), pairs in packed.items()]
+    marks = ", ".join(["?"] * len(journal[0]))
+    if kind == "sqlite":
         import sqlite3
 
         db = sqlite3.connect(target)
         for statement in statements:
             db.execute(statement)
-        db.executemany("INSERT INTO journal VALUES (?, ?, ?, ?)", rows)
+        db.executemany(f"INSERT INTO journal VALUES ({marks})", journal)
         db.commit()
         db.close()
         return
@@ -225,25 +246,33 @@ def as_schema_3(target: str, rows: list[tuple[int, str, str, str]]) -> None:
     with psycopg.connect(target, autocommit=True) as db:
         for statement in [*statements, "CREATE INDEX journal_by_run ON journal (run_id)"]:
             db.execute(statement)
-        db.cursor().executemany("INSERT INTO journal VALUES (%s, %s, %s, %s)", rows)
+        db.cursor().executemany(f"INSERT INTO journal VALUES ({marks.replace('?', '%s')})", journal)
 
 
-def test_a_schema_3_journal_is_packed_and_a_dead_run_s_deliveries_still_count(target: str) -> None:
-    """A run that died under schema 3 left a journal row per pair: after the upgrade they are one packed row
-    per sink, counted by ``state show``, exported, and folded by the next run as before."""
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_journal_is_repacked_and_a_dead_run_s_deliveries_still_count(target: str, version: int) -> None:
+    """A run that died under schema 3 (a journal row per pair) or 4 (pairs packed in an array) left its journal:
+    after the upgrade it is packed as this schema packs it, counted by ``state show``, exported, and folded by
+    the next run as before (keys JSON must escape included)."""
     store = open_store(target)
     dead = store.start_run("job")
     store.close()
+    odd = 'say "hi" \\ \t ✓'
     rows = [(dead, "out", "a", "fa"), (dead, "out", "b", "fb"), (dead, "out", "a", "fa2"), (dead, "log", "a", "fa")]
-    as_schema_3(target, rows)
+    rows.append((dead, "out", odd, "fo"))
+    as_old_schema(target, version, rows)
     store = open_store(target)
     try:
-        assert store.summary("job")["deliveries"] == {"out": 3, "log": 1}
+        assert store.summary("job")["deliveries"] == {"out": 4, "log": 1}
         exported = {(row["sink"], row["key"]): row["fingerprint"] for row in store.export("job")["deliveries"]}
-        assert exported == {("out", "a"): "fa fa2", ("out", "b"): "fb", ("log", "a"): "fa"}
+        assert exported == {("out", "a"): "fa fa2", ("out", "b"): "fb", ("log", "a"): "fa", ("out", odd): "fo"}
         store.start_run("job")  # folds the dead run's journal
-        delivered = store.delivered("job", "out", ["a", "b"])
-        assert {key: set(value.split()) for key, value in delivered.items()} == {"a": {"fa", "fa2"}, "b": {"fb"}}
+        delivered = store.delivered("job", "out", ["a", "b", odd])
+        assert {key: set(value.split()) for key, value in delivered.items()} == {
+            "a": {"fa", "fa2"},
+            "b": {"fb"},
+            odd: {"fo"},
+        }
         assert store.delivered("job", "log", ["a", "b"]) == {"a": "fa"}
     finally:
         store.close()
