@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -11,10 +12,15 @@ import attrs
 
 from connector_core.components import Failed, Source
 from connector_core.errors import RunFailed
+from connector_core.json_encoding import encode_json
 from connector_core.records import Record
 
 from .base import require_file
 from .text_input import decode_problem, input_encoding
+
+#: A ``\\uXXXX`` escape of a UTF-16 surrogate: JSON can spell half of a pair, which no UTF-8 text can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = "a value holds half of a UTF-16 surrogate pair (a lone \\ud800-\\udfff escape), which is not text"
 
 
 @attrs.frozen
@@ -30,8 +36,9 @@ class JsonlSourceOptions:
 class JsonlSource(Source[JsonlSourceOptions]):
     """Reads a JSON Lines file. Position is the line number.
 
-    Blank lines are skipped; a line that is not valid JSON, or is JSON but not an object, goes to the error
-    stream with its text under ``_line`` and the run goes on. The file has no schema: a record lacking a
+    Blank lines are skipped; a line that is not valid JSON, is JSON but not an object, or spells half of a
+    UTF-16 surrogate pair (text no file or database can store) goes to the error stream with its text under
+    ``_line`` and the run goes on. The file has no schema: a record lacking a
     ``key`` field has a blank key and goes to the error stream too.
     """
 
@@ -54,15 +61,27 @@ class JsonlSource(Source[JsonlSourceOptions]):
                     except ValueError as exc:
                         if line.isspace():
                             continue
-                        yield self._failed(line, number, str(exc))
+                        yield self._failed(line, number, f"invalid JSON: {exc}")
                         continue
-                    if data.__class__ is dict:
-                        yield row(data, number)
+                    if data.__class__ is not dict:
+                        yield self._failed(line, number, f"invalid JSON: expected an object, got {type(data).__name__}")
+                    elif "\\u" in line and _SURROGATE_ESCAPE.search(line) and _unpaired_surrogate(data):
+                        yield self._failed(line, number, _LONE_SURROGATE)
                     else:
-                        yield self._failed(line, number, f"expected an object, got {type(data).__name__}")
+                        yield row(data, number)
         except UnicodeDecodeError:
             problem = decode_problem(options.path, encoding)
             raise RunFailed(f"{self.name}: {problem}; set the `encoding` option") from None
 
     def _failed(self, line: str, number: int, problem: str) -> Failed:
-        return Failed(self.record({"_line": line.rstrip("\r\n")}, number), f"line {number}: invalid JSON: {problem}")
+        return Failed(self.record({"_line": line.rstrip("\r\n")}, number), f"line {number}: {problem}")
+
+
+def _unpaired_surrogate(data: dict[str, object]) -> bool:
+    """Whether ``data`` holds a lone surrogate (a pair's escapes decode to one character): no sink, file or
+    state database could store the record, so it is the source's to reject, with its line as written."""
+    try:
+        encode_json(data).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

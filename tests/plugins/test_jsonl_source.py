@@ -56,3 +56,45 @@ def test_an_undecodable_byte_is_reported_with_its_line(pipeline: Pipeline, write
     report = pipeline({"type": "jsonl", "path": "in.jsonl"}).report
     assert report.status == "failed"
     assert "in.jsonl:61: byte 0xe9 is not valid utf-8 (invalid continuation byte)" in report.failure
+
+
+LONE_SURROGATES = [
+    r'{"name": "a\ud800b"}',  # a high half alone
+    r'{"name": "x", "tags": ["\uDFFF"]}',  # a low half, upper case, in a list
+    r'{"\udc00key": 1}',  # in a field name
+    r'{"name": "\ude00\ud83d"}',  # both halves, in the wrong order
+]
+
+
+def test_a_lone_surrogate_escape_is_rejected_with_its_line(pipeline: Pipeline, write: Write) -> None:
+    """JSON can spell half of a UTF-16 pair, which no file, sink or state database can store as text: the line
+    goes to the error stream as written, and a pair spelled in escapes (an emoji) is read as one character."""
+    write("in.jsonl", "\n".join([r'{"name": "smile \ud83d\ude00"}', *LONE_SURROGATES, '{"name": "Ada"}']) + "\n")
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert [r["name"] for r in result.records] == ["smile 😀", "Ada"]
+    assert [error["_line"] for error in result.errors] == LONE_SURROGATES
+    assert all("half of a UTF-16 surrogate pair" in reason for reason in result.reasons)
+
+
+def test_a_lone_surrogate_does_not_stop_a_run_with_state(tmp_path: Path) -> None:
+    """With state the record's key reaches SQLite, which refused it with a traceback before the source did."""
+    from connector_core.cli import main
+    from connector_core.testing import write_spec
+
+    (tmp_path / "in.jsonl").write_text(r'{"email": "a\ud800@x.io"}' + "\n" + '{"email": "b@x.io"}\n')
+    spec = write_spec(
+        tmp_path,
+        """
+version: 1
+job: surrogates
+state: {path: state.db}
+sources:
+  leads: {type: jsonl, path: in.jsonl, key: email}
+sinks:
+  out: {type: jsonl, inputs: [leads], path: out.jsonl}
+  bad: {type: jsonl, inputs: [errors], path: errors.jsonl}
+""",
+    )
+    assert main(["-q", "run", str(spec)]) == 0
+    assert (tmp_path / "out.jsonl").read_text() == '{"email": "b@x.io"}\n'
+    assert "half of a UTF-16 surrogate pair" in (tmp_path / "errors.jsonl").read_text()
