@@ -94,19 +94,21 @@ def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | No
     """The fingerprints of records of one layout of text values, or None when one breaks that (a value that is
     not text or holds a separator, other fields): the general path then takes these records."""
     values, prefix, separators = layout
-    try:
-        texts = list(map(_VALUE.join, map(values, datas)))
-    except (TypeError, KeyError):
-        return None
+    count = len(datas)
     # The records in one string, each its layout's prefix and text, led by a character of their own. Every
     # text holds at least its layout's separators and every prefix two edges: the totals say whether any value
-    # holds more (a separator, the prefix's edge or the records' character). Else the string is encoded once
-    # and cut into each record's bytes.
-    count = len(texts)
-    batch = (_BETWEEN + prefix).join(chain(_FIRST, texts))
-    if batch.count(_VALUE) != separators * count or batch.count(_EDGE) != 2 * count or batch.count(_BETWEEN) != count:
+    # holds more (a separator or the prefix's edge), and the number of pieces the encoded string is cut into
+    # whether one holds the records' character. Else each piece is a record's bytes.
+    try:
+        batch = (_BETWEEN + prefix).join(chain(_FIRST, map(_VALUE.join, map(values, datas))))
+    except (TypeError, KeyError):
         return None
-    return list(map(_hexdigest, map(_digest8, islice(batch.encode().split(_BETWEEN_BYTES), 1, None))))
+    if batch.count(_VALUE) != separators * count or batch.count(_EDGE) != 2 * count:
+        return None
+    pieces = batch.encode().split(_BETWEEN_BYTES)
+    if len(pieces) != count + 1:
+        return None
+    return list(map(_hexdigest, map(_digest8, islice(pieces, 1, None))))
 
 
 def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:
