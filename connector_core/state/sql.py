@@ -286,7 +286,7 @@ class SqlStateStore(StateStore):
         ]
 
     # -- delivery ledger ---------------------------------------------------------------------------------
-    # A run appends each committed batch to `journal` as one row (its pairs as a JSON array): an append at the
+    # A run appends each committed batch to `journal` as one row (its pairs as a JSON object): an append at the
     # end of a small table, whatever the size of the ledger. The run's journal is folded into `deliveries` and
     # `completed` when it settles, sorted by key, so each page of those B-trees is written once per run; the
     # journal of a run that died is folded into `deliveries` by the next run's start (the lease guarantees
