@@ -493,7 +493,7 @@ class Engine:
                     await self._route_errors(name, [Failed(record, reason) for record in records], transient=True)
                     continue
                 if self.ledger is not None:
-                    await self._state(self.ledger.deferred, name, records, reason)
+                    await self._state(self.ledger.deferred, name, records, [reason] * len(records))
             if host.hooks.observes_batches:
                 host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
@@ -508,10 +508,11 @@ class Engine:
         (marked so in ``_error``, kept out of the error rate, and retried without using up an attempt)."""
         context = self.context
         stats, host, redactor = context.stats, context.host, context.redactor
-        error_records = []
+        error_records, reasons = [], []
         observed = host.hooks.observes_errors
         for item in failed:
             record, reason = item.record, redactor.text(item.reason)
+            reasons.append(reason)
             detail = {"component": name, "reason": reason, "source": record.source, "position": record.position}
             if transient:
                 detail["transient"] = True
@@ -521,9 +522,11 @@ class Engine:
                 if observed:
                     host.hooks.on_record_error(context=context, component=name, record=record, reason=reason)
             error_records.append(record.with_data({**record.data, "_error": detail}))
+        # The state keeps each record as it came, beside the reason, source and position its `_error` repeats.
+        records = [item.record for item in failed]
         if transient:
             if self.ledger is not None:
-                await self._state(self.ledger.deferred, name, error_records)
+                await self._state(self.ledger.deferred, name, records, reasons)
             await self._to_error_stream(name, error_records)
             return
         limit = self.max_error_rate
@@ -535,7 +538,7 @@ class Engine:
             first = error_records[0].data["_error"]
             raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")
         if self.ledger is not None:
-            await self._state(self.ledger.rejected, name, error_records)
+            await self._state(self.ledger.rejected, name, records, reasons)
         await self._to_error_stream(name, error_records)
 
     async def _to_error_stream(self, name: str, error_records: list[Record]) -> None:

@@ -145,14 +145,14 @@ class Ledger:
         if not self.read_only:
             self.store.commit_batch(self.job, self.run_id, sink, list(map(_KEY_AND_FINGERPRINT, records)), checkpoint)
 
-    def rejected(self, component: str, records: list[Record]) -> None:
-        """Keep rejected records (with their ``_error``) to be retried by the next run.
+    def rejected(self, component: str, records: list[Record], reasons: list[str]) -> None:
+        """Keep rejected records (as they came, each with its reason) to be retried by the next run.
 
         They are written a few thousand at a time (a transaction per batch of a messy file cost more than the
         rejects themselves), at least once a second and before the run settles: rejects that a killed run had
         not written yet are nothing lost, as the resumed run reads its input again and rejects them again."""
         if not self.read_only:
-            self._rejects += _reject_rows(component, records, lambda record: record.data["_error"]["reason"])
+            self._rejects += _reject_rows(component, records, reasons)
             if len(self._rejects) >= REJECTS_AT_ONCE or time.monotonic() - self._rejects_at >= REJECTS_EVERY_S:
                 self.write_rejects()
 
@@ -163,12 +163,12 @@ class Ledger:
         if rows:
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts)
 
-    def deferred(self, component: str, records: list[Record], reason: str | None = None) -> None:
-        """Records set aside this run (not failed): pending for the next run, without using up an attempt.
-        The reason is ``reason``, else each record's own ``_error`` reason."""
+    def deferred(self, component: str, records: list[Record], reasons: list[str]) -> None:
+        """Records set aside this run (not failed), each with its reason: pending for the next run, without
+        using up an attempt."""
         if not self.read_only:
             self.write_rejects()  # a key rejected, then set aside, is counted in that order
-            rows = _reject_rows(component, records, lambda record: reason or record.data["_error"]["reason"])
+            rows = _reject_rows(component, records, reasons)
             self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts, transient=True)
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
@@ -199,18 +199,18 @@ def _start_heartbeat(store: StateStore, job: str, token: str, ttl_s: float) -> H
     return heartbeat
 
 
-def _reject_rows(component: str, records: list[Record], reason: Callable[[Record], str]) -> list[dict[str, Any]]:
+def _reject_rows(component: str, records: list[Record], reasons: list[str]) -> list[dict[str, Any]]:
     return [
         {
             "key": record.key,
             "fingerprint": record.fingerprint,
             "component": component,
-            "reason": reason(record),
+            "reason": reason,
             "data": record.data,
             "source": record.source,
             "position": record.position,
         }
-        for record in records
+        for record, reason in zip(records, reasons, strict=True)
     ]
 
 

@@ -69,6 +69,20 @@ def test_rejects_are_retried_then_discarded_after_max_attempts(job: Path, capsys
     store.close()
 
 
+def test_a_reject_is_kept_as_read_beside_its_reason_source_and_position(job: Path, capsys) -> None:
+    """The error file's `_error` is not stored again inside the record: `errors list --json` has the same facts
+    as fields of each reject."""
+    assert run(job) == 0
+    capsys.readouterr()
+    assert main(["errors", "list", str(job), "--json"]) == 0
+    listed = {reject["key"]: reject for reject in json.loads(capsys.readouterr().out)}
+    errors = {line["id"]: line["_error"] for line in read_jsonl(job.parent / "out" / "errors.jsonl")}
+    assert sorted(listed) == sorted(errors) == ["0", "4", "8"]
+    for key, reject in listed.items():
+        assert reject["data"] == {"id": key, "email": ""}
+        assert {name: reject[name] for name in ("component", "reason", "source", "position")} == errors[key]
+
+
 def test_a_fixed_record_leaves_the_reject_list(job: Path) -> None:
     assert run(job) == 0
     rows = [json.loads(line) for line in (job.parent / "leads.jsonl").read_text().splitlines()]
