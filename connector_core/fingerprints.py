@@ -95,20 +95,21 @@ def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | No
     not text or holds a separator, other fields): the general path then takes these records."""
     values, prefix, separators = layout
     count = len(datas)
-    # The records in one string, each its layout's prefix and text, led by a character of their own. Every
-    # text holds at least its layout's separators and every prefix two edges: the totals say whether any value
-    # holds more (a separator or the prefix's edge), and the number of pieces the encoded string is cut into
-    # whether one holds the records' character. Else each piece is a record's bytes.
+    # The records' texts in one string, each led by a character of their own. Every text holds at least its
+    # layout's separators: the total says whether a value holds one more, and the number of pieces the encoded
+    # string is cut into whether one holds the records' character. Else each piece, after the prefix, is the
+    # bytes fingerprint() hashes (the prefix is added per piece: in the string it was a third of what the
+    # count, the encode and the split went through).
     try:
-        batch = (_BETWEEN + prefix).join(chain(_FIRST, map(_VALUE.join, map(values, datas))))
+        batch = _BETWEEN.join(chain(_FIRST, map(_VALUE.join, map(values, datas))))
     except (TypeError, KeyError):
         return None
-    if batch.count(_VALUE) != separators * count or batch.count(_EDGE) != 2 * count:
+    if batch.count(_VALUE) != separators * count:
         return None
     pieces = batch.encode().split(_BETWEEN_BYTES)
     if len(pieces) != count + 1:
         return None
-    return list(map(_hexdigest, map(_digest8, islice(pieces, 1, None))))
+    return list(map(_hexdigest, map(_digest8, map(prefix.encode().__add__, islice(pieces, 1, None)))))
 
 
 def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:
