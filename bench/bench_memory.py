@@ -74,7 +74,9 @@ def measure(folder: Path, sandbox: Sandbox, rows: int, concurrency: int) -> dict
     spec.write_text(SPEC.format(csv=generate(rows), concurrency=concurrency), encoding="utf-8")
     sandbox.reset()
     start = time.perf_counter()
-    rss_kib = peak_rss([*CRMSYNC, "-q", "run", str(spec), "--report", str(report)])
+    # A state file per size: the small list is the big one's first rows, which a shared state would skip.
+    state = folder / f"state-{rows}.db"
+    rss_kib = peak_rss([*CRMSYNC, "-q", "run", str(spec), "--report", str(report), "--state", str(state)])
     wall = time.perf_counter() - start
     delivered = json.loads(report.read_text())["delivered"].get("contacts", 0)
     if delivered != rows:

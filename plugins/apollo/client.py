@@ -212,7 +212,7 @@ class ApolloClient:
         (in use, or being opened and not offered to anyone else)."""
         entry = self._pool_entry
         if entry is None:
-            return await self.http.request(method, url, **options)
+            return _unlinked(await self.http.request(method, url, **options))
         await entry.acquire()
         waiting = True
 
@@ -227,7 +227,7 @@ class ApolloClient:
 
         request = self.http.build_request(method, url, extensions={"trace": claimed}, **options)
         try:
-            return await self.http.send(request)
+            return _unlinked(await self.http.send(request))
         finally:
             if waiting:  # failed before it claimed a connection
                 waiting = False
@@ -304,3 +304,11 @@ def retry_after_seconds(value: str | None, now: Callable[[], datetime] = lambda:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now()).total_seconds())
+
+
+def _unlinked(response: httpx.Response) -> httpx.Response:
+    """``response``, which ``send`` has read and closed, without the reference cycle httpx keeps between it
+    and its stream: reference counting then frees it, with its body, as soon as its caller lets go. Left to the
+    garbage collector, a run held ~100 MB of read answers between collections on a 200k-contact job."""
+    response.stream = httpx.ByteStream(response.content)
+    return response

@@ -1,6 +1,7 @@
 """The Apollo client over httpx.MockTransport: retries, backoff, 429 handling, auth failures, layouts."""
 
 import asyncio
+import gc
 import json
 from collections.abc import Callable
 
@@ -171,3 +172,31 @@ def test_wait_time_adds_up_across_concurrent_calls() -> None:
 
     # 7 calls at 3 a minute: the 4th waits for the second window, the 7th for the third.
     assert asyncio.run(go()) == pytest.approx(2 * 60.25)
+
+
+def test_an_answer_is_freed_as_soon_as_it_is_read_without_waiting_for_the_garbage_collector() -> None:
+    """httpx links a response and its stream both ways; left linked, every answer (a bulk call's ~100 KB) stayed
+    in memory until the next collection, which a run paces out (connector_core.collector)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "success", "matches": [None] * 10, "pad": "x" * 10_000})
+
+    client = ApolloClient(ApolloSettings(api_key=KEY), transport=httpx.MockTransport(handler))
+
+    async def go() -> None:
+        for _ in range(20):
+            await client.post("people/bulk_match", {"details": [{"email": "a@b.co"}]})
+        await client.aclose()
+
+    def responses() -> int:
+        return sum(isinstance(thing, httpx.Response) for thing in gc.get_objects())
+
+    gc.collect()
+    before = responses()  # this module's own (OK above)
+    gc.disable()
+    try:
+        asyncio.run(go())
+        alive = responses() - before
+    finally:
+        gc.enable()
+    assert alive == 0
