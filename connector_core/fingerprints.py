@@ -35,7 +35,7 @@ _hexdigest = methodcaller("hexdigest")
 #: The first and last character of a layout's prefix.
 _EDGE = "\x1d"
 #: Joins a batch's records to count their separators and encode them at once: a character the per-record texts
-#: can hold only where a value does, which the count then notices.
+#: can hold only where a value does, which the number of pieces the encoded batch splits into then shows.
 _BETWEEN = "\x1c"
 _BETWEEN_BYTES = _BETWEEN.encode()
 #: What the joined string starts with: nothing, so that every record's text follows the records' character.
