@@ -9,11 +9,13 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, Protocol
 
 from connector_core.json_encoding import encode_json
@@ -46,6 +48,8 @@ _REJECT_COLUMNS = (
 )
 EMPTY = "''"
 #: The keys a run rejected that are still pending (job and run id as parameters).
+#: A reject's key, picked in C.
+_KEY = itemgetter("key")
 _PENDING_REJECTS_OF_RUN = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
 #: A discarded reject is completed through no sink.
 _ON_COMPLETED = (
@@ -150,9 +154,12 @@ class SqlStateStore(StateStore):
             "CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, key TEXT NOT NULL, "
             "fingerprint TEXT NOT NULL)"
         )
-        # The keys a run rejected, narrow and in order: whether any of them was also delivered is asked when the
-        # run settles, and reading them out of the wide, randomly placed `rejects` rows cost more than the fold.
-        self._exec("CREATE TEMP TABLE IF NOT EXISTS rejected_now (run_id BIGINT NOT NULL, key TEXT NOT NULL)")
+        # A run's rejects until it ends (see record_rejects): numbered in the order they came (``seq``).
+        self._exec(
+            "CREATE TEMP TABLE IF NOT EXISTS reject_journal (seq BIGINT NOT NULL, run_id BIGINT NOT NULL, "
+            "transient INTEGER NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, component TEXT NOT NULL, "
+            "reason TEXT NOT NULL, data TEXT NOT NULL, source TEXT, position BIGINT)"
+        )
 
     def _contains(self, items: str, item: str) -> str:
         """SQL: whether the space-separated set ``items`` holds ``item`` (two column expressions)."""
@@ -259,10 +266,16 @@ class SqlStateStore(StateStore):
             pending = "SELECT 1 FROM rejects WHERE job = ? AND status = 'pending' LIMIT 1"
             self._rejects_before[job] = self._exec(pending, (job,)).fetchone() is not None
             self._fold_dead_runs(job, run_id)
+            # Rejects journaled by a run of the job that never ended (on this connection) are dropped.
+            for dead in [run for run, (of_job, _) in self._reject_limits.items() if of_job == job]:
+                del self._reject_limits[dead]
+                self._clear_journal("reject_journal", dead)
             return run_id
 
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         with self._transaction():
+            self._fold_rejects(run_id)  # a run that did not settle still keeps its rejects
+            self._clear_journal("reject_journal", run_id)
             self._exec(
                 "UPDATE runs SET status = ?, finished_at = ?, report = ? WHERE run_id = ?",
                 (status, _now(), json.dumps(report, default=str), run_id),
@@ -340,7 +353,7 @@ class SqlStateStore(StateStore):
             if pairs:
                 row = (run_id, sink, journal_text(pairs))
                 self._exec("INSERT INTO journal (run_id, sink, pairs) VALUES (?, ?, ?)", row)
-                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + 1
+                self._count_appended("journal", run_id, 1)
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -359,16 +372,20 @@ class SqlStateStore(StateStore):
         params: tuple[Any, ...] = (job, run_id, run_id)
         if rejected_only:
             if not self._exec(_PENDING_REJECTS_OF_RUN + " LIMIT 1", (job, run_id)).fetchone():
-                self._clear_journal(run_id)
+                self._clear_journal("journal", run_id)
                 return
             select += f" AND key IN ({_PENDING_REJECTS_OF_RUN})"
             params = (*params, job, run_id)
         self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
-        self._clear_journal(run_id)
+        self._clear_journal("journal", run_id)
 
-    def _clear_journal(self, run_id: int) -> None:
-        """Delete a folded run's journal rows."""
-        self._exec("DELETE FROM journal WHERE run_id = ?", (run_id,))
+    def _count_appended(self, table: str, run_id: int, rows: int) -> None:
+        """Count the rows this store appended to a journal (``journal``, ``reject_journal``) for a run."""
+        self._journal_rows[table, run_id] = self._journal_rows.get((table, run_id), 0) + rows
+
+    def _clear_journal(self, table: str, run_id: int) -> None:
+        """Delete a folded run's rows of a journal (``journal``, ``reject_journal``)."""
+        self._exec(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
     def _fold_dead_runs(self, job: str, live_run: int) -> None:
         """Fold the journals of the job's earlier runs (they died, or failed before settling): what their
@@ -383,6 +400,7 @@ class SqlStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
+            self._fold_rejects(run_id)
             select = "SELECT key, fingerprint, sink AS sinks FROM journal_pairs WHERE run_id = ?"
             params: list[Any] = [job, run_id, run_id]
             if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
@@ -393,13 +411,13 @@ class SqlStateStore(StateStore):
                 )
                 params += [run_id, run_id]
             # Keys this run delivered and also rejected are not completed (their deliveries are kept in
-            # `deliveries`). Whether there are any is asked after the fold, of the keys the run rejected (narrow, in
-            # `rejected_now`) against `completed`: usually none is, even in a messy file. When one is, the fold is
+            # `deliveries`). Whether there are any is asked after the fold, of the keys the run rejected (in its
+            # reject journal) against `completed`: usually none is, even in a messy file. When one is, the fold is
             # undone and done again without the keys still pending in `rejects`.
             self._exec("SAVEPOINT fold")
             self._exec(self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), params)
             both = self._exec(
-                "SELECT 1 FROM rejected_now r JOIN completed c ON c.job = ? AND c.key = r.key "
+                "SELECT 1 FROM reject_journal r JOIN completed c ON c.job = ? AND c.key = r.key "
                 "WHERE r.run_id = ? AND c.run_id = ? LIMIT 1",
                 (job, run_id, run_id),
             ).fetchone()
@@ -411,7 +429,7 @@ class SqlStateStore(StateStore):
                 )
             self._exec("RELEASE SAVEPOINT fold")
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
-            self._exec("DELETE FROM rejected_now WHERE run_id = ?", (run_id,))
+            self._clear_journal("reject_journal", run_id)
             # Records rejected by earlier runs and delivered by this one are settled (a key this run rejected
             # is not completed by it: see `both`). Looked for only when there are any: a first run of a messy
             # file has many rejects, all its own.
@@ -432,59 +450,91 @@ class SqlStateStore(StateStore):
             if both:
                 self._fold(job, run_id, rejected_only=True)
             else:
-                self._clear_journal(run_id)
+                self._clear_journal("journal", run_id)
 
     # -- rejects -----------------------------------------------------------------------------------------
+    # A run appends its rejects to `reject_journal`, a temporary table of its connection, and folds them into
+    # `rejects` when it ends, in key order. Upserting each batch where its keys fell rewrote a page of the wide
+    # `rejects` table per reject (and the WAL, and the checkpoint), and cost more than the stateless run spent on
+    # the reject. What a run that dies had not folded dies with its connection: the next run reads the same
+    # input and rejects the same records again (a run's attempt counts when the run ends).
     def record_rejects(
         self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
     ) -> None:
         if not rejects:
             return
+        self._reject_limits[run_id] = (job, max_attempts)
+        flag = int(transient)
+        rows = [
+            (
+                seq,
+                run_id,
+                flag,
+                reject["key"],
+                reject["fingerprint"],
+                reject["component"],
+                reject["reason"],
+                encode_json(reject["data"]),
+                reject.get("source"),
+                reject.get("position"),
+            )
+            for seq, reject in zip(self._reject_seq, rejects, strict=False)
+        ]
         with self._transaction():
-            known = {
-                key: (fingerprint, attempts, seen_by)
-                for key, fingerprint, attempts, seen_by in self._select_in(
-                    "SELECT key, fingerprint, attempts, run_id FROM rejects WHERE job = ? AND key IN ({marks})",
-                    (job,),
-                    list({reject["key"] for reject in rejects}),
-                )
-            }
-            now = _now()
-            rows, discarded = [], []
-            for reject in rejects:
-                key = reject["key"]
-                row = known.get(key)
-                same = row is not None and row[0] == reject["fingerprint"]
-                if transient:  # set aside, not failed: the attempts stay as they were
-                    attempts = row[1] if same else 0  # type: ignore[index]
-                elif not same:
-                    attempts = 1
-                else:  # rejected again in the same run (fan-out) counts once
-                    attempts = row[1] + (0 if row[2] == run_id else 1)  # type: ignore[index]
-                status = "discarded" if attempts >= max_attempts and not transient else "pending"
-                known[key] = (reject["fingerprint"], attempts, run_id)
-                rows.append(
-                    (
-                        job,
-                        key,
-                        reject["fingerprint"],
-                        reject["component"],
-                        reject["reason"],
-                        attempts,
-                        status,
-                        encode_json(reject["data"]),
-                        reject.get("source"),
-                        reject.get("position"),
-                        run_id,
-                        now,
-                    )
-                )
-                if status == "discarded":  # completed through no sink
-                    discarded.append((job, key, reject["fingerprint"], run_id, None))
-            self._many(_upsert("rejects", ("job", "key"), _REJECT_COLUMNS), rows)
-            self._many("INSERT INTO rejected_now (run_id, key) VALUES (?, ?)", zip(repeat(run_id), known))
-            if discarded:
-                self._many(_upsert("completed", ("job", "key"), ("fingerprint", "run_id", "sinks")), discarded)
+            self._many(
+                "INSERT INTO reject_journal (seq, run_id, transient, key, fingerprint, component, reason, data, "
+                "source, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._count_appended("reject_journal", run_id, len(rows))
+
+    def _fold_rejects(self, run_id: int) -> None:
+        """Fold the rejects this store journaled for a run into ``rejects``, in key order (see record_rejects).
+
+        A key met again gets its new data; its attempts restart at 1 when the data changed, count once per
+        run otherwise, and stay as they were for a record set aside (``transient``); a record that used its
+        attempts up is discarded: completed through no sink."""
+        if run_id not in self._reject_limits:
+            return
+        job, max_attempts = self._reject_limits.pop(run_id)
+        # The journal is numbered per store: folded by the store that journaled it, never shared.
+        attempts = (
+            "CASE WHEN rejects.fingerprint <> excluded.fingerprint THEN excluded.attempts "
+            "WHEN excluded.attempts = 0 OR rejects.run_id = excluded.run_id THEN rejects.attempts "
+            "ELSE rejects.attempts + 1 END"
+        )
+        replaced = ", ".join(
+            f"{column} = excluded.{column}" for column in _REJECT_COLUMNS if column not in ("attempts", "status")
+        )
+        fold = (
+            f"INSERT INTO rejects (job, key, {', '.join(_REJECT_COLUMNS)}) "
+            "SELECT ?, key, fingerprint, component, reason, 1 - transient, "
+            "CASE WHEN transient = 0 AND ? <= 1 THEN 'discarded' ELSE 'pending' END, data, source, position, run_id, ? "
+            "FROM reject_journal WHERE run_id = ?{} "
+            f"ON CONFLICT (job, key) DO UPDATE SET attempts = {attempts}, "
+            f"status = CASE WHEN excluded.attempts = 0 OR {attempts} < ? THEN 'pending' ELSE 'discarded' END, "
+            f"{replaced}"
+        )
+        head = (job, max_attempts, _now(), run_id)
+        if self.MERGES_IN_ONE_STATEMENT:  # a key rejected twice is upserted twice, in the order it was rejected
+            self._exec(fold.format(" ORDER BY key, seq"), (*head, max_attempts))
+        else:  # one statement per time a key was rejected in the run: its first rejects, then its second ones...
+            nth = (
+                " AND seq IN (SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY key ORDER BY seq) AS n "
+                "FROM reject_journal WHERE run_id = ?) numbered WHERE n = ?)"
+            )
+            n = 1
+            while self._exec(fold.format(nth), (*head, run_id, n, max_attempts)).rowcount > 0:
+                n += 1
+        # Attempts are used up only by a record rejected before with the same data: a job that had no pending
+        # reject when the run started discards nothing, unless one attempt is all a record gets.
+        if max_attempts <= 1 or self._rejects_before.get(job, True):
+            self._exec(
+                "INSERT INTO completed (job, key, fingerprint, run_id) SELECT job, key, fingerprint, run_id "
+                "FROM rejects WHERE job = ? AND run_id = ? AND status = 'discarded' "
+                "AND key IN (SELECT key FROM reject_journal WHERE run_id = ?)" + _ON_COMPLETED,
+                (job, run_id, run_id),
+            )
 
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
         sql = (
@@ -622,8 +672,18 @@ class SqlStateStore(StateStore):
         return {}
 
     @functools.cached_property
-    def _journal_rows(self) -> dict[int, int]:
-        """Journal rows this store appended, per run (the run's own rows are never deleted by anyone else)."""
+    def _journal_rows(self) -> dict[tuple[str, int], int]:
+        """Rows this store appended, per journal and run (the run's own rows are never deleted by anyone else)."""
+        return {}
+
+    @functools.cached_property
+    def _reject_seq(self) -> Iterator[int]:
+        """Numbers the rejects this store journals, in the order they come."""
+        return itertools.count()
+
+    @functools.cached_property
+    def _reject_limits(self) -> dict[int, tuple[str, int]]:
+        """Per run whose rejects this store journaled and has not folded yet: its job and ``max_attempts``."""
         return {}
 
     @functools.cached_property

@@ -169,14 +169,14 @@ class SqliteStateStore(SqlStateStore):
     def reopen(self) -> SqliteStateStore:
         return SqliteStateStore(self.path, inspect=False)
 
-    def _clear_journal(self, run_id: int) -> None:
+    def _clear_journal(self, table: str, run_id: int) -> None:
         # Inside the write transaction nobody else can add rows: when the journal holds this run only (the usual
         # case: as many rows as this run appended, counted from the B-tree's pages without reading a row), a
         # DELETE without WHERE frees its pages wholesale instead of row by row.
-        if self._exec("SELECT count(*) FROM journal").fetchone()[0] == self._journal_rows.pop(run_id, 0):
-            self._exec("DELETE FROM journal")
+        if self._exec(f"SELECT count(*) FROM {table}").fetchone()[0] == self._journal_rows.pop((table, run_id), 0):
+            self._exec(f"DELETE FROM {table}")
         else:
-            super()._clear_journal(run_id)
+            super()._clear_journal(table, run_id)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, params)

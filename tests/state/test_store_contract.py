@@ -145,14 +145,36 @@ def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
     reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
     run_id = store.start_run("job")
     store.record_rejects("job", run_id, [reject], max_attempts=2)
+    store.finish_run(run_id, "success", {})
     for _ in range(3):  # more storms than attempts
         run_id = store.start_run("job")
         store.record_rejects("job", run_id, [{**reject, "reason": "503"}], max_attempts=2, transient=True)
+        store.finish_run(run_id, "success", {})
     [row] = store.rejects("job")
     assert row["status"] == "pending" and row["attempts"] == 1 and row["reason"] == "503"
     assert store.completed("job", ["r"]) == {}
+    run_id = store.start_run("job")
     store.record_rejects("job", run_id, [{**reject, "key": "new"}], max_attempts=1, transient=True)
+    store.finish_run(run_id, "success", {})
     assert {r["key"]: r["attempts"] for r in store.rejects("job", "pending")} == {"r": 1, "new": 0}
+
+
+def test_the_rejects_of_a_run_that_died_are_dropped_and_count_no_attempt(store: StateStore) -> None:
+    """A run's rejects are kept when it ends (settled or not); the next run drops those of a run that died before,
+    and rejects them again itself (it reads the same input): an attempt is counted once, by a run that ended."""
+    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    first = store.start_run("job")
+    store.record_rejects("job", first, [reject], max_attempts=3)
+    store.complete_run("job", first)
+    died = store.start_run("job")
+    store.record_rejects("job", died, [{**reject, "reason": "seen by a run that was killed"}], max_attempts=3)
+    assert [(row["reason"], row["attempts"]) for row in store.rejects("job")] == [("bad", 1)]  # not yet kept
+    resumed = store.start_run("job")
+    store.record_rejects("job", resumed, [{**reject, "reason": "again"}, {**reject, "key": "s"}], max_attempts=3)
+    store.complete_run("job", resumed)
+    rows = {row["key"]: (row["reason"], row["attempts"]) for row in store.rejects("job")}
+    assert rows == {"r": ("again", 2), "s": ("bad", 1)}
+    assert store.summary("job")["rejects"] == {"pending": 2}
 
 
 def test_rejects_retry_then_discard(store: StateStore) -> None:
@@ -160,6 +182,7 @@ def test_rejects_retry_then_discard(store: StateStore) -> None:
     for run in range(1, 3):
         run_id = store.start_run("job")
         store.record_rejects("job", run_id, [{**reject, "position": run}], max_attempts=2)
+        store.finish_run(run_id, "failed", {})  # a run that did not settle keeps its rejects too
     [row] = store.rejects("job")
     assert row["status"] == "discarded" and row["attempts"] == 2 and row["data"] == {"x": 1}
     assert store.completed("job", ["r"]) == {"r": "f"}
@@ -404,10 +427,12 @@ def test_a_batch_of_rejects_is_recorded_as_its_rejects_one_at_a_time(
         try:
             run_id = store.start_run(name)
             store.record_rejects(name, run_id, earlier, max_attempts=3)
+            store.complete_run(name, run_id)
             run_id = store.start_run(name)
             for batch in batches:
                 for part in [[reject] for reject in batch] if one_at_a_time else [batch]:
                     store.record_rejects(name, run_id, part, max_attempts, transient=transient)
+            store.complete_run(name, run_id)
             # In key order: rows written by one call share their time, by several calls they need not.
             rows = [{k: v for k, v in row.items() if k != "updated_at"} for row in store.rejects(name)]
             rows.sort(key=lambda row: str(row["key"]))
