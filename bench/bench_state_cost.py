@@ -16,7 +16,8 @@ wrote exactly what the stateless one wrote (lines and content hash) and that the
 ``--resume`` it also SIGKILLs a stateful run of the big input half-way, resumes it and checks the output is
 still identical.
 
-Usage: ``python bench/bench_state_cost.py [--rows 1000000] [--small-rows 10000] [--repeat 3] [--messy] [--resume]``
+Usage: ``python bench/bench_state_cost.py [--rows 1000000] [--small-rows 10000] [--repeat 3] [--messy [--rejects
+PERCENT]] [--resume]``
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from pathlib import Path
 from bench_files import CRMSYNC, DATA, SPEC, generate, timed
 
 
-def messy(rows: int) -> Path:
-    """bench_files.py's lead list with about 4% of its rows made bad (cached between runs)."""
-    path = DATA / f"leads-{rows}-messy.csv"
+def messy(rows: int, rejects: int = 2) -> Path:
+    """bench_files.py's lead list with some of its rows made bad, ``rejects`` in a hundred of them rejected
+    (cached between runs)."""
+    path = DATA / (f"leads-{rows}-messy.csv" if rejects == 2 else f"leads-{rows}-messy-{rejects}pct.csv")
     if path.exists():
         return path
     source = generate(rows)
@@ -46,7 +48,7 @@ def messy(rows: int) -> Path:
         reader, writer = csv.reader(inp), csv.writer(out)
         writer.writerow(next(reader))
         for i, row in enumerate(reader):
-            if i % 50 == 7:
+            if i % 50 == 7 if rejects == 2 else i % 100 < rejects:
                 row[2] = ""  # no email: `required` rejects the row
             elif i % 37 == 3:
                 row[0], row[2] = f"  {row[0]}\t", f"  {row[2]} "  # stray whitespace, stripped or lowered away
@@ -141,12 +143,17 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--messy", action="store_true", help="make ~4%% of the rows bad (rejects, whitespace, URLs)")
+    parser.add_argument("--messy", action="store_true", help="make ~7%% of the rows bad (rejects, whitespace, URLs)")
+    parser.add_argument(
+        "--rejects", type=int, default=2, metavar="PERCENT", help="with --messy: the rows rejected, in %% (2)"
+    )
     parser.add_argument("--resume", action="store_true", help="also SIGKILL a big stateful run and resume it")
     args = parser.parse_args()
 
-    leads = messy if args.messy else generate
-    results: dict[str, object] = {"messy": args.messy}
+    def leads(rows: int) -> Path:
+        return messy(rows, args.rejects) if args.messy else generate(rows)
+
+    results: dict[str, object] = {"messy": args.messy, "rejects_percent": args.rejects if args.messy else 0}
     for name, rows in (("small", args.small_rows), ("big", args.rows)):
         results[name] = measure(leads(rows), rows, args.repeat)
     big, small = results["big"], results["small"]
