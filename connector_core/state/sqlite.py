@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS cache_entries (
 _RELAID = {"deliveries": "job, sink, key, fingerprint, run_id", "completed": "job, key, fingerprint, run_id"}
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
 _V1_TABLES = {"runs", "locks", "deliveries", "completed", "checkpoints", "rejects", "intents", "objects", "cache"}
+#: The page size of a new state file (see SqliteStateStore).
+PAGE_SIZE = 16_384
 _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the file was not modified"
 
 
@@ -127,6 +129,11 @@ class SqliteStateStore(SqlStateStore):
             # Not bound to one thread: a run uses it from the state store's thread (connector_core.state.writer),
             # and the lease heartbeat closes its own connection from its thread.
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+            # For a new file only (an existing one keeps its size): SQLite reads and writes a page per system
+            # call, and a run moves its journal through the WAL, the database and back. 16 KiB pages took a
+            # quarter of the system time and 4-8% of a first stateful run's CPU; a look-up reads more bytes per
+            # page (a re-run +2%). The page cache keeps its size in bytes.
+            self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off
             # every WAL user makes for not fsyncing each small transaction.

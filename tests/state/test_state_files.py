@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from connector_core.cli import main
+from connector_core.state import sqlite as sqlite_store
 from connector_core.state.sqlite import SqliteStateStore
 from crmsync_plugins.apollo.sandbox import ApolloSandbox, SandboxServer
 
@@ -44,7 +45,8 @@ def truncated(path: Path) -> None:
 def corrupt_page(path: Path) -> None:
     real_state(path)
     data = bytearray(path.read_bytes())
-    data[4096 * 3 : 4096 * 3 + 600] = os.urandom(600)
+    page = sqlite_store.PAGE_SIZE
+    data[page * 3 : page * 3 + 600] = os.urandom(600)
     path.write_bytes(bytes(data))
 
 
@@ -52,7 +54,8 @@ def corrupt_tree(path: Path) -> None:
     """A page overwritten with 0xff: quick_check reports it on several lines, the error must stay one."""
     real_state(path)
     data = bytearray(path.read_bytes())
-    data[5000:9000] = b"\xff" * 4000
+    end_of_page_2 = 2 * sqlite_store.PAGE_SIZE  # its cells and the next page's header
+    data[end_of_page_2 - 3192 : end_of_page_2 + 808] = b"\xff" * 4000
     path.write_bytes(bytes(data))
 
 
@@ -119,6 +122,33 @@ def test_a_bad_state_file_stops_the_run_before_any_call(tmp_path: Path, kind: st
         assert server.sandbox.state()["calls"] == {}
     assert fingerprint(state) == before, "a state file that cannot be used must be left exactly as it was"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_new_state_file_has_large_pages_and_an_older_file_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New files get PAGE_SIZE pages (a run moves its journal page by page); a file made with other pages (by an
+    older crmsync) is used as it is."""
+
+    def page_size(path: Path) -> int:
+        store = SqliteStateStore(path)
+        try:
+            return int(store.db.execute("PRAGMA page_size").fetchone()[0])
+        finally:
+            store.close()
+
+    real_state(tmp_path / "new.db")
+    assert page_size(tmp_path / "new.db") == sqlite_store.PAGE_SIZE == 16_384
+    monkeypatch.setattr(sqlite_store, "PAGE_SIZE", 4096)
+    real_state(tmp_path / "old.db")
+    monkeypatch.undo()
+    store = SqliteStateStore(tmp_path / "old.db")
+    run_id = store.start_run("apollo-test")
+    store.commit_batch("apollo-test", run_id, "out", [("new-key", "f")])
+    store.complete_run("apollo-test", run_id)
+    assert store.delivered("apollo-test", "out", ["k0-0", "new-key"]) == {"k0-0": "f" * 40, "new-key": "f"}
+    store.close()
+    assert page_size(tmp_path / "old.db") == 4096
 
 
 def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
