@@ -67,7 +67,7 @@ _RELAID = {"deliveries": "job, sink, key, fingerprint, run_id", "completed": "jo
 #: The tables of a schema-1 database (crmsync before the lease): recognised and upgraded in place.
 _V1_TABLES = {"runs", "locks", "deliveries", "completed", "checkpoints", "rejects", "intents", "objects", "cache"}
 #: The page size of a new state file (see SqliteStateStore).
-PAGE_SIZE = 16_384
+PAGE_SIZE = 8_192
 _FIX = "move it away (or point --state / state.path elsewhere) and rerun; the file was not modified"
 
 
@@ -130,9 +130,9 @@ class SqliteStateStore(SqlStateStore):
             # and the lease heartbeat closes its own connection from its thread.
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
             # For a new file only (an existing one keeps its size): SQLite reads and writes a page per system
-            # call, and a run moves its journal through the WAL, the database and back. 16 KiB pages took a
-            # quarter of the system time and 4-8% of a first stateful run's CPU; a look-up reads more bytes per
-            # page (a re-run +2%). The page cache keeps its size in bytes.
+            # call, and a run moves its journal through the WAL, the database and back. 8 KiB pages took a fifth
+            # of the system time and 2-9% of a first stateful run's CPU (16 KiB: as much, with more page faults
+            # and slower look-ups). The page cache keeps its size in bytes.
             self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process (not a power loss of the last commits): the trade-off

@@ -138,7 +138,7 @@ def test_a_new_state_file_has_large_pages_and_an_older_file_keeps_its_own(
             store.close()
 
     real_state(tmp_path / "new.db")
-    assert page_size(tmp_path / "new.db") == sqlite_store.PAGE_SIZE == 16_384
+    assert page_size(tmp_path / "new.db") == sqlite_store.PAGE_SIZE == 8_192
     monkeypatch.setattr(sqlite_store, "PAGE_SIZE", 4096)
     real_state(tmp_path / "old.db")
     monkeypatch.undo()
