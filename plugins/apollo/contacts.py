@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
@@ -93,9 +94,17 @@ class ContactsSink(Sink[ContactsOptions]):
 
     def open(self) -> None:
         self.connection: ApolloConnection = self.context.connection(self.options.connection)
-        #: Contacts this run created: Apollo reports them as existing to a later twin (same email), and the
-        #: twin must not count as created because the contact is recent.
+        #: Contacts this run created: Apollo reports one as existing to a later twin (same email), and the twin
+        #: must not count as created because the contact is recent. Kept only while an answer still to come
+        #: could be taken for a lost attempt's (see _forget_old_created)...
         self.created_ids: set[str] = set()
+        #: ...for which they are listed per answer, in order, with the answer's latest creation time.
+        self._created_by_answer: deque[tuple[float, list[str]]] = deque()
+        #: When each call still waiting for its answer was first sent.
+        self._in_flight: list[float] = []
+        #: When the oldest write of this sink whose answer was never recorded was sent (an open intent: its
+        #: records are replayed when they come again, with the contacts created since as maybe theirs).
+        self._oldest_lost: float | None = None
 
     @functools.cached_property
     def _field_sources(self) -> tuple[tuple[str, str], ...]:
@@ -134,6 +143,7 @@ class ContactsSink(Sink[ContactsOptions]):
             batch = self._known(batch, out)
             # Writes whose response was never recorded: Apollo may have created these contacts already.
             lost = state.open_intents(self.name)
+            self._oldest_lost = min(lost.values(), default=None)
             started = [lost[record.key] for record in batch if record.key in lost]
             replay_since = min(started) if started else None
         if batch:
@@ -169,7 +179,7 @@ class ContactsSink(Sink[ContactsOptions]):
         replay_since: float | None,
         splits: _SplitBudget,
     ) -> None:
-        options, state = self.options, self.context.state
+        options = self.options
         body: dict[str, Any] = {
             options.array_key: contacts,
             "run_dedupe": options.run_dedupe or replay_since is not None,
@@ -178,6 +188,25 @@ class ContactsSink(Sink[ContactsOptions]):
             body["append_label_names"] = options.append_label_names
         if options.owner_id:
             body["owner_id"] = options.owner_id
+        first_sent = time.time()
+        self._in_flight.append(first_sent)
+        try:
+            await self._send(records, contacts, body, first_sent, out, replay_since, splits)
+        finally:
+            self._in_flight.remove(first_sent)
+
+    async def _send(
+        self,
+        records: list[Record],
+        contacts: list[dict[str, Any]],
+        body: dict[str, Any],
+        first_sent: float,
+        out: Emitter,
+        replay_since: float | None,
+        splits: _SplitBudget,
+    ) -> None:
+        """Send one bulk_create call (its intent recorded around it) and route its answer."""
+        options, state = self.options, self.context.state
         retried_uncertain: list[bool] = []
 
         def with_dedupe(sent: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +214,6 @@ class ContactsSink(Sink[ContactsOptions]):
             retried_uncertain.append(True)
             return {**sent, "run_dedupe": True}
 
-        first_sent = time.time()
         intent = None
         if state is not None:  # a state commit: off the event loop, where the other batches' calls are running
             intent = await asyncio.to_thread(state.open_intent, self.name, [r.key for r in records], first_sent)
@@ -296,7 +324,10 @@ class ContactsSink(Sink[ContactsOptions]):
 
     def _answers(self, response: Mapping[str, Any], created_since: float | None) -> list[tuple[str, Mapping[str, Any]]]:
         """(output, contact) for every contact of the response, created ones first."""
+        self._forget_old_created()
         answers: list[tuple[str, Mapping[str, Any]]] = []
+        created_now: list[str] = []
+        latest = 0.0
         for listed, key in (("created", "created_contacts"), ("existing", "existing_contacts")):
             for answer in response.get(key) or []:
                 output, contact_id = listed, str(answer.get("id") or "")
@@ -310,9 +341,28 @@ class ContactsSink(Sink[ContactsOptions]):
                 if output == "created" and contact_id:
                     if contact_id in self.created_ids:
                         output = "existing"  # already counted as created for another record of this run
-                    self.created_ids.add(contact_id)
+                    else:
+                        self.created_ids.add(contact_id)
+                        created_now.append(contact_id)
+                        latest = max(latest, _created_at(answer))
                 answers.append((output, answer))
+        if created_now:
+            self._created_by_answer.append((latest, created_now))
         return answers
+
+    def _forget_old_created(self) -> None:
+        """Forget the contacts this run created before any answer still to come could take one for a lost
+        attempt's: an existing contact counts as one only when it is newer than the attempt's first sending
+        minus ``clock_skew_s``, and no attempt still to be answered (a call in flight, a write whose answer was
+        never recorded) is older than the oldest of those. Memory then holds the contacts of that window, not
+        of the whole run; a true ``created_contacts`` entry is never an id Apollo listed before."""
+        oldest = min([time.time(), *self._in_flight, *([self._oldest_lost] if self._oldest_lost is not None else [])])
+        horizon = oldest - self.options.clock_skew_s
+        # In the order they were answered, which is about their creation time: the first answer kept stops the
+        # pass (one answered a little out of order waits for the next).
+        by_answer = self._created_by_answer
+        while by_answer and by_answer[0][0] < horizon:
+            self.created_ids.difference_update(by_answer.popleft()[1])
 
 
 class _SplitBudget:

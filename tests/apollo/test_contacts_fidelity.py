@@ -169,3 +169,55 @@ def test_out_of_credits_is_recognised_in_its_forms(status: int, message: str, ex
     from crmsync_plugins.apollo.errors import is_out_of_credits
 
     assert is_out_of_credits(status, message) is expected
+
+
+def test_the_contacts_a_run_created_are_kept_only_while_a_lost_attempt_could_claim_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run creating a million contacts must not hold a million ids. An id is forgotten once no answer still to
+    come could take its contact for a lost attempt's (created before the oldest call in flight and the oldest
+    write never answered, minus clock_skew_s), and kept while one could: a twin reported as existing then still
+    does not count as created."""
+    from collections import deque
+    from datetime import UTC, datetime
+
+    from crmsync_plugins.apollo import contacts as contacts_module
+    from crmsync_plugins.apollo.contacts import ContactsOptions, ContactsSink
+
+    now = [1_700_000_000.0]
+    monkeypatch.setattr(contacts_module.time, "time", lambda: now[0])
+    sink = ContactsSink("contacts", ContactsOptions(connection="apollo", clock_skew_s=60), None)
+    sink.created_ids, sink._created_by_answer, sink._in_flight, sink._oldest_lost = set(), deque(), [], None
+
+    def created(batch: int) -> dict[str, Any]:
+        at = datetime.fromtimestamp(now[0], UTC).isoformat()
+        return {"created_contacts": [{"id": f"c{batch}-{n}", "created_at": at} for n in range(100)]}
+
+    def outputs(response: dict[str, Any], created_since: float | None) -> list[str]:
+        return [output for output, _ in sink._answers(response, created_since)]
+
+    for batch in range(50):  # 100 contacts every 10 s: only the last 60 s (and the answer at hand) are kept
+        now[0] += 10
+        assert outputs(created(batch), None) == ["created"] * 100
+        assert len(sink.created_ids) <= 800
+    first = sink._created_by_answer[0][1][0]
+    twin = {"existing_contacts": [{"id": first, "created_at": datetime.fromtimestamp(now[0] - 60, UTC).isoformat()}]}
+    assert outputs(twin, now[0] - 65) == ["existing"]  # a retry of a call sent 5 s ago: still known as ours
+
+    # A call in flight since long ago (its answer may be retried) or a write never answered (replayed when its
+    # records come again) keeps every contact created since.
+    for first_batch, holder in ((100, "_in_flight"), (200, "_oldest_lost")):
+        setattr(sink, holder, [now[0]] if holder == "_in_flight" else now[0])
+        kept = len(sink.created_ids)
+        for batch in range(first_batch, first_batch + 30):
+            now[0] += 10
+            outputs(created(batch), None)
+        assert len(sink.created_ids) == kept + 30 * 100
+        old = sink._created_by_answer[0][1][0]
+        assert outputs({"existing_contacts": [{"id": old, "created_at": "2999-01-01T00:00:00+00:00"}]}, 0.0) == [
+            "existing"
+        ]
+        setattr(sink, holder, [] if holder == "_in_flight" else None)
+        now[0] += 10
+        outputs(created(first_batch + 99), None)
+        assert len(sink.created_ids) <= 800
