@@ -234,7 +234,10 @@ class ContactsSink(Sink[ContactsOptions]):
             await self._rejected(records, contacts, out, replay_since, splits, exc)
             return
         except ApolloError as exc:  # transient, malformed or out of credits: nothing says what Apollo did
-            # The intent stays open: the next run replays these contacts with dedupe on.
+            # The intent stays open: the next run replays these contacts with dedupe on (so may this run, should
+            # they come again: the contacts created since must be remembered as long as for any open intent).
+            if intent is not None:
+                self._oldest_lost = min(first_sent, self._oldest_lost or first_sent)
             if isinstance(exc, EndpointPaused):
                 self.context.mark_failed(f"{self.name}: {exc}; the rest is set aside for the next run")
             for record in records:
