@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import itemgetter
 from typing import Any, Protocol
 
 from connector_core.json_encoding import encode_json
@@ -48,8 +47,6 @@ _REJECT_COLUMNS = (
 )
 EMPTY = "''"
 #: The keys a run rejected that are still pending (job and run id as parameters).
-#: A reject's key, picked in C.
-_KEY = itemgetter("key")
 _PENDING_REJECTS_OF_RUN = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
 #: A discarded reject is completed through no sink.
 _ON_COMPLETED = (
@@ -274,8 +271,8 @@ class SqlStateStore(StateStore):
 
     def finish_run(self, run_id: int, status: str, report: dict[str, Any]) -> None:
         with self._transaction():
-            self._fold_rejects(run_id)  # a run that did not settle still keeps its rejects
-            self._clear_journal("reject_journal", run_id)
+            if self._fold_rejects(run_id):  # a run that did not settle still keeps its rejects
+                self._clear_journal("reject_journal", run_id)
             self._exec(
                 "UPDATE runs SET status = ?, finished_at = ?, report = ? WHERE run_id = ?",
                 (status, _now(), json.dumps(report, default=str), run_id),
@@ -488,16 +485,16 @@ class SqlStateStore(StateStore):
             )
             self._count_appended("reject_journal", run_id, len(rows))
 
-    def _fold_rejects(self, run_id: int) -> None:
-        """Fold the rejects this store journaled for a run into ``rejects``, in key order (see record_rejects).
+    def _fold_rejects(self, run_id: int) -> bool:
+        """Fold the rejects this store journaled for a run into ``rejects``, in key order (see record_rejects);
+        False when it journaled none (or folded them already).
 
         A key met again gets its new data; its attempts restart at 1 when the data changed, count once per
         run otherwise, and stay as they were for a record set aside (``transient``); a record that used its
         attempts up is discarded: completed through no sink."""
         if run_id not in self._reject_limits:
-            return
+            return False
         job, max_attempts = self._reject_limits.pop(run_id)
-        # The journal is numbered per store: folded by the store that journaled it, never shared.
         attempts = (
             "CASE WHEN rejects.fingerprint <> excluded.fingerprint THEN excluded.attempts "
             "WHEN excluded.attempts = 0 OR rejects.run_id = excluded.run_id THEN rejects.attempts "
@@ -535,6 +532,7 @@ class SqlStateStore(StateStore):
                 "AND key IN (SELECT key FROM reject_journal WHERE run_id = ?)" + _ON_COMPLETED,
                 (job, run_id, run_id),
             )
+        return True
 
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
         sql = (

@@ -359,8 +359,10 @@ class ContactsSink(Sink[ContactsOptions]):
         minus ``clock_skew_s``, and no attempt still to be answered (a call in flight, a write whose answer was
         never recorded) is older than the oldest of those. Memory then holds the contacts of that window, not
         of the whole run; a true ``created_contacts`` entry is never an id Apollo listed before."""
-        oldest = min([time.time(), *self._in_flight, *([self._oldest_lost] if self._oldest_lost is not None else [])])
-        horizon = oldest - self.options.clock_skew_s
+        starts = [time.time(), *self._in_flight]
+        if self._oldest_lost is not None:
+            starts.append(self._oldest_lost)
+        horizon = min(starts) - self.options.clock_skew_s
         # In the order they were answered, which is about their creation time: the first answer kept stops the
         # pass (one answered a little out of order waits for the next).
         by_answer = self._created_by_answer
