@@ -95,6 +95,11 @@ class Ledger:
             # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
             # new version of the same key that it delivers (two records with one key must not alternate).
             self.store.commit_batch(self.job, self.run_id, UNCHANGED, list(map(_KEY_AND_FINGERPRINT, unchanged)))
+            # Recognised by an older fingerprint (an earlier crmsync's): stored with this one too, so that the
+            # next run does not compute the older one again.
+            older = [(r.key, r.fingerprint) for r in unchanged if r.fingerprint not in done[r.key]]
+            if older:
+                self.store.add_fingerprints(self.job, older)
         self.skipped += len(unchanged)
         return kept
 

@@ -357,6 +357,14 @@ class SqlStateStore(StateStore):
                     (job, sink, json.dumps(checkpoint), run_id),
                 )
 
+    def add_fingerprints(self, job: str, pairs: list[tuple[str, str]]) -> None:
+        added = self._contains("fingerprint", "?")
+        with self._transaction():
+            self._many(
+                f"UPDATE completed SET fingerprint = fingerprint || ' ' || ? WHERE job = ? AND key = ? AND NOT {added}",
+                [(fingerprint, job, key, fingerprint) for key, fingerprint in pairs],
+            )
+
     def sink_checkpoint(self, job: str, sink: str) -> Any:
         row = self._exec("SELECT checkpoint FROM checkpoints WHERE job = ? AND sink = ?", (job, sink)).fetchone()
         return json.loads(row[0]) if row else None

@@ -96,6 +96,12 @@ class StateStore(abc.ABC):
         one record in one source) keeps both, space-separated; a later run's delivery replaces them."""
 
     @abc.abstractmethod
+    def add_fingerprints(self, job: str, pairs: list[tuple[str, str]]) -> None:
+        """Add a fingerprint to the versions of completed keys: ``(key, fingerprint)``, the fingerprint of a
+        version already completed under an older one (the same data hashed as this crmsync does), so that a
+        later run recognises it at once."""
+
+    @abc.abstractmethod
     def sink_checkpoint(self, job: str, sink: str) -> Any:
         """The last checkpoint ``sink`` committed, or None."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import json
 import sqlite3
 from collections import Counter
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from connector_core import commit_groups, ledger
+from connector_core import fingerprints as fingerprints_module
 from connector_core.cli import main
 from connector_core.fingerprints import fingerprint, fingerprints, matches
 from connector_core.records import content_key
@@ -247,8 +249,8 @@ def test_a_schema_2_state_is_migrated_and_its_fingerprints_still_match(tmp_path:
 
 def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
     record = {"First Name": "Ada", "Email": "ada@example.com", "Website": "https://example.com"}
-    # Stored in state files: a change of this value re-delivers every record of every job once.
-    assert fingerprint(record) == fingerprint(dict(reversed(record.items()))) == "868c583e0fcba896"
+    # Stored in state files: a new value must come with matches() recognising the old one (see below).
+    assert fingerprint(record) == fingerprint(dict(reversed(record.items()))) == "fe379b9e499514e5"
     assert len(fingerprint({"only": "one"})) == len(fingerprint({"n": 1, "m": None})) == 16
     assert fingerprint({"a": "x\x1fy", "b": "z"}) != fingerprint({"a": "x", "b": "y\x1fz"})
     assert fingerprint({"a": "1", "b": "z"}) != fingerprint({"a": 1, "b": "z"})
@@ -257,6 +259,50 @@ def test_fingerprints_are_stable_order_free_and_unambiguous() -> None:
     assert matches(content_key(record), fingerprint(record), record)  # a schema-2 fingerprint
     assert not matches(content_key({**record, "Email": "x"}), fingerprint(record), record)
     assert not matches(None, fingerprint(record), record)
+    assert matches("868c583e0fcba896", fingerprint(record), record)  # the BLAKE2b one of crmsync before XXH3
+    assert not matches("868c583e0fcba896", fingerprint({**record, "Email": "x"}), {**record, "Email": "x"})
+
+
+def test_a_state_of_blake2b_fingerprints_delivers_nothing_twice_and_takes_the_new_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state written by crmsync before XXH3 fingerprints: its records are skipped as unchanged (and stored
+    with their new fingerprint), a changed one is delivered once."""
+    rows = people(40)
+    leads(tmp_path, rows)
+    spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))
+    with monkeypatch.context() as old:
+
+        def blake2b_hexdigest(data: bytes) -> str:
+            return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+        old.setattr(fingerprints_module, "xxh3_64_hexdigest", blake2b_hexdigest)
+        assert run(spec)["delivered"]["out"] == 40
+    out = tmp_path / "out" / "people.jsonl"
+    before = out.read_bytes()
+
+    def stored() -> dict[str, set[str]]:
+        db = sqlite3.connect(tmp_path / "state.db")
+        try:
+            return {key: set(fps.split(" ")) for key, fps in db.execute("SELECT key, fingerprint FROM completed")}
+        finally:
+            db.close()
+
+    blake2b = stored()
+    report = run(spec)
+    assert report["state"]["skipped_unchanged"] == 40 and report["delivered"].get("out", 0) == 0
+    assert out.read_bytes() == before
+    source = {email: {"Name": name, "Email": email, "Website": site} for name, email, site in rows}
+    assert stored() == {key: {*blake2b[key], fingerprint(source[key])} for key in source}
+    # From now on each record is recognised by its new fingerprint: the older one is not computed again.
+    with monkeypatch.context() as new:
+        new.setattr(fingerprints_module, "hashlib", None)
+        assert run(spec)["state"]["skipped_unchanged"] == 40
+
+    leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
+    assert run(spec)["delivered"]["out"] == 1
+    assert run(spec)["delivered"].get("out", 0) == 0
+    assert len(out.read_text().splitlines()) == 41
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,19 @@ def test_versions_met_unchanged_stay_completed_beside_a_new_one(store: StateStor
     assert store.completed("job", ["k"]) == {"k": "cc"}
 
 
+def test_a_completed_key_takes_the_fingerprints_added_to_it_once(store: StateStore) -> None:
+    first = store.start_run("job")
+    store.commit_batch("job", first, "out", [("k", "aa"), ("j", "jj")])
+    store.complete_run("job", first)
+    store.add_fingerprints("job", [("k", "AA"), ("k", "AA"), ("gone", "xx")])  # the same data hashed anew
+    store.add_fingerprints("job", [("k", "AA"), ("j", "jj")])
+    assert versions(store.completed("job", ["k", "j", "gone"])) == {"k": {"aa", "AA"}, "j": {"jj"}}
+    second = store.start_run("job")
+    store.commit_batch("job", second, "out", [("k", "bb")])
+    store.complete_run("job", second)  # a new version replaces both
+    assert store.completed("job", ["k"]) == {"k": "bb"}
+
+
 def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
     reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
     run_id = store.start_run("job")
