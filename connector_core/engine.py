@@ -493,7 +493,7 @@ class Engine:
                     await self._route_errors(name, [Failed(record, reason) for record in records], transient=True)
                     continue
                 if self.ledger is not None:
-                    await self._state(self.ledger.deferred, name, records, [reason] * len(records))
+                    await self._keep_rejects(name, records, [reason] * len(records), transient=True)
             if host.hooks.observes_batches:
                 host.hooks.after_batch(context=self.context, component=name, output=output, records=records)
             for queue in self.subscribers.get((name, output), ()):
@@ -526,7 +526,7 @@ class Engine:
         records = [item.record for item in failed]
         if transient:
             if self.ledger is not None:
-                await self._state(self.ledger.deferred, name, records, reasons)
+                await self._keep_rejects(name, records, reasons, transient=True)
             await self._to_error_stream(name, error_records)
             return
         limit = self.max_error_rate
@@ -538,8 +538,16 @@ class Engine:
             first = error_records[0].data["_error"]
             raise RunFailed(f"stop_on_error: {name} rejected {error_records[0].provenance}: {first['reason']}")
         if self.ledger is not None:
-            await self._state(self.ledger.rejected, name, records, reasons)
+            await self._keep_rejects(name, records, reasons)
         await self._to_error_stream(name, error_records)
+
+    async def _keep_rejects(
+        self, name: str, records: list[Record], reasons: list[str], transient: bool = False
+    ) -> None:
+        """Hand rejected (or set-aside) records to the ledger; write what it keeps once there are enough."""
+        assert self.ledger is not None
+        if self.ledger.rejected(name, records, reasons, transient):
+            await self._state(self.ledger.write_rejects, self.ledger.take_rejects())
 
     async def _to_error_stream(self, name: str, error_records: list[Record]) -> None:
         if name in self.error_side:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -14,16 +15,15 @@ from connector_core.fingerprints import fingerprints, matches
 from connector_core.records import Record, record_of
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
-from connector_core.state.store import UNCHANGED, JobState, StateStore
+from connector_core.state.store import UNCHANGED, JobState, Reject, StateStore, reject_of
 
 log = logging.getLogger("crmsync.state")
 
 #: How often a source's read position is written (``crmsync state show``): it is informative only (a resumed
 #: run reads from the start), so it need not cost a transaction per batch.
 SOURCE_POSITION_EVERY_S = 1.0
-#: Rejects are written once this many are kept, or this many seconds after the last write (see Ledger.rejected).
+#: Rejects are written once this many are kept (see Ledger.rejected).
 REJECTS_AT_ONCE = 5_000
-REJECTS_EVERY_S = 1.0
 #: A record's ``(key, fingerprint)``, picked in C (a commit takes thousands).
 _KEY_AND_FINGERPRINT = itemgetter(1, 4)
 _FINGERPRINT: Callable[[Any], str] = itemgetter(4)
@@ -71,9 +71,9 @@ class Ledger:
         #: Source read positions not written yet, and when they last were.
         self._positions: dict[str, dict[str, int]] = {}
         self._positions_at = 0.0
-        #: Rejects not written yet, and when they last were.
-        self._rejects: list[dict[str, Any]] = []
-        self._rejects_at = time.monotonic()
+        #: Rejects not written yet, in the order they came: runs of rejected or set-aside (transient) ones.
+        self._rejects: list[tuple[bool, list[Reject]]] = []
+        self._rejects_kept = 0
 
     def stamp(self, items: list[Record | Failed]) -> list[Record | Failed]:
         """Give each item its fingerprint and drop those a finished run already delivered unchanged."""
@@ -150,31 +150,35 @@ class Ledger:
         if not self.read_only:
             self.store.commit_batch(self.job, self.run_id, sink, list(map(_KEY_AND_FINGERPRINT, records)), checkpoint)
 
-    def rejected(self, component: str, records: list[Record], reasons: list[str]) -> None:
-        """Keep rejected records (as they came, each with its reason) to be retried by the next run.
+    def rejected(self, component: str, records: list[Record], reasons: list[str], transient: bool = False) -> bool:
+        """Keep rejected records (as they came, each with its reason) to be retried by the next run; True when
+        enough are kept to write them (:meth:`take_rejects`, :meth:`write_rejects`). ``transient`` records were
+        set aside this run (not failed): pending for the next run, without using up an attempt.
 
-        They are written a few thousand at a time (a transaction per batch of a messy file cost more than the
-        rejects themselves), at least once a second and before the run settles: rejects that a killed run had
-        not written yet are nothing lost, as the resumed run reads its input again and rejects them again."""
-        if not self.read_only:
-            self._rejects += _reject_rows(component, records, reasons)
-            if len(self._rejects) >= REJECTS_AT_ONCE or time.monotonic() - self._rejects_at >= REJECTS_EVERY_S:
-                self.write_rejects()
+        Called on the event loop, which alone keeps them: a messy file rejects a few records of every batch,
+        and a hop to the state store's thread for each cost more than keeping them. They are written a few
+        thousand at a time, and before the run settles; a run's rejects count when it ends (the store keeps
+        them apart until then), so keeping them longer loses nothing should the run be killed."""
+        if self.read_only:
+            return False
+        rows = _reject_rows(component, records, reasons)
+        if self._rejects and self._rejects[-1][0] == transient:
+            self._rejects[-1][1].extend(rows)
+        else:
+            self._rejects.append((transient, rows))
+        self._rejects_kept += len(rows)
+        return self._rejects_kept >= REJECTS_AT_ONCE
 
-    def write_rejects(self) -> None:
-        """Write the rejects :meth:`rejected` keeps (on the state store's thread)."""
-        rows, self._rejects = self._rejects, []
-        self._rejects_at = time.monotonic()
-        if rows:
-            self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts)
+    def take_rejects(self) -> list[tuple[bool, list[Reject]]]:
+        """The rejects :meth:`rejected` kept, to :meth:`write_rejects` (on the event loop, which keeps them)."""
+        kept, self._rejects, self._rejects_kept = self._rejects, [], 0
+        return kept
 
-    def deferred(self, component: str, records: list[Record], reasons: list[str]) -> None:
-        """Records set aside this run (not failed), each with its reason: pending for the next run, without
-        using up an attempt."""
-        if not self.read_only:
-            self.write_rejects()  # a key rejected, then set aside, is counted in that order
-            rows = _reject_rows(component, records, reasons)
-            self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts, transient=True)
+    def write_rejects(self, kept: list[tuple[bool, list[Reject]]]) -> None:
+        """Write rejects :meth:`take_rejects` took (on the state store's thread), in the order they came: a key
+        rejected, then set aside, is counted in that order."""
+        for transient, rows in kept:
+            self.store.record_rejects(self.job, self.run_id, rows, self.max_attempts, transient=transient)
 
     def finish(self, status: str, report: dict[str, Any], settled: bool) -> None:
         """Store the report; when the run reached its end (``settled``), mark its deliveries completed."""
@@ -184,7 +188,7 @@ class Ledger:
             self.heartbeat.stop()
         try:
             self.write_positions()
-            self.write_rejects()
+            self.write_rejects(self.take_rejects())
             if settled:
                 self.store.complete_run(self.job, self.run_id)
             self.store.finish_run(self.run_id, status, report)
@@ -204,19 +208,9 @@ def _start_heartbeat(store: StateStore, job: str, token: str, ttl_s: float) -> H
     return heartbeat
 
 
-def _reject_rows(component: str, records: list[Record], reasons: list[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "key": record.key,
-            "fingerprint": record.fingerprint,
-            "component": component,
-            "reason": reason,
-            "data": record.data,
-            "source": record.source,
-            "position": record.position,
-        }
-        for record, reason in zip(records, reasons, strict=True)
-    ]
+def _reject_rows(component: str, records: list[Record], reasons: list[str]) -> list[Reject]:
+    datas, keys, sources, positions, stamps = zip(*records, strict=True)
+    return list(map(reject_of, zip(keys, stamps, repeat(component), reasons, datas, sources, positions)))
 
 
 def _stamped(items: list[Record | Failed]) -> list[Record | Failed]:

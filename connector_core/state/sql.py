@@ -21,7 +21,7 @@ from connector_core.json_encoding import encode_json
 from connector_core.state.export import EXPORT_FORMAT, JOB_TABLES, validate_export
 from connector_core.state.lease import takeover_note
 from connector_core.state.packs import PackCache, pack, released
-from connector_core.state.store import UNCHANGED, JobLocked, StateStore
+from connector_core.state.store import UNCHANGED, JobLocked, Reject, StateStore
 
 #: The schema this crmsync writes; a database with a higher version was written by a newer crmsync. Schema 3
 #: journals a run's deliveries (``journal``) and folds them into ``deliveries`` and ``completed`` when it ends,
@@ -464,34 +464,32 @@ class SqlStateStore(StateStore):
     # the reject. What a run that dies had not folded dies with its connection: the next run reads the same
     # input and rejects the same records again (a run's attempt counts when the run ends).
     def record_rejects(
-        self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
+        self, job: str, run_id: int, rejects: list[Reject], max_attempts: int, transient: bool = False
     ) -> None:
         if not rejects:
             return
         self._reject_limits[run_id] = (job, max_attempts)
-        flag = int(transient)
-        rows = [
-            (
-                seq,
-                run_id,
-                flag,
-                reject["key"],
-                reject["fingerprint"],
-                reject["component"],
-                reject["reason"],
-                encode_json(reject["data"]),
-                reject.get("source"),
-                reject.get("position"),
-            )
-            for seq, reject in zip(self._reject_seq, rejects, strict=False)
-        ]
+        keys, fingerprints, components, reasons, datas, sources, positions = zip(*rejects, strict=True)
+        # The rows are built in C: the run and the flag repeated, the data encoded, numbered.
+        rows = zip(
+            repeat(run_id),
+            repeat(int(transient)),
+            keys,
+            fingerprints,
+            components,
+            reasons,
+            map(encode_json, datas),
+            sources,
+            positions,
+            self._reject_seq,
+        )
         with self._transaction():
             self._many(
-                "INSERT INTO reject_journal (seq, run_id, transient, key, fingerprint, component, reason, data, "
-                "source, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO reject_journal (run_id, transient, key, fingerprint, component, reason, data, source, "
+                "position, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._count_appended("reject_journal", run_id, len(rows))
+            self._count_appended("reject_journal", run_id, len(rejects))
 
     def _fold_rejects(self, run_id: int) -> bool:
         """Fold the rejects this store journaled for a run into ``rejects``, in key order (see record_rejects);

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from connector_core.errors import CrmsyncError, RunFailed
 
@@ -12,6 +13,25 @@ from connector_core.errors import CrmsyncError, RunFailed
 #: when the run settles, a key it delivers in a new version keeps those versions completed too. Not a sink of
 #: the job; a store may keep these apart from real deliveries (the SQL stores: a temporary table per connection).
 UNCHANGED = "(unchanged)"
+
+
+class Reject(NamedTuple):
+    """A record a run rejected (or set aside), as the state keeps it until a later run delivers it."""
+
+    key: str
+    fingerprint: str
+    #: The component that rejected it, and why.
+    component: str
+    reason: str
+    #: The record's data as it came (``crmsync errors list`` shows it).
+    data: dict[str, Any]
+    #: Where it came from: the source component and the row or line.
+    source: str | None = None
+    position: int | None = None
+
+
+#: Makes a Reject of a tuple of its fields, in C (a messy file has a reject per few records).
+reject_of = partial(tuple.__new__, Reject)
 
 
 class JobLocked(RunFailed):
@@ -112,11 +132,11 @@ class StateStore(abc.ABC):
     # -- rejects -----------------------------------------------------------------------------------------
     @abc.abstractmethod
     def record_rejects(
-        self, job: str, run_id: int, rejects: list[dict[str, Any]], max_attempts: int, transient: bool = False
+        self, job: str, run_id: int, rejects: list[Reject], max_attempts: int, transient: bool = False
     ) -> None:
-        """Store rejected records (``key``, ``fingerprint``, ``component``, ``reason``, ``data``, ``source``,
-        ``position``); a record rejected ``max_attempts`` times with unchanged data is discarded (completed,
-        not retried). ``transient`` records were set aside, not rejected: pending, their attempts unchanged."""
+        """Store rejected records; a record rejected ``max_attempts`` times with unchanged data is discarded
+        (completed, not retried). ``transient`` records were set aside, not rejected: pending, their attempts
+        unchanged."""
 
     @abc.abstractmethod
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:

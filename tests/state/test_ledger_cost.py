@@ -104,9 +104,11 @@ class Calls(Counter):
         for name in ("completed", "delivered", "commit_batch", "record_rejects"):
             original = getattr(SqlStateStore, name)
 
-            def counted(store: SqlStateStore, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            def counted(
+                store: SqlStateStore, *args: Any, _name: str = name, _original: Any = original, **kwargs: Any
+            ) -> Any:
                 self[_name if _name != "commit_batch" else f"commit:{args[2]}"] += 1
-                return _original(store, *args)
+                return _original(store, *args, **kwargs)
 
             monkeypatch.setattr(SqlStateStore, name, counted)
 
@@ -131,7 +133,6 @@ def test_a_first_run_looks_nothing_up_and_commits_in_groups(tmp_path: Path, monk
 
 def test_rejects_are_written_a_few_thousand_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every 5th row has no email: each of the 100 mapper batches of 10 rejects two, written in one transaction.
-    monkeypatch.setattr(ledger, "REJECTS_EVERY_S", 60.0)
     rows = [(name, "" if n % 5 == 0 else email, site) for n, (name, email, site) in enumerate(people(1000))]
     leads(tmp_path, rows)
     spec = write_spec(tmp_path, JOB.format(state="state: {path: state.db}"))

@@ -13,7 +13,7 @@ import pytest
 
 from connector_core.state.lease import new_owner
 from connector_core.state.open import open_store
-from connector_core.state.store import UNCHANGED, JobLocked, StateStore
+from connector_core.state.store import UNCHANGED, JobLocked, Reject, StateStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -155,19 +155,19 @@ def test_a_completed_key_takes_the_fingerprints_added_to_it_once(store: StateSto
 
 
 def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
-    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={}, source="s")
     run_id = store.start_run("job")
     store.record_rejects("job", run_id, [reject], max_attempts=2)
     store.finish_run(run_id, "success", {})
     for _ in range(3):  # more storms than attempts
         run_id = store.start_run("job")
-        store.record_rejects("job", run_id, [{**reject, "reason": "503"}], max_attempts=2, transient=True)
+        store.record_rejects("job", run_id, [reject._replace(reason="503")], max_attempts=2, transient=True)
         store.finish_run(run_id, "success", {})
     [row] = store.rejects("job")
     assert row["status"] == "pending" and row["attempts"] == 1 and row["reason"] == "503"
     assert store.completed("job", ["r"]) == {}
     run_id = store.start_run("job")
-    store.record_rejects("job", run_id, [{**reject, "key": "new"}], max_attempts=1, transient=True)
+    store.record_rejects("job", run_id, [reject._replace(key="new")], max_attempts=1, transient=True)
     store.finish_run(run_id, "success", {})
     assert {r["key"]: r["attempts"] for r in store.rejects("job", "pending")} == {"r": 1, "new": 0}
 
@@ -175,15 +175,15 @@ def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
 def test_the_rejects_of_a_run_that_died_are_dropped_and_count_no_attempt(store: StateStore) -> None:
     """A run's rejects are kept when it ends (settled or not); the next run drops those of a run that died before,
     and rejects them again itself (it reads the same input): an attempt is counted once, by a run that ended."""
-    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={}, source="s")
     first = store.start_run("job")
     store.record_rejects("job", first, [reject], max_attempts=3)
     store.complete_run("job", first)
     died = store.start_run("job")
-    store.record_rejects("job", died, [{**reject, "reason": "seen by a run that was killed"}], max_attempts=3)
+    store.record_rejects("job", died, [reject._replace(reason="seen by a run that was killed")], max_attempts=3)
     assert [(row["reason"], row["attempts"]) for row in store.rejects("job")] == [("bad", 1)]  # not yet kept
     resumed = store.start_run("job")
-    store.record_rejects("job", resumed, [{**reject, "reason": "again"}, {**reject, "key": "s"}], max_attempts=3)
+    store.record_rejects("job", resumed, [reject._replace(reason="again"), reject._replace(key="s")], max_attempts=3)
     store.complete_run("job", resumed)
     rows = {row["key"]: (row["reason"], row["attempts"]) for row in store.rejects("job")}
     assert rows == {"r": ("again", 2), "s": ("bad", 1)}
@@ -191,10 +191,10 @@ def test_the_rejects_of_a_run_that_died_are_dropped_and_count_no_attempt(store: 
 
 
 def test_rejects_retry_then_discard(store: StateStore) -> None:
-    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {"x": 1}, "source": "s"}
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={"x": 1}, source="s")
     for run in range(1, 3):
         run_id = store.start_run("job")
-        store.record_rejects("job", run_id, [{**reject, "position": run}], max_attempts=2)
+        store.record_rejects("job", run_id, [reject._replace(position=run)], max_attempts=2)
         store.finish_run(run_id, "failed", {})  # a run that did not settle keeps its rejects too
     [row] = store.rejects("job")
     assert row["status"] == "discarded" and row["attempts"] == 2 and row["data"] == {"x": 1}
@@ -206,11 +206,11 @@ def test_rejects_retry_then_discard(store: StateStore) -> None:
 
 @pytest.mark.parametrize("overlap", [True, False])
 def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, overlap: bool) -> None:
-    reject = {"key": "r", "fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={}, source="s")
     run_id = store.start_run("job")
     store.commit_batch("job", run_id, "out", [("a", "fa"), ("b", "fb")])
     rejected = ["b", "c"] if overlap else ["c"]
-    store.record_rejects("job", run_id, [{**reject, "key": key} for key in rejected], max_attempts=3)
+    store.record_rejects("job", run_id, [reject._replace(key=key) for key in rejected], max_attempts=3)
     store.complete_run("job", run_id)
     assert store.completed("job", ["a", "b", "c"]) == ({"a": "fa"} if overlap else {"a": "fa", "b": "fb"})
     assert store.delivered("job", "out", ["a", "b", "c"]) == {"a": "fa", "b": "fb"}
@@ -219,20 +219,20 @@ def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, 
 
 
 def test_a_later_run_delivering_a_rejected_key_settles_it_and_only_it(store: StateStore) -> None:
-    reject = {"fingerprint": "f", "component": "m", "reason": "bad", "data": {}, "source": "s"}
+    reject = Reject(key="", fingerprint="f", component="m", reason="bad", data={}, source="s")
     first = store.start_run("job")
-    store.record_rejects("job", first, [{**reject, "key": key} for key in ("r", "s", "t")], max_attempts=3)
+    store.record_rejects("job", first, [reject._replace(key=key) for key in ("r", "s", "t")], max_attempts=3)
     store.complete_run("job", first)
     second = store.start_run("job")
     store.commit_batch("job", second, "out", [("r", "f2"), ("a", "fa")])
-    store.record_rejects("job", second, [{**reject, "key": "s"}], max_attempts=3)  # rejected again
+    store.record_rejects("job", second, [reject._replace(key="s")], max_attempts=3)  # rejected again
     store.complete_run("job", second)
     assert sorted(row["key"] for row in store.rejects("job", "pending")) == ["s", "t"]
     assert store.completed("job", ["r", "s", "t", "a"]) == {"r": "f2", "a": "fa"}
     # A run that starts with no pending rejects still keeps the ones it makes itself.
     store.set_rejects("job", "discarded")
     third = store.start_run("job")
-    store.record_rejects("job", third, [{**reject, "key": "u"}], max_attempts=3)
+    store.record_rejects("job", third, [reject._replace(key="u")], max_attempts=3)
     store.commit_batch("job", third, "out", [("v", "fv")])
     store.complete_run("job", third)
     assert [row["key"] for row in store.rejects("job", "pending")] == ["u"]
@@ -427,12 +427,15 @@ def test_a_batch_of_rejects_is_recorded_as_its_rejects_one_at_a_time(
 ) -> None:
     """New keys only (a first run's batch), a key met twice in one batch, and keys an earlier run rejected: the
     table ends as it would were each reject recorded on its own, in order."""
-    base = {"component": "m", "reason": "bad", "source": "s"}
-    earlier = [{**base, "key": "old", "fingerprint": "f", "data": {}, "position": 1}]
+
+    def reject(key: str, fingerprint: str, data: dict[str, str], position: int) -> Reject:
+        return Reject(key, fingerprint, component="m", reason="bad", data=data, source="s", position=position)
+
+    earlier = [reject("old", "f", {}, 1)]
     batches = [
-        [{**base, "key": f"k{n}", "fingerprint": f"f{n}", "data": {"é": "東"}, "position": n} for n in range(5)],
-        [{**base, "key": key, "fingerprint": fp, "data": {}, "position": 9} for key, fp in [("d", "1"), ("d", "2")]],
-        [{**base, "key": key, "fingerprint": "f", "data": {}, "position": 2} for key in ("old", "fresh")],
+        [reject(f"k{n}", f"f{n}", {"é": "東"}, n) for n in range(5)],
+        [reject("d", fp, {}, 9) for fp in ("1", "2")],
+        [reject(key, "f", {}, 2) for key in ("old", "fresh")],
     ]
 
     def recorded(one_at_a_time: bool, name: str) -> tuple[list[dict[str, object]], dict[str, str]]:
