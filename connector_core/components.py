@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 import attrs
 
 from connector_core.keys import KeyFunction, blank_fields, key_function, keys_function
-from connector_core.records import Record, content_key, record_of
+from connector_core.records import Record, content_key, content_keys, record_of
 
 if TYPE_CHECKING:
     from connector_core.context import RunContext
@@ -158,7 +158,7 @@ class Source(Component[OptionsT]):
                 ", ".join(blank_fields(self.key_fields, rows[index])),
             )
         self.count("blank_keys", len(blank))
-        for index, key in zip(blank, map(content_key, map(rows.__getitem__, blank))):  # noqa: B905
+        for index, key in zip(blank, content_keys(list(map(rows.__getitem__, blank)))):  # noqa: B905
             keys[index] = key
 
     def record(self, data: dict[str, Any], position: int) -> Record:

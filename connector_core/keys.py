@@ -7,7 +7,7 @@ from functools import partial
 from operator import methodcaller
 from typing import Any
 
-from connector_core.records import content_key
+from connector_core.records import content_keys
 from connector_core.spec.suggest import closest
 
 #: Computes a record's key from its data; None when a key field is blank.
@@ -52,7 +52,7 @@ def keys_function(fields: tuple[str, ...]) -> KeysFunction:
     ``fields``. One key field holding non-blank text in every record (every CSV row with its key) is read in C
     loops, without a Python frame per record."""
     if not fields:
-        return partial(_each, content_key)
+        return content_keys  # type: ignore[return-value]  # a list[str] is a list[str | None] to its readers
     key = key_function(fields)
     if len(fields) > 1:
         return partial(_each, key)
@@ -60,8 +60,11 @@ def keys_function(fields: tuple[str, ...]) -> KeysFunction:
 
     def one_field_keys(rows: list[dict[str, Any]]) -> list[str | None]:
         values = list(map(value_of, rows))
-        if set(map(type, values)) == {str} and all(map(str.strip, values)):
-            return values
+        if set(map(type, values)) == {str}:
+            if all(map(str.strip, values)):
+                return values
+            # Some are blank (a messy file): None for those, without a call per record.
+            return [value if value.strip() else None for value in values]
         return list(map(key, rows))
 
     return one_field_keys

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from functools import partial
 from json.encoder import encode_basestring_ascii
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any, NamedTuple
 
 
@@ -84,6 +84,30 @@ def canonical_json(data: dict[str, Any]) -> str:
 
 
 def content_key(data: dict[str, Any]) -> str:
-    """A stable key for a record without a natural key, and every record's fingerprint: a short hash of its
-    canonical JSON (stable across processes and crmsync versions: fingerprints in state files depend on it)."""
+    """A stable key for a record without a natural key: a short hash of its canonical JSON (stable across
+    processes and crmsync versions: keys in state files depend on it)."""
     return hashlib.blake2b(canonical_json(data).encode(), digest_size=12).hexdigest()
+
+
+_digest12 = partial(hashlib.blake2b, digest_size=12)
+_hexdigest = methodcaller("hexdigest")
+_escaped_values = partial(map, encode_basestring_ascii)
+
+
+def content_keys(datas: list[dict[str, Any]]) -> list[str]:
+    """:func:`content_key` of each of ``datas``, the same values, in C loops when the records share one layout
+    of text values (the rows of a CSV file without a key column, or those with a blank key): no Python frame
+    per record."""
+    if not datas:
+        return []
+    fields = tuple(datas[0])
+    layout = _LAYOUTS.get(fields) or _layout(fields)
+    # As many fields as the first record: the same ones, or the KeyError below.
+    if layout is None or set(map(len, datas)) != {len(fields)}:
+        return list(map(content_key, datas))
+    values, template = layout
+    try:
+        texts = list(map(template.__mod__, map(tuple, map(_escaped_values, map(values, datas)))))
+    except (TypeError, KeyError):  # a value that is not text, another field
+        return list(map(content_key, datas))
+    return list(map(_hexdigest, map(_digest12, map(str.encode, texts))))

@@ -177,6 +177,10 @@ def test_dedupe_never_takes_blank_keys_for_duplicates() -> None:
         [{"email": "a@x.io", "id": "1"}, {"email": "", "id": "2"}, {"email": " \t", "id": "3"}],  # blank
         [{"email": None, "id": 1}, {"id": 2}, {"email": 7, "id": 3}, {"email": ["x"], "id": 4}],  # not text
         [{"email": "\u3000", "id": "1"}, {"email": "\x85", "id": "2"}],  # Unicode whitespace only
+        [{"id": "1", "email": 'ü%s"q\\'}, {"email": "x", "id": "2"}],  # fields reordered, escaped values
+        [{"email": "a", "id": "1"}, {"email": "a", "name": "1"}],  # as many fields, other names
+        [{"email": "a", "id": "1"}, {"email": "a", "id": "1", "x": "y"}, {"email": "a"}],  # more, fewer
+        [{"email": "a"}, {"email": "b"}],  # one field
         [],
     ],
 )
