@@ -17,8 +17,11 @@ from connector_core.records import Record
 #: A group is committed once it holds this many records (the group keeps them, to set them aside should its
 #: commit fail: this bounds the memory it holds)... Records held long are cold when the commit reads their keys
 #: and when they are freed: 5,000 (~7 MB of records) cost more in cache misses and page faults (20k against
-#: 11k a 300k-row run) than the commits that 1,000 adds; 500 commits too often (bench_state_cost.py, ~4%).
-GROUP_RECORDS = 1_000
+#: 11k a 300k-row run) than the commits they save, and 3,000 faulted 18k pages; 500 commits too often
+#: (bench_state_cost.py, ~4%). 2,000 against 1,000 (an fsync and a transaction fewer per 2,000 records), first
+#: stateful runs of 300k rows interleaved: 4–9% less CPU with 2% of them rejected (three series), 2% less with
+#: a quarter rejected.
+GROUP_RECORDS = 2_000
 #: ...or this many seconds after the previous commit, whichever comes first: a sink fed slowly (by an API)
 #: still commits about every batch, and a write error (a full disk, seen when the checkpoint flushes) stops the
 #: run's API work about as soon as before.
