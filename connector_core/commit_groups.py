@@ -19,7 +19,7 @@ from connector_core.records import Record
 #: and when they are freed: 5,000 (~7 MB of records) cost more in cache misses and page faults (20k against
 #: 11k a 300k-row run) than the commits they save, and 3,000 faulted 18k pages; 500 commits too often
 #: (bench_state_cost.py, ~4%). 2,000 against 1,000 (an fsync and a transaction fewer per 2,000 records), first
-#: stateful runs of 300k rows interleaved: 4–9% less CPU with 2% of them rejected (three series), 2% less with
+#: stateful runs of 300k rows interleaved: 4 to 9% less CPU with 2% of them rejected (three series), 2% less with
 #: a quarter rejected.
 GROUP_RECORDS = 2_000
 #: ...or this many seconds after the previous commit, whichever comes first: a sink fed slowly (by an API)
