@@ -74,7 +74,6 @@ class Ledger:
         self._positions_at = 0.0
         #: Rejects not written yet, in the order they came: runs of rejected or set-aside (transient) ones.
         self._rejects: list[tuple[bool, list[Reject]]] = []
-        self._rejects_kept = 0
 
     def stamp(self, items: list[Record | Failed]) -> list[Record | Failed]:
         """Give each item its fingerprint and drop those a finished run already delivered unchanged."""
@@ -86,20 +85,22 @@ class Ledger:
             return stamped
         kept: list[Record | Failed] = []
         unchanged: list[Record] = []
+        # Recognised by an older fingerprint (an earlier crmsync's), not by the one they have now.
+        older: list[tuple[str, str]] = []
         for item in stamped:
             record = _record(item)
-            if matches(done.get(record.key), record.fingerprint, record.data):
+            stored = done.get(record.key)
+            if stored is not None and matches(stored, record.fingerprint, record.data):
                 unchanged.append(record)
+                if record.fingerprint not in stored:
+                    older.append((record.key, record.fingerprint))
             else:
                 kept.append(item)
         if unchanged and not self.read_only:
             # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
             # new version of the same key that it delivers (two records with one key must not alternate).
             self.store.commit_batch(self.job, self.run_id, UNCHANGED, list(map(_KEY_AND_FINGERPRINT, unchanged)))
-            # Recognised by an older fingerprint (an earlier crmsync's): stored with this one too, so that the
-            # next run does not compute the older one again.
-            older = [(r.key, r.fingerprint) for r in unchanged if r.fingerprint not in done[r.key]]
-            if older:
+            if older:  # stored with their new fingerprint too: the next run does not compute the older one again
                 self.store.add_fingerprints(self.job, older)
         self.skipped += len(unchanged)
         return kept
@@ -132,7 +133,10 @@ class Ledger:
         seen = self.store.delivered(self.job, sink, [record.key for record in batch])
         if not seen:
             return batch
-        again = [record for record in batch if matches(seen.get(record.key), record.fingerprint, record.data)]
+        again: list[Record] = []
+        new: list[Record] = []
+        for record in batch:  # matches() once a record: a changed one computes its older fingerprints
+            (again if matches(seen.get(record.key), record.fingerprint, record.data) else new).append(record)
         if again:
             self.already_delivered[sink] = self.already_delivered.get(sink, 0) + len(again)
         if not self.read_only:
@@ -142,7 +146,7 @@ class Ledger:
             # twice in the input) would write it to the sink a second time.
             restamped = {r.key: str(seen[r.key]) for r in again}
             self.store.commit_batch(self.job, self.run_id, sink, restamped.items())
-        return [record for record in batch if not matches(seen.get(record.key), record.fingerprint, record.data)]
+        return new
 
     def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
         """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
@@ -157,9 +161,9 @@ class Ledger:
         set aside this run (not failed): pending for the next run, without using up an attempt.
 
         Called on the event loop, which alone keeps them: a messy file rejects a few records of every batch,
-        and a hop to the state store's thread for each cost more than keeping them. They are written a few
-        thousand at a time, and before the run settles; a run's rejects count when it ends (the store keeps
-        them apart until then), so keeping them longer loses nothing should the run be killed."""
+        and a hop to the state store's thread for each cost more than keeping them. They are written
+        :data:`REJECTS_AT_ONCE` at a time, and before the run settles; a run's rejects count when it ends (the
+        store keeps them apart until then), so keeping them longer loses nothing should the run be killed."""
         if self.read_only:
             return False
         rows = _reject_rows(component, records, reasons)
@@ -167,12 +171,11 @@ class Ledger:
             self._rejects[-1][1].extend(rows)
         else:
             self._rejects.append((transient, rows))
-        self._rejects_kept += len(rows)
-        return self._rejects_kept >= REJECTS_AT_ONCE
+        return sum(len(kept) for _, kept in self._rejects) >= REJECTS_AT_ONCE
 
     def take_rejects(self) -> list[tuple[bool, list[Reject]]]:
         """The rejects :meth:`rejected` kept, to :meth:`write_rejects` (on the event loop, which keeps them)."""
-        kept, self._rejects, self._rejects_kept = self._rejects, [], 0
+        kept, self._rejects = self._rejects, []
         return kept
 
     def write_rejects(self, kept: list[tuple[bool, list[Reject]]]) -> None:
