@@ -184,8 +184,9 @@ class Source(Component[OptionsT]):
 class Mapper(Component[OptionsT]):
     """Takes a batch of records and routes records to its outputs through the emitter."""
 
-    #: Records per call, unless the spec says otherwise.
-    batch_size: ClassVar[int] = 500
+    #: Records per call, unless the spec says otherwise. Small enough for a batch and its results to stay in the
+    #: CPU's cache between stages (see ``JobSettings.source_batch_size``); an API's limit is set by its plugin.
+    batch_size: ClassVar[int] = 250
     #: Calls in flight at once, unless the spec says otherwise (raise it for network mappers).
     concurrency: ClassVar[int] = 1
     #: The largest ``batch_size`` a spec may set (an API's per-call limit), or None.

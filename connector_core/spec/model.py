@@ -32,8 +32,10 @@ class JobSettings:
     queue_batches: int = 4
     #: Stop at the first record error instead of going on.
     stop_on_error: bool = False
-    #: Records per source batch.
-    source_batch_size: int = 1000
+    #: Records per source batch. A batch crosses every stage while its records are still in the CPU's cache:
+    #: at 1,000 (and 500 a mapper's batch) a 300k-row file job spent 15-20% more CPU than at 250, its records
+    #: evicted (a core's L2 cache holds ~1 MB, ~1,000 CSV rows) before the next stage read them.
+    source_batch_size: int = 250
 
 
 @attrs.frozen

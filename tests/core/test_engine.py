@@ -85,7 +85,7 @@ def test_batch_size_is_respected(jobs: Jobs) -> None:
     """)
     assert report.status == "success", report.failure
     assert kit.STORE["probe"] == [7] * 7 + [1]
-    assert kit.STORE["default_size"] == [50], "Mapper.batch_size (500) applies when the spec gives none"
+    assert kit.STORE["default_size"] == [50], "Mapper.batch_size (250) applies when the spec gives none"
     assert len(kit.STORE["out"]) == 100
 
 

@@ -106,7 +106,7 @@ def test_describe_command_shows_options_outputs_and_plugin(kit_cli, capsys: pyte
     assert '    account     str  (default: "crm")  [names a connection of type t.token]\n' in out
     assert "the crm connection to write to" in out
     assert "password    str  (optional)  [secret: masked in logs and reports]" in out
-    assert "common options: inputs, batch_size (default 500), concurrency (default 1)" in out
+    assert "common options: inputs, batch_size (default 250), concurrency (default 1)" in out
     assert "outputs: none" in out
 
 
