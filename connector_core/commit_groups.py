@@ -11,16 +11,13 @@ once (an API) keep the checkpoint-less default and commit every batch: for them 
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 
 from connector_core.records import Record
 
-#: A group is committed once it holds this many records (the group keeps them, to set them aside should its
-#: commit fail: this bounds the memory it holds)... Records held long are cold when the commit reads their keys
-#: and when they are freed: 5,000 (~7 MB of records) cost more in cache misses and page faults (20k against
-#: 11k a 300k-row run) than the commits they save, and 3,000 faulted 18k pages; 500 commits too often
-#: (bench_state_cost.py, ~4%). 2,000 against 1,000 (an fsync and a transaction fewer per 2,000 records), first
-#: stateful runs of 300k rows interleaved: 4 to 9% less CPU with 2% of them rejected (three series), 2% less with
-#: a quarter rejected.
+#: A group is committed once it holds this many records... 2,000 against 1,000 (an fsync and a transaction fewer
+#: per 2,000 records), first stateful runs of 300k rows interleaved: 4 to 9% less CPU with 2% of them rejected
+#: (three series), 2% less with a quarter rejected; 500 commits too often (bench_state_cost.py, ~4%).
 GROUP_RECORDS = 2_000
 #: ...or this many seconds after the previous commit, whichever comes first: a sink fed slowly (by an API)
 #: still commits about every batch, and a write error (a full disk, seen when the checkpoint flushes) stops the
@@ -28,22 +25,42 @@ GROUP_RECORDS = 2_000
 GROUP_SECONDS = 0.05
 
 
+#: What a group keeps of a record the sink wrote: its key and fingerprint (what the commit records), then its
+#: source and position (what a record set aside names).
+Kept = tuple[str, str, str, int]
+_KEPT = itemgetter(1, 4, 2, 3)
+_KEY_AND_FINGERPRINT = itemgetter(0, 1)
+
+
 class CommitGroup:
-    """The records a sink wrote since its last commit."""
+    """What a sink wrote since its last commit: not the records themselves. Held until the commit, their data had
+    left the CPU's cache by then, and freeing it cold cost 5-8% of a first stateful run of a file job; let go
+    right after the write, it is freed while still in the cache."""
 
     def __init__(self) -> None:
-        self.records: list[Record] = []
+        self.kept: list[Kept] = []
         self._since = time.monotonic()
 
     def add(self, records: list[Record]) -> None:
-        self.records += records
+        self.kept += map(_KEPT, records)
 
     def due(self) -> bool:
         """Whether the group should be committed now."""
-        return len(self.records) >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS
+        return len(self.kept) >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS
 
-    def take(self) -> list[Record]:
-        """The records to commit (the group starts over empty)."""
-        records, self.records = self.records, []
+    def take(self) -> list[Kept]:
+        """What the group kept, to commit (the group starts over empty)."""
+        kept, self.kept = self.kept, []
         self._since = time.monotonic()
-        return records
+        return kept
+
+
+def commit_pairs(kept: list[Kept]) -> list[tuple[str, str]]:
+    """The ``(key, fingerprint)`` pairs a commit records of what a group kept."""
+    return list(map(_KEY_AND_FINGERPRINT, kept))
+
+
+def stand_ins(kept: list[Kept]) -> list[Record]:
+    """Records standing in for those of a group whose commit failed, to set them aside: key, provenance and
+    fingerprint, without the data (the sink had it; the next run reads the record again)."""
+    return [Record({}, key, source, position, fingerprint) for key, fingerprint, source, position in kept]

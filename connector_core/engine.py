@@ -12,13 +12,13 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from connector_core.collector import run_pace
-from connector_core.commit_groups import CommitGroup
+from connector_core.commit_groups import CommitGroup, commit_pairs, stand_ins
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import CrmsyncError, RunFailed
 from connector_core.fingerprints import fingerprints
 from connector_core.lanes import Lanes
-from connector_core.ledger import Ledger, lists_this_run_only
+from connector_core.ledger import Ledger, delivery_pairs, lists_this_run_only
 from connector_core.plugin_manager import PluginHost
 from connector_core.progress import Progress
 from connector_core.records import Record
@@ -331,7 +331,7 @@ class Engine:
                     buffer = buffer[cut:]
             if buffer:
                 await submit(buffer)
-        if self.groups.get(spec.name) and self.groups[spec.name].records:
+        if self.groups.get(spec.name) and self.groups[spec.name].kept:
             await self._commit_group(spec.name, node)
         if isinstance(node, Mapper) and node.has_finish and not self.plan:
             await self._handle_finish(spec.name, node)
@@ -414,15 +414,16 @@ class Engine:
     async def _commit_group(self, name: str, node: Component[Any]) -> None:
         """Commit what a sink wrote since its last commit (see connector_core.commit_groups). When its
         checkpoint fails (a full disk), every record of the group was written but is not durable: each is set
-        aside (an OSError) or rejected, as the failed batch would have been, and no longer counts as delivered."""
-        records = self.groups[name].take()
+        aside (an OSError) or rejected, as the failed batch would have been, and no longer counts as delivered. The
+        group kept their keys and provenance, not their data: the error stream names them without it."""
+        kept = self.groups[name].take()
         try:
-            await self.lanes.run(name, self._commit_records, name, node, records)
+            await self.lanes.run(name, self._commit_records, name, node, commit_pairs(kept))
         except RunFailed:
             raise
         except Exception as exc:
-            out = self._batch_failed(name, exc, records, set_aside=True)
-            self.context.stats.delivered[name] -= len(records)
+            out = self._batch_failed(name, exc, stand_ins(kept), set_aside=True)
+            self.context.stats.delivered[name] -= len(kept)
             await self._deliver(name, out)
 
     def _write_durably(
@@ -448,12 +449,13 @@ class Engine:
         if name in self.groups:
             self.groups[name].add(_written(batch, out))
             return
-        self._commit_records(name, node, _written(batch, out))
+        self._commit_records(name, node, delivery_pairs(_written(batch, out)))
 
-    def _commit_records(self, name: str, node: Component[Any], records: list[Record]) -> None:
-        """On a sink's thread: make everything it wrote durable and commit ``records`` with the token."""
+    def _commit_records(self, name: str, node: Component[Any], pairs: list[tuple[str, str]]) -> None:
+        """On a sink's thread: make everything it wrote durable and commit its ``(key, fingerprint)`` pairs with
+        the token."""
         assert self.ledger is not None
-        self.ledger.delivered(name, records, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
+        self.ledger.delivered(name, pairs, self._on_loop(node.checkpoint()))  # type: ignore[attr-defined]
 
     def _on_loop(self, value: Any) -> Any:
         """On a component's thread: ``value``, or what it resolves to when a plain method returned an awaitable

@@ -12,6 +12,7 @@ from typing import Any
 from connector_core.components import Component, Failed
 from connector_core.errors import RunFailed
 from connector_core.fingerprints import fingerprints, matches
+from connector_core.json_encoding import encode_json
 from connector_core.records import Record, record_of
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
@@ -99,7 +100,7 @@ class Ledger:
         if unchanged and not self.read_only:
             # Met again unchanged: part of this run's input, so settling the run keeps them completed beside a
             # new version of the same key that it delivers (two records with one key must not alternate).
-            self.store.commit_batch(self.job, self.run_id, UNCHANGED, list(map(_KEY_AND_FINGERPRINT, unchanged)))
+            self.store.commit_batch(self.job, self.run_id, UNCHANGED, delivery_pairs(unchanged))
             if older:  # stored with their new fingerprint too: the next run does not compute the older one again
                 self.store.add_fingerprints(self.job, older)
         self.skipped += len(unchanged)
@@ -148,12 +149,13 @@ class Ledger:
             self.store.commit_batch(self.job, self.run_id, sink, restamped.items())
         return new
 
-    def delivered(self, sink: str, records: list[Record], checkpoint: Any) -> None:
-        """Commit records a sink made durable, with the sink's checkpoint, in one transaction."""
+    def delivered(self, sink: str, pairs: list[tuple[str, str]], checkpoint: Any) -> None:
+        """Commit the ``(key, fingerprint)`` pairs of records a sink made durable (:func:`delivery_pairs`), with
+        the sink's checkpoint, in one transaction."""
         if self.heartbeat is not None and self.heartbeat.lost:
             raise RunFailed(self.heartbeat.lost)
         if not self.read_only:
-            self.store.commit_batch(self.job, self.run_id, sink, list(map(_KEY_AND_FINGERPRINT, records)), checkpoint)
+            self.store.commit_batch(self.job, self.run_id, sink, pairs, checkpoint)
 
     def rejected(self, component: str, records: list[Record], reasons: list[str], transient: bool = False) -> bool:
         """Keep rejected records (as they came, each with its reason) to be retried by the next run; True when
@@ -214,7 +216,14 @@ def _start_heartbeat(store: StateStore, job: str, token: str, ttl_s: float) -> H
 
 def _reject_rows(component: str, records: list[Record], reasons: list[str]) -> list[Reject]:
     datas, keys, sources, positions, stamps = zip(*records, strict=True)
-    return list(map(reject_of, zip(keys, stamps, repeat(component), reasons, datas, sources, positions)))
+    texts = map(encode_json, datas)
+    return list(map(reject_of, zip(keys, stamps, repeat(component), reasons, texts, sources, positions)))
+
+
+def delivery_pairs(records: list[Record]) -> list[tuple[str, str]]:
+    """The ``(key, fingerprint)`` of each record, as the state commits them (picked in C: a commit takes
+    thousands)."""
+    return list(map(_KEY_AND_FINGERPRINT, records))
 
 
 def _stamped(items: list[Record | Failed]) -> list[Record | Failed]:

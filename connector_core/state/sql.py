@@ -470,7 +470,7 @@ class SqlStateStore(StateStore):
             return
         self._reject_limits[run_id] = (job, max_attempts)
         keys, fingerprints, components, reasons, datas, sources, positions = zip(*rejects, strict=True)
-        # The rows are built in C: the run and the flag repeated, the data encoded, numbered.
+        # The rows are built in C: the run and the flag repeated, numbered.
         rows = zip(
             repeat(run_id),
             repeat(int(transient)),
@@ -478,7 +478,7 @@ class SqlStateStore(StateStore):
             fingerprints,
             components,
             reasons,
-            map(encode_json, datas),
+            datas,
             sources,
             positions,
             self._reject_seq,

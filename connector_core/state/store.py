@@ -23,8 +23,9 @@ class Reject(NamedTuple):
     #: The component that rejected it, and why.
     component: str
     reason: str
-    #: The record's data as it came (``crmsync errors list`` shows it).
-    data: dict[str, Any]
+    #: The record's data as it came, as JSON text (``crmsync errors list`` shows it): encoded when the record is
+    #: rejected, while it is still in the CPU's cache, so that the record need not be held until it is written.
+    data: str
     #: Where it came from: the source component and the row or line.
     source: str | None = None
     position: int | None = None

@@ -175,6 +175,11 @@ def test_a_group_whose_checkpoint_fails_is_set_aside_whole(tmp_path: Path, monke
     # Groups of 105 records (15 batches of 7): the second one's checkpoint failed and all of it is set aside,
     # like every later batch (the file is broken); only the first group counts as delivered.
     assert report["delivered"]["out"] == 105 and report["errors"]["set_aside"] == 300 - 105
+    # The error stream names each of them by its provenance (the failed group's without its data, which the
+    # group does not keep): together with the delivered ones, every row of the file once.
+    errors = [json.loads(line)["_error"] for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert all(error["transient"] and error["source"] == "leads" for error in errors)
+    assert len({error["position"] for error in errors}) == 195
     monkeypatch.setattr(JournaledFile, "checkpoint", checkpoint)
     resumed = run(spec)
     assert resumed["delivered"]["out"] == 195

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from connector_core.json_encoding import encode_json
 from connector_core.state.lease import new_owner
 from connector_core.state.open import open_store
 from connector_core.state.store import UNCHANGED, JobLocked, Reject, StateStore
@@ -155,7 +156,7 @@ def test_a_completed_key_takes_the_fingerprints_added_to_it_once(store: StateSto
 
 
 def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
-    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={}, source="s")
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data="{}", source="s")
     run_id = store.start_run("job")
     store.record_rejects("job", run_id, [reject], max_attempts=2)
     store.finish_run(run_id, "success", {})
@@ -175,7 +176,7 @@ def test_records_set_aside_keep_their_attempts(store: StateStore) -> None:
 def test_the_rejects_of_a_run_that_died_are_dropped_and_count_no_attempt(store: StateStore) -> None:
     """A run's rejects are kept when it ends (settled or not); the next run drops those of a run that died before,
     and rejects them again itself (it reads the same input): an attempt is counted once, by a run that ended."""
-    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={}, source="s")
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data="{}", source="s")
     first = store.start_run("job")
     store.record_rejects("job", first, [reject], max_attempts=3)
     store.complete_run("job", first)
@@ -191,7 +192,7 @@ def test_the_rejects_of_a_run_that_died_are_dropped_and_count_no_attempt(store: 
 
 
 def test_rejects_retry_then_discard(store: StateStore) -> None:
-    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={"x": 1}, source="s")
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data='{"x": 1}', source="s")
     for run in range(1, 3):
         run_id = store.start_run("job")
         store.record_rejects("job", run_id, [reject._replace(position=run)], max_attempts=2)
@@ -206,7 +207,7 @@ def test_rejects_retry_then_discard(store: StateStore) -> None:
 
 @pytest.mark.parametrize("overlap", [True, False])
 def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, overlap: bool) -> None:
-    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data={}, source="s")
+    reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data="{}", source="s")
     run_id = store.start_run("job")
     store.commit_batch("job", run_id, "out", [("a", "fa"), ("b", "fb")])
     rejected = ["b", "c"] if overlap else ["c"]
@@ -219,7 +220,7 @@ def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, 
 
 
 def test_a_later_run_delivering_a_rejected_key_settles_it_and_only_it(store: StateStore) -> None:
-    reject = Reject(key="", fingerprint="f", component="m", reason="bad", data={}, source="s")
+    reject = Reject(key="", fingerprint="f", component="m", reason="bad", data="{}", source="s")
     first = store.start_run("job")
     store.record_rejects("job", first, [reject._replace(key=key) for key in ("r", "s", "t")], max_attempts=3)
     store.complete_run("job", first)
@@ -396,7 +397,7 @@ def test_an_invalid_import_changes_nothing(store: StateStore, mutate, message: s
 def test_a_resumed_run_remembers_every_version_a_sink_committed_across_batches(store: StateStore) -> None:
     """A run killed after a sink committed two versions of one key: the run that resumes meets them in
     two batches, and must skip both (re-stamping the first must not make it forget the second)."""
-    from connector_core.ledger import Ledger
+    from connector_core.ledger import Ledger, delivery_pairs
     from connector_core.records import Record
 
     def record(key: str, data: dict[str, object]) -> Record:
@@ -406,8 +407,8 @@ def test_a_resumed_run_remembers_every_version_a_sink_committed_across_batches(s
 
     first, second = record("k", {"v": 1}), record("k", {"v": 2})
     killed = Ledger(store, "job", max_attempts=3)
-    killed.delivered("out", [first], None)
-    killed.delivered("out", [second], None)
+    killed.delivered("out", delivery_pairs([first]), None)
+    killed.delivered("out", delivery_pairs([second]), None)
     if killed.heartbeat is not None:
         killed.heartbeat.stop()
     store.release_lock("job", killed.owner["token"])  # as a takeover would; the run never settled
@@ -429,7 +430,9 @@ def test_a_batch_of_rejects_is_recorded_as_its_rejects_one_at_a_time(
     table ends as it would were each reject recorded on its own, in order."""
 
     def reject(key: str, fingerprint: str, data: dict[str, str], position: int) -> Reject:
-        return Reject(key, fingerprint, component="m", reason="bad", data=data, source="s", position=position)
+        return Reject(
+            key, fingerprint, component="m", reason="bad", data=encode_json(data), source="s", position=position
+        )
 
     earlier = [reject("old", "f", {}, 1)]
     batches = [
