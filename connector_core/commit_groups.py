@@ -1,4 +1,4 @@
-"""Grouped commits: a sink that can roll back to its checkpoint commits its deliveries every thousand records.
+"""Grouped commits: a sink that can roll back to its checkpoint commits its deliveries every 2,000 records.
 
 A commit is the sink's ``checkpoint()`` (an fsync) plus a state transaction; after every 500-record batch those
 two cost more than the rest of a file job. A sink whose checkpoint token lets it cut its output back to a

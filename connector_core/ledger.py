@@ -23,8 +23,8 @@ log = logging.getLogger("crmsync.state")
 #: How often a source's read position is written (``crmsync state show``): it is informative only (a resumed
 #: run reads from the start), so it need not cost a transaction per batch.
 SOURCE_POSITION_EVERY_S = 1.0
-#: Rejects are written once this many are kept (see Ledger.rejected): each holds its record until then, and
-#: 5,000 held cost ~2% more CPU in a 300k-row run with a quarter rejected (colder memory) than 1,000.
+#: Rejects are written once this many are kept (see Ledger.rejected): 5,000 held cost ~2% more CPU in a 300k-row
+#: run with a quarter rejected (colder memory) than 1,000, when each held its record (its data is now held encoded).
 REJECTS_AT_ONCE = 1_000
 #: A record's ``(key, fingerprint)``, picked in C (a commit takes thousands).
 _KEY_AND_FINGERPRINT = itemgetter(1, 4)

@@ -3,12 +3,13 @@
 The sink writes into a hidden partial file beside the target (same folder, hence same filesystem, so the final
 rename is atomic) and :meth:`AtomicFile.commit` renames it onto the target. A process killed before the commit
 leaves the target untouched; only ``.<name>.<pid>.partial`` remains, which a later run does not reuse because
-the pid is part of its name.
+the pid is part of its name, and deletes once that process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -36,6 +37,7 @@ class AtomicFile:
     def open(self) -> TextIO:
         """Create the partial file (and the target's folders) and return it for writing."""
         self.target.parent.mkdir(parents=True, exist_ok=True)
+        _delete_orphans(self.target)
         # newline="" writes "\n" as is on every OS: JSONL and the csv module both expect to control line endings.
         self._file = open(self.partial, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
         return self._file
@@ -76,6 +78,28 @@ class AtomicFile:
             self._file = None
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()
+
+
+def _delete_orphans(target: Path) -> None:
+    """Delete the partial files of ``target`` that killed processes left (their pid is gone). One whose pid
+    is running is left alone: another run may be writing it (or the pid was reused, and it goes next time)."""
+    for partial in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        pid = partial.name[len(target.name) + 2 : -len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
+
+def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send that process a Ctrl-C there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, as another user's process
+        return True
+    return True
 
 
 def failed_path(target: Path) -> Path:

@@ -6,7 +6,11 @@ import csv
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +193,50 @@ def test_text_file_sources_and_sinks_work_on_the_event_loop_thread(
     records = pipeline({"type": kind, "path": f"in.{kind}", "key": "id"}, out={"metadata": False}).records
     assert [record["name"] for record in records] == ["Ada", "Grace"]
     assert threads == {threading.get_ident()}
+
+
+def _exited_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_partial_files_of_killed_processes_are_deleted_by_the_next_open(tmp_path: Path, kind: str) -> None:
+    """A killed run leaves its partial file; the next run's sink deletes it, unless its process still runs."""
+    target = tmp_path / f"out.{kind}"
+    dead = tmp_path / f".out.{kind}.{_exited_pid()}.partial"
+    alive_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp_path / f".out.{kind}.{alive_process.pid}.partial"
+        other = tmp_path / f".other.{kind}.{_exited_pid()}.partial"  # another target's: not this sink's to delete
+        for path in (dead, alive, other):
+            path.write_text("half a row")
+        sink = file_sink(kind, target)
+        sink.open()
+        assert partials(tmp_path) == sorted([alive.name, other.name, f".out.{kind}.{os.getpid()}.partial"])
+        sink.close(True)
+    finally:
+        alive_process.kill()
+        alive_process.wait()
+
+
+def test_a_run_after_a_killed_one_leaves_no_partial_file(tmp_path: Path) -> None:
+    """End to end: SIGKILL a run while it writes, run again: one complete output and no leftover."""
+    rows = "".join(f"p{n}@example.com,Name {n}\n" for n in range(300_000))
+    (tmp_path / "leads.csv").write_text("Email,Name\n" + rows)
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "version: 1\njob: orphans\nsources:\n  leads: {type: csv, path: leads.csv, key: Email}\n"
+        "sinks:\n  out: {type: jsonl, inputs: [leads], path: out.jsonl}\n"
+    )
+    command = [sys.executable, "-m", "connector_core", "-q", "run", "--no-state", str(spec)]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as killed:
+        deadline = time.monotonic() + 30
+        while not partials(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed.send_signal(signal.SIGKILL)
+    assert partials(tmp_path) == [f".out.jsonl.{killed.pid}.partial"]
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    assert partials(tmp_path) == []
+    assert sum(1 for _ in (tmp_path / "out.jsonl").open()) == 300_000
