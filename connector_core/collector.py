@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 #: Young-generation threshold during a run: above what a run allocates and frees batch by batch, and above
-#: what it holds a while with state (rejects waiting to be written, each holding its record,
-#: and a sink's commit group): at 10,000 those survivors were walked again by each of the ~25 extra young
+#: what it holds a while with state (rejects waiting to be written, and a sink's commit group; each held its
+#: record when this was measured): at 10,000 those survivors were walked again by each of the ~25 extra young
 #: collections of a 300k-row stateful run with a quarter of its rows rejected (0.10 s by ``gc.callbacks``;
 #: 0.02 s at 20,000, 0.01 s at 30,000). Not higher: garbage in reference cycles (a plugin's, such as an httpx
 #: answer still linked to its stream) waits for a collection, and holds memory in proportion.

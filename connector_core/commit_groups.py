@@ -29,7 +29,7 @@ GROUP_SECONDS = 0.05
 #: source and position (what a record set aside names).
 Kept = tuple[str, str, str, int]
 _KEPT = itemgetter(1, 4, 2, 3)
-_KEY_AND_FINGERPRINT = itemgetter(0, 1)
+_PAIR_OF_KEPT = itemgetter(0, 1)
 
 
 class CommitGroup:
@@ -57,7 +57,7 @@ class CommitGroup:
 
 def commit_pairs(kept: list[Kept]) -> list[tuple[str, str]]:
     """The ``(key, fingerprint)`` pairs a commit records of what a group kept."""
-    return list(map(_KEY_AND_FINGERPRINT, kept))
+    return list(map(_PAIR_OF_KEPT, kept))
 
 
 def stand_ins(kept: list[Kept]) -> list[Record]:
