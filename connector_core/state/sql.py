@@ -385,7 +385,7 @@ class SqlStateStore(StateStore):
         self._clear_journal("journal", run_id)
 
     def _count_appended(self, table: str, run_id: int, rows: int) -> None:
-        """Count the rows this store appended to a journal (``journal``, ``reject_journal``) for a run."""
+        """Count the rows this store appended to a journal (``journal``) for a run."""
         self._journal_rows[table, run_id] = self._journal_rows.get((table, run_id), 0) + rows
 
     def _clear_journal(self, table: str, run_id: int) -> None:
@@ -489,7 +489,6 @@ class SqlStateStore(StateStore):
                 "position, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._count_appended("reject_journal", run_id, len(rejects))
 
     def _fold_rejects(self, run_id: int) -> bool:
         """Fold the rejects this store journaled for a run into ``rejects``, in key order (see record_rejects);

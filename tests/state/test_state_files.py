@@ -151,6 +151,17 @@ def test_a_new_state_file_has_large_pages_and_an_older_file_keeps_its_own(
     assert page_size(tmp_path / "old.db") == 4096
 
 
+def test_pages_a_run_frees_are_not_written_again(tmp_path: Path) -> None:
+    """A SQLite built with SECURE_DELETE (Debian's, Ubuntu's) zeroes every page a delete frees: settling a run
+    would write its journals out once more. The store asks for FAST, for its file and its temporary tables."""
+    store = SqliteStateStore(tmp_path / "state.db")
+    try:
+        modes = [store.db.execute(f"PRAGMA {schema}.secure_delete").fetchone()[0] for schema in ("main", "temp")]
+    finally:
+        store.close()
+    assert modes == [2, 2]  # FAST
+
+
 def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
