@@ -152,7 +152,7 @@ class JournaledFile:
         """Start this run's part file and return it for writing."""
         self.target.parent.mkdir(parents=True, exist_ok=True)
         if self.fresh:  # parts an earlier state left (a failed run's, then a reset) belong to nothing any more
-            for stale in self.target.parent.glob(f".{self.target.name}.run*.part"):
+            for stale in self.target.parent.glob(f".{glob.escape(self.target.name)}.run*.part"):
                 stale.unlink(missing_ok=True)
         self.base = self.target.stat().st_size if self.target.exists() and not self.fresh else 0
         self._file = open(self.part, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115

@@ -83,6 +83,23 @@ def test_a_fresh_part_holding_exactly_its_committed_bytes_becomes_the_target_by_
     assert merge(token)["merged"] is True and target.read_text() == '{"n": 1}\n'  # a second merge changes nothing
 
 
+@pytest.mark.parametrize("name", ["out[1].jsonl", "out*.jsonl", "out?.jsonl"])
+def test_a_fresh_journal_deletes_its_own_stale_parts_whatever_its_name(tmp_path: Path, name: str) -> None:
+    """A fresh journal deletes the parts an earlier state left beside its target: found by the target's name
+    taken literally (``[``, ``*`` and ``?`` are not patterns), so another target's parts are left alone."""
+    target = tmp_path / name
+    stale = tmp_path / f".{name}.run1.part"
+    others = [tmp_path / ".out1.jsonl.run1.part", tmp_path / ".outX.jsonl.run2.part"]
+    for part in (stale, *others):
+        part.write_text("left by an earlier state\n")
+    journal = JournaledFile(target, "utf-8", run_id=5, fresh=True)
+    journal.open().write('{"n": 1}\n')
+    journal.commit()
+    assert not stale.exists()
+    assert all(part.exists() for part in others)
+    assert target.read_text() == '{"n": 1}\n'
+
+
 OUTSIDE_EDITS = """
 version: 1
 job: edits
