@@ -350,7 +350,7 @@ class SqlStateStore(StateStore):
             if pairs:
                 row = (run_id, sink, journal_text(pairs))
                 self._exec("INSERT INTO journal (run_id, sink, pairs) VALUES (?, ?, ?)", row)
-                self._count_appended("journal", run_id, 1)
+                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + 1
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
@@ -383,10 +383,6 @@ class SqlStateStore(StateStore):
             params = (*params, job, run_id)
         self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
         self._clear_journal("journal", run_id)
-
-    def _count_appended(self, table: str, run_id: int, rows: int) -> None:
-        """Count the rows this store appended to a journal (``journal``) for a run."""
-        self._journal_rows[table, run_id] = self._journal_rows.get((table, run_id), 0) + rows
 
     def _clear_journal(self, table: str, run_id: int) -> None:
         """Delete a folded run's rows of a journal (``journal``, ``reject_journal``)."""
@@ -675,8 +671,8 @@ class SqlStateStore(StateStore):
         return {}
 
     @functools.cached_property
-    def _journal_rows(self) -> dict[tuple[str, int], int]:
-        """Rows this store appended, per journal and run (the run's own rows are never deleted by anyone else)."""
+    def _journal_rows(self) -> dict[int, int]:
+        """Rows this store appended to ``journal``, per run (the run's own rows are never deleted by anyone else)."""
         return {}
 
     @functools.cached_property

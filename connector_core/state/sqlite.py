@@ -187,11 +187,10 @@ class SqliteStateStore(SqlStateStore):
         # connection's: it holds no other run's rows once no other run's are waiting to be folded. The shared
         # journal holds this run only when it has as many rows as this run appended (counted from the B-tree's
         # pages without reading a row; the count reads every page, which the temporary table spares).
-        appended = self._journal_rows.pop((table, run_id), 0)
         if table == "reject_journal":
             alone = not self._reject_limits
         else:
-            alone = self._exec(f"SELECT count(*) FROM {table}").fetchone()[0] == appended
+            alone = self._exec(f"SELECT count(*) FROM {table}").fetchone()[0] == self._journal_rows.pop(run_id, 0)
         if alone:
             self._exec(f"DELETE FROM {table}")
         else:
