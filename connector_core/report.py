@@ -70,13 +70,16 @@ class RunReport:
     def summary(self, headline: str | None = None) -> str:
         """A short human table for the end of a run, under ``headline`` (default: job, status and duration)."""
         default = f"{self.job}: {self.status} in {self.duration_s:.2f}s ({self.input_records} input records)"
-        rows = [("stream", "records")]
-        rows += [(name, str(count)) for name, count in self.streams.items()]
-        rows += [(f"{name} (delivered)", str(count)) for name, count in self.delivered.items()]
-        rows.append(("errors", str(self.errors["count"])))
-        width = max(len(name) for name, _ in rows)
+        rows = [("stream", "records", "")]
+        rows += [(name, str(count), "") for name, count in self.streams.items()]
+        rows += [(f"{name} (delivered)", str(count), "") for name, count in self.delivered.items()]
+        # The error stream's row (above) counts set-aside records too: these say which is which.
+        rows.append(("rejected", str(self.errors["count"]), f"  ({self.errors['rate']:.2%} of the input)"))
+        if self.errors.get("set_aside"):
+            rows.append(("set aside", str(self.errors["set_aside"]), "  (transient: a run with state retries them)"))
+        width = max(len(name) for name, _, _ in rows)
         lines = [headline or default]
-        lines += [f"  {name:<{width}}  {count:>9}" for name, count in rows]
+        lines += [f"  {name:<{width}}  {count:>9}{note}" for name, count, note in rows]
         for key, section in self.extra.items():
             if not isinstance(section, dict):
                 lines.append(f"  {key}: {section}")

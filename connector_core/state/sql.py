@@ -538,7 +538,9 @@ class SqlStateStore(StateStore):
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT key, fingerprint, component, reason, attempts, status, data, source, position, updated_at "
-            "FROM rejects WHERE job = ?" + (" AND status = ?" if status else "") + " ORDER BY updated_at, key"
+            "FROM rejects WHERE job = ?" + (" AND status = ?" if status else "") + " ORDER BY updated_at, "
+            # In input order (keys are often content hashes): NULLs first, as SQLite sorts them and PostgreSQL not.
+            "coalesce(source, ''), coalesce(position, -1), key"
         )
         columns = ("key", "fingerprint", "component", "reason", "attempts", "status", "data", "source", "position")
         rows = self._exec(sql, (job, status) if status else (job,)).fetchall()

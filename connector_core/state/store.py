@@ -141,7 +141,8 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def rejects(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
-        """Stored rejects (``pending`` or ``discarded``)."""
+        """Stored rejects (``pending`` or ``discarded``): those a run stored earlier first, each run's in input
+        order (by source and position)."""
 
     @abc.abstractmethod
     def set_rejects(self, job: str, status: str, keys: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -65,6 +66,10 @@ def test_run_success_exit_0_with_report_and_summary(
     assert "cli-job: success in" in err
     assert "stream" in err and "records" in err
     assert "even (delivered)" in err
+    # One row per count: the error stream's (a stream like any other), then what it holds.
+    assert [line.split()[0] for line in err.splitlines() if line.strip().startswith("errors")] == ["errors"]
+    assert re.search(r"^  rejected +2  \(20\.00% of the input\)$", err, re.MULTILINE)
+    assert "set aside" not in err
 
 
 def test_run_failure_exit_1_when_error_rate_exceeded(

@@ -191,6 +191,19 @@ def test_the_rejects_of_a_run_that_died_are_dropped_and_count_no_attempt(store: 
     assert store.summary("job")["rejects"] == {"pending": 2}
 
 
+def test_rejects_are_listed_in_input_order(store: StateStore) -> None:
+    """``errors list`` shows a run's rejects as the input had them, whatever their keys (often content hashes)."""
+    rows = [("f3", "b", 2), ("a9", "a", 10), ("c1", "a", 9), ("0e", None, None), ("b2", "a", 1)]
+    rejects = [
+        Reject(key=key, fingerprint="f", component="m", reason="bad", data="{}", source=source, position=position)
+        for key, source, position in rows
+    ]
+    run_id = store.start_run("job")
+    store.record_rejects("job", run_id, rejects, max_attempts=3)
+    store.finish_run(run_id, "success", {})
+    assert [row["key"] for row in store.rejects("job")] == ["0e", "b2", "c1", "a9", "f3"]
+
+
 def test_rejects_retry_then_discard(store: StateStore) -> None:
     reject = Reject(key="r", fingerprint="f", component="m", reason="bad", data='{"x": 1}', source="s")
     for run in range(1, 3):
