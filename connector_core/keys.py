@@ -22,8 +22,9 @@ def is_blank(value: Any) -> bool:
 
 
 def key_function(fields: tuple[str, ...]) -> KeyFunction:
-    """The key of a record: its ``fields`` joined by ``|``; None when any of them is blank (absent, null or
-    blank text), since records without a value would all share one key and overwrite each other downstream.
+    """The key of a record: its ``fields`` joined by ``|`` (when a value holds a ``|``, each ``|`` and ``\\`` of
+    the values is escaped by ``\\``); None when any of them is blank (absent, null or blank text), since records
+    without a value would all share one key and overwrite each other downstream.
 
     Chosen once per source, since it runs for every record read.
     """
@@ -42,7 +43,13 @@ def key_function(fields: tuple[str, ...]) -> KeyFunction:
         values = [data.get(field) for field in fields]
         if any(is_blank(value) for value in values):
             return None
-        return "|".join(map(str, values))
+        joined = "|".join(texts := list(map(str, values)))
+        if joined.count("|") == len(fields) - 1:
+            return joined
+        # A value holds the separator: every value is escaped, so that ("x|y", "z") and ("x", "y|z") stay two keys.
+        # Such a key holds more separators than the fields' plain join ever does, so the two kinds never meet, and
+        # the keys of values without one are the ones an earlier crmsync stored.
+        return "|".join(text.replace("\\", "\\\\").replace("|", "\\|") for text in texts)
 
     return several_fields
 

@@ -187,3 +187,46 @@ def test_dedupe_never_takes_blank_keys_for_duplicates() -> None:
 def test_the_keys_of_many_records_are_each_record_s(fields: tuple[str, ...], rows: list[dict[str, object]]) -> None:
     one = key_function(fields) if fields else content_key
     assert keys_function(fields)(rows) == [one(row) for row in rows]
+
+
+SEPARATOR_VALUES = ["x", "x|y", "|", "||", "x\\", "\\|", "\\", "y|z\\", "a\\|b", "1"]
+
+
+def test_composite_keys_of_different_values_never_collide() -> None:
+    """Every pair and triple of values built from the separator and the escape gets a key of its own."""
+    for width in (2, 3):
+        key = key_function(tuple(f"f{index}" for index in range(width)))
+        combos: list[tuple[str, ...]] = [(value,) for value in SEPARATOR_VALUES]
+        for _ in range(width - 1):
+            combos = [(*combo, value) for combo in combos for value in SEPARATOR_VALUES]
+        keys = {key(dict(zip((f"f{index}" for index in range(width)), combo, strict=True))) for combo in combos}
+        assert len(keys) == len(combos), width
+
+
+def test_composite_keys_without_the_separator_are_the_plain_join() -> None:
+    """The keys an earlier crmsync stored stay the same: values without a ``|`` are joined as they are."""
+    key = key_function(("first", "last", "id"))
+    assert key({"first": "Ada", "last": "Love\\lace", "id": 7}) == "Ada|Love\\lace|7"
+    assert key({"first": "x|y", "last": "z", "id": 7}) == "x\\|y|z|7"
+
+
+def test_records_whose_composite_keys_differ_only_by_a_separator_are_both_delivered(
+    tmp_path: Path, write: Write
+) -> None:
+    write("in.csv", 'first,last,v\n"x|y",z,1\nx,"y|z",2\n')
+    sinks = {
+        "db": {"type": "sqlite", "path": "out.db", "table": "t", "inputs": ["src"]},
+        "out": {"type": "jsonl", "path": "out.jsonl", "inputs": ["src"]},
+    }
+    spec = job(tmp_path, {"type": "csv", "path": "in.csv", "key": ["first", "last"]}, sinks)
+    assert main(["run", str(spec), "--state", str(tmp_path / "state.db")]) == 0
+    assert sorted(row["v"] for row in read_jsonl(tmp_path / "out.jsonl")) == ["1", "2"]
+    db = sqlite3.connect(tmp_path / "out.db")
+    assert sorted(row[0] for row in db.execute("SELECT v FROM t")) == ["1", "2"]
+    db.close()
+    write("in.csv", 'first,last,v\n"x|y",z,1\nx,"y|z",3\n')  # the second one changed: only it is delivered again
+    assert main(["run", str(spec), "--state", str(tmp_path / "state.db")]) == 0
+    assert [row["v"] for row in read_jsonl(tmp_path / "out.jsonl")][2:] == ["3"]
+    db = sqlite3.connect(tmp_path / "out.db")
+    assert sorted(row[0] for row in db.execute("SELECT v FROM t")) == ["1", "3"]
+    db.close()
