@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeAlias, TypeVar
 
 import attrs
 
@@ -219,6 +220,15 @@ class Mapper(Component[OptionsT]):
         return type(self).plan is not Mapper.plan
 
 
+class OutputFile(NamedTuple):
+    """The file a sink writes (see :meth:`Sink.output_file`)."""
+
+    #: The option naming it (where a spec error points).
+    option: str
+    #: The file, resolved (two spellings of one file are one file).
+    path: Path
+
+
 class Sink(Mapper[OptionsT]):
     """Consumes records. Records handed to :meth:`write` are delivered unless the sink fails them.
 
@@ -227,6 +237,12 @@ class Sink(Mapper[OptionsT]):
     """
 
     outputs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def output_file(cls, options: Any) -> OutputFile | None:
+        """The local file this sink writes, or None (an API). Checked when the spec loads: two sinks of a job
+        writing one file would each count records the other overwrote (or fail on its lock)."""
+        return None
 
     def process(self, batch: list[Record], out: Emitter) -> Awaitable[None] | None:
         return self.write(batch, out)

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import cattrs
 
+from connector_core.components import Sink
 from connector_core.errors import PluginError, SpecError
 from connector_core.options import check_connection_references, secret_values
 from connector_core.plugin_manager import PluginHost
@@ -107,6 +108,9 @@ def load_spec(
             problem = check(spec.options, spec.key) if check is not None else None
             if problem:
                 problems.add(f"{spec.path}.key", problem)
+    if not problems.items:
+        for spec_path, message in _shared_targets(components):
+            problems.add(spec_path, message)
     broken = frozenset(declared - set(components) - set(connections))
     graph_problems, warnings = check_graph(components, broken)
     for spec_path, message in graph_problems:
@@ -129,6 +133,26 @@ def load_spec(
         state=raw.state,
         warnings=(*unset, *(f"{path}: {warning}" for warning in warnings)),
     )
+
+
+def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str]]:
+    """Sinks writing the file an earlier sink of the job writes (see :meth:`Sink.output_file`), as problems."""
+    problems: list[tuple[str, str]] = []
+    writers: dict[Path, str] = {}
+    for spec in components.values():
+        output = spec.cls_as(Sink).output_file(spec.options) if spec.kind == "sink" else None
+        if output is None:
+            continue
+        if output.path in writers:
+            problems.append(
+                (
+                    f"{spec.path}.{output.option}",
+                    f"sink {writers[output.path]!r} writes {output.path} too: each would overwrite what the other "
+                    "wrote; give each sink a file of its own",
+                )
+            )
+        writers.setdefault(output.path, spec.name)
+    return problems
 
 
 def _is_plugin_option(spec_path: str) -> bool:

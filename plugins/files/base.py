@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 import attrs
 
-from connector_core.components import Sink
+from connector_core.components import OutputFile, Sink
 from connector_core.errors import RunFailed
 from connector_core.ledger import lists_this_run_only
 
@@ -65,6 +65,11 @@ class FileSink(Sink[FileSinkOptionsT]):
     """
 
     Options: ClassVar[type] = FileSinkOptions
+
+    @classmethod
+    def output_file(cls, options: FileSinkOptions) -> OutputFile:
+        return OutputFile("path", options.path.resolve())
+
     # Encoding rows into a 1 MiB buffer is CPU work; the fsyncs are in checkpoint() and close(), off the loop.
     io_thread: ClassVar[bool] = False
 

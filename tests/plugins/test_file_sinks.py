@@ -240,3 +240,62 @@ def test_a_run_after_a_killed_one_leaves_no_partial_file(tmp_path: Path) -> None
     assert subprocess.run(command, capture_output=True).returncode == 0
     assert partials(tmp_path) == []
     assert sum(1 for _ in (tmp_path / "out.jsonl").open()) == 300_000
+
+
+SHARED_TARGETS = [
+    # (first sink, second sink, whether they clash); paths relative to the spec's folder.
+    ({"type": "jsonl", "path": "o.jsonl"}, {"type": "jsonl", "path": "./o.jsonl"}, True),
+    ({"type": "jsonl", "path": "o.jsonl"}, {"type": "csv", "path": "sub/../o.jsonl"}, True),
+    ({"type": "csv", "path": "o.csv"}, {"type": "csv", "path": "linked/o.csv"}, True),  # `linked` is `.`
+    (
+        {"type": "sqlite", "path": "x.db", "table": "People"},
+        {"type": "sqlite", "path": "x.db", "table": "people"},
+        True,
+    ),
+    ({"type": "sqlite", "path": "x.db", "table": "t"}, {"type": "jsonl", "path": "x.db"}, True),
+    ({"type": "sqlite", "path": "x.db", "table": "t"}, {"type": "sqlite", "path": "x.db", "table": "u"}, True),
+    ({"type": "jsonl", "path": "o.jsonl"}, {"type": "jsonl", "path": "o2.jsonl"}, False),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "clash"), SHARED_TARGETS)
+def test_two_sinks_writing_one_file_are_a_spec_error(
+    tmp_path: Path,
+    write: Write,
+    capsys: pytest.CaptureFixture[str],
+    first: dict[str, Any],
+    second: dict[str, Any],
+    clash: bool,
+) -> None:
+    """Two sinks writing one file would each count records the other overwrote (two sqlite sinks, whatever their
+    tables: the second one failed on the database's lock): refused when the spec loads."""
+    write("in.csv", "id,name\n1,a\n2,b\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path)
+    sinks = {"first": {**first, "inputs": ["src"]}, "second": {**second, "inputs": ["src"]}}
+    spec = {
+        "version": 1,
+        "job": "shared",
+        "sources": {"src": {"type": "csv", "path": "in.csv", "key": "id"}},
+        "sinks": sinks,
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    for command in ("validate", "run"):
+        code = subprocess.run(
+            [sys.executable, "-m", "connector_core", command, str(path), "--no-state"]
+            if command == "run"
+            else [sys.executable, "-m", "connector_core", command, str(path)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
+        )
+        if not clash:
+            assert code.returncode == 0, code.stderr
+            continue
+        assert code.returncode == 2, code.stderr
+        assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
+        assert "$.sinks.second.path: sink 'first' writes " in code.stderr
+        assert "give each sink a file of its own" in code.stderr
+        assert not any(tmp_path.glob("o*.jsonl")) and not (tmp_path / "x.db").exists()
