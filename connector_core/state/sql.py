@@ -31,6 +31,8 @@ from connector_core.state.store import UNCHANGED, JobLocked, Reject, StateStore
 SCHEMA_VERSION = 5
 #: Look-ups are chunked below SQLite's limit of host parameters in one statement.
 _CHUNK = 500
+#: The most pairs one journal row holds (~100 KB of JSON: below glibc's threshold for a fresh mapping).
+JOURNAL_ROW_PAIRS = 2_000
 #: Values imported or migrated (not written by a call) are packed this many at a time.
 _PACK_SIZE = 100
 _REJECT_COLUMNS = (
@@ -348,9 +350,14 @@ class SqlStateStore(StateStore):
             return
         with self._transaction():
             if pairs:
-                row = (run_id, sink, journal_text(pairs))
-                self._exec("INSERT INTO journal (run_id, sink, pairs) VALUES (?, ?, ?)", row)
-                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + 1
+                # A row per JOURNAL_ROW_PAIRS: a commit group's pairs in one text were a fresh mapping for malloc
+                # to page in (and SQLite to copy) per commit.
+                journaled = [
+                    (run_id, sink, journal_text(pairs[start : start + JOURNAL_ROW_PAIRS]))
+                    for start in range(0, len(pairs), JOURNAL_ROW_PAIRS)
+                ]
+                self._many("INSERT INTO journal (run_id, sink, pairs) VALUES (?, ?, ?)", journaled)
+                self._journal_rows[run_id] = self._journal_rows.get(run_id, 0) + len(journaled)
             if checkpoint is not None:
                 self._exec(
                     _upsert("checkpoints", ("job", "sink"), ("checkpoint", "run_id")),
