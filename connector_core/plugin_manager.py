@@ -30,6 +30,8 @@ BLOCK_ENV = "CRMSYNC_DISABLE_PLUGINS"
 TRACE_ENV = "CRMSYNC_TRACE_PLUGINS"
 #: The distribution shown for plugins passed to :func:`get_plugin_host` in code rather than installed.
 IN_CODE = "(registered in code)"
+#: The distribution of the built-in plugins.
+OWN_DISTRIBUTION = "crmsync"
 
 
 class PluginInfo(NamedTuple):
@@ -180,10 +182,15 @@ def _warn_skipped(info: PluginInfo, problem: str) -> None:
         )
 
 
+def _distribution(ep: EntryPoint) -> str:
+    """The name of the distribution that declares ``ep``."""
+    return ep.dist.name if ep.dist else "?"
+
+
 def _load_entry_point(pm: pluggy.PluginManager, ep: EntryPoint) -> PluginInfo:
     """Import and register one entry-point plugin; a broken one is skipped with a warning, never fatal."""
     dist = ep.dist
-    info = PluginInfo(ep.name, dist.name if dist else "?", dist.version if dist else "?")
+    info = PluginInfo(ep.name, _distribution(ep), dist.version if dist else "?")
     try:
         plugin = ep.load()
     except Exception as exc:
@@ -214,11 +221,23 @@ def get_plugin_host(load_entrypoints: bool = True, extra_plugins: Iterable[tuple
     infos: dict[str, PluginInfo] = {}
     if load_entrypoints:
         allow, block = _names_from_env(ALLOW_ENV), _names_from_env(BLOCK_ENV) or set()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in block or (allow is not None and ep.name not in allow) or pm.has_plugin(ep.name):
+        # crmsync's own plugins first: a plugin taking a built-in's name is the one skipped, whatever the order
+        # the installed distributions are found in.
+        found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: _distribution(ep) != OWN_DISTRIBUTION)
+        for ep in found:
+            if ep.name in block or (allow is not None and ep.name not in allow):
+                continue
+            if ep.name in infos:
+                if _distribution(ep) != infos[ep.name].distribution:  # one distribution found twice is not a clash
+                    log.warning(
+                        "plugin %r of distribution %s is skipped: %s's plugin has that name; rename its entry point",
+                        *(ep.name, _distribution(ep), infos[ep.name].distribution),
+                    )
                 continue
             infos[ep.name] = _load_entry_point(pm, ep)
     for name, plugin in extra_plugins:
+        if pm.get_plugin(name) is plugin:  # installed, and handed in too (a test written before installing)
+            continue
         _register(pm, plugin, name)
         infos[name] = PluginInfo(name, IN_CODE, "-")
     try:

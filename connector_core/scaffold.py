@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import string
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from connector_core import __version__
 from connector_core.errors import UsageError
+from connector_core.plugin_manager import ENTRY_POINT_GROUP, OWN_DISTRIBUTION
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 
@@ -19,10 +21,19 @@ _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 def new_plugin(name: str, parent: Path) -> Path:
     """Write ``parent/crmsync-NAME/`` and return its path.
 
-    :raises UsageError: for a name that is not a lower-case identifier, or when the folder exists.
+    :raises UsageError: for a name that is not a lower-case identifier or is a built-in plugin's, or when the
+        folder exists.
     """
     if not _NAME.fullmatch(name):
         raise UsageError(f"plugin name {name!r}: use lower-case letters, digits, '-' or '_', starting with a letter")
+    built_in = sorted(
+        ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.dist and ep.dist.name == OWN_DISTRIBUTION
+    )
+    if name in built_in:
+        raise UsageError(
+            f"plugin name {name!r} is a built-in plugin's ({', '.join(built_in)}): an installed plugin of that name "
+            "would be skipped; pick another name"
+        )
     folder = parent / f"crmsync-{name}"
     if folder.exists():
         raise UsageError(f"{folder} already exists; pick another name or remove it")

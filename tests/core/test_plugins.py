@@ -363,3 +363,37 @@ def test_one_failing_observer_does_not_silence_another(jobs: Jobs) -> None:
 def test_component_classes_are_the_public_bases() -> None:
     assert issubclass(kit.Collect, Sink) and issubclass(Sink, Mapper)
     assert attrs.has(kit.Numbers.Options)
+
+
+def of_distribution(point: EntryPoint, name: str) -> EntryPoint:
+    """``point`` as declared by the distribution ``name``."""
+    vars(point).update(dist=types.SimpleNamespace(name=name, version="1.0"))
+    return point
+
+
+@pytest.mark.parametrize("impostor_first", [True, False])
+def test_a_plugin_taking_a_built_in_name_is_skipped_with_a_warning(
+    fake_entry_points, caplog: pytest.LogCaptureFixture, impostor_first: bool
+) -> None:
+    """Whatever order the distributions are found in, the built-in keeps its name and the other one is named."""
+    built_in = of_distribution(EntryPoint("files", "crmsync_plugins.files", "crmsync"), "crmsync")
+    impostor = of_distribution(EntryPoint("files", "crmsync_test_alpha", "crmsync"), "crmsync-files")
+    fake_entry_points[:] = [impostor, built_in] if impostor_first else [built_in, impostor]
+    host = get_plugin_host()
+    [info] = host.plugins()
+    assert (info.name, info.distribution) == ("files", "crmsync")
+    assert "csv" in host.sources.names() and "alpha.source" not in host.sources.names()
+    assert "plugin 'files' of distribution crmsync-files is skipped: crmsync's plugin has that name" in caplog.text
+
+
+def test_a_plugin_handed_in_code_that_is_also_installed_registers_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin's tests may pass its module to the kit (before it was installed) and keep passing after."""
+    import crmsync_plugins.files
+
+    monkeypatch.setenv("CRMSYNC_PLUGINS", "files")
+
+    host = get_plugin_host(extra_plugins=[("files", crmsync_plugins.files)])
+    assert [info.name for info in host.plugins()].count("files") == 1
+    assert "csv" in host.sources.names()
+    with pytest.raises(PluginError, match="'files' cannot be registered"):  # another plugin under its name is not
+        get_plugin_host(extra_plugins=[("files", types.ModuleType("crmsync_test_other"))])

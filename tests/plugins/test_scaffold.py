@@ -69,6 +69,16 @@ def test_a_bad_name_is_a_usage_error(name: str, tmp_path: Path, capsys: pytest.C
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["files", "transforms", "apollo"])
+def test_a_built_in_plugins_name_is_a_usage_error(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installed plugin of a built-in's name would be skipped: the scaffold refuses the name up front."""
+    assert main(["new", "plugin", name, "--dir", str(tmp_path)]) == 2
+    assert f"plugin name {name!r} is a built-in plugin's (apollo, files, transforms)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_folder_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "crmsync-acme").mkdir()
     assert main(["new", "plugin", "acme", "--dir", str(tmp_path)]) == 2
