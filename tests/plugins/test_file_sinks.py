@@ -299,3 +299,47 @@ def test_two_sinks_writing_one_file_are_a_spec_error(
         assert "$.sinks.second.path: sink 'first' writes " in code.stderr
         assert "give each sink a file of its own" in code.stderr
         assert not any(tmp_path.glob("o*.jsonl")) and not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(("delimiter", "metadata"), [(",", False), (";", True)])
+def test_a_csv_file_later_runs_add_to_keeps_its_header(
+    tmp_path: Path, write: Write, capsys: pytest.CaptureFixture[str], delimiter: str, metadata: bool
+) -> None:
+    """Without ``columns`` a later run's rows go under the header the file has, whatever fields its records
+    hold: a new field is left out with a warning, a field gone is an empty cell."""
+    from connector_core.cli import main
+
+    sink = {"type": "csv", "path": "out.csv", "inputs": ["src"], "delimiter": delimiter, "metadata": metadata}
+    spec = {"version": 1, "job": "header", "sources": {"src": {"type": "csv", "path": "in.csv", "key": "id"}}}
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps({**spec, "sinks": {"out": sink}}), encoding="utf-8")
+    state = ["--state", str(tmp_path / "state.db")]
+    write("in.csv", "id,name,city\n1,a,Oslo\n2,b,Rome\n")
+    assert main(["run", str(path), *state]) == 0
+    write("in.csv", "id,email,name\n1,a@x,a\n2,b@x,b2\n3,c@x,c\n")  # a column more, one less
+    assert main(["run", str(path), *state]) == 0
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file, delimiter=delimiter))
+    header = ["id", "name", "city"] + (["_key", "_source", "_position"] if metadata else [])
+    assert rows[0] == header
+    assert all(len(row) == len(header) for row in rows)
+    assert [row[:3] for row in rows[1:]] == [
+        ["1", "a", "Oslo"],
+        ["2", "b", "Rome"],
+        ["1", "a", ""],
+        ["2", "b2", ""],
+        ["3", "c", ""],
+    ]
+    err = capsys.readouterr().err
+    assert "out: field(s) 'email' are not among the columns (taken from the header of" in err
+    assert err.count("are left out") == 1
+
+
+def test_fields_beyond_the_first_records_are_left_out_with_a_warning(
+    pipeline: Pipeline, write: Write, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write("in.jsonl", '{"a": 1}\n{"a": 2, "b": 3}\n{"a": 4, "b": 5, "c": 6}\n')
+    pipeline({"type": "jsonl", "path": "in.jsonl"}, out={"type": "csv", "path": "out.csv"})
+    assert read_csv(tmp_path / "out.csv") == [["a"], ["1"], ["2"], ["4"]]
+    assert "field(s) 'b' are not among the columns (taken from src:1, the first record)" in caplog.text
+    assert "field(s) 'c' are not among" in caplog.text
