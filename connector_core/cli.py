@@ -52,7 +52,12 @@ def _main(argv: list[str] | None) -> int:
         _configure_logging(0)  # plugins that fail to load warn before the command line is even parsed
         host = get_plugin_host()
         parser = build_parser(host)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and isinstance(getattr(args, "keys", None), list) and not any(a.startswith("-") for a in extra):
+            # argparse ends a `*` positional at the first option: `errors retry SPEC --state S KEY` keeps KEY.
+            args.keys += extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
         handler: Callable[[argparse.Namespace, PluginHost], int] = args.handler
         return handler(args, host)

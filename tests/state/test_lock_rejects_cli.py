@@ -163,3 +163,31 @@ def test_state_show_reset_export_import(job: Path, tmp_path: Path, capsys) -> No
     assert run(job, "--report", str(tmp_path / "r2.json")) == 0
     assert json.loads((tmp_path / "r2.json").read_text())["state"]["skipped_unchanged"] == 0
     assert main(["state", "import", str(job), str(job)]) == 2  # not an export: a clear error
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["errors", "discard", "{spec}", "--state", "{state}", "0", "8"],
+        ["errors", "discard", "--state", "{state}", "{spec}", "0", "8"],
+        ["errors", "discard", "{spec}", "0", "--state", "{state}", "8"],
+    ],
+)
+def test_keys_may_come_before_or_after_options(job: Path, arguments: list[str]) -> None:
+    state = job.parent / "elsewhere.db"
+    assert run(job, "--state", str(state)) == 0
+    assert main([a.format(spec=job, state=state) for a in arguments]) == 0
+    store = SqliteStateStore(state)
+    assert {r["key"]: r["status"] for r in store.rejects("rejects")} == {
+        "0": "discarded",
+        "4": "pending",
+        "8": "discarded",
+    }
+    store.close()
+
+
+def test_an_unknown_option_after_the_keys_is_still_refused(job: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["errors", "retry", str(job), "0", "--nope"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --nope" in capsys.readouterr().err
