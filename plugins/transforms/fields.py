@@ -31,11 +31,18 @@ def _valid_template(_: Any, __: attrs.Attribute[Any], template: str | None) -> N
     if template is None:
         return
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        parts = [
+            (name, conversion) for _, name, _, conversion in string.Formatter().parse(template) if name is not None
+        ]
     except ValueError as exc:  # unbalanced braces
         raise ValueError(f"invalid template {template!r}: {exc}") from None
-    if any(not name or name.isdigit() for name in names):
+    if any(not name or name.isdigit() for name, _ in parts):
         raise ValueError(f"template {template!r} must name its fields: {{First Name}}, not {{}} or {{0}}")
+    # Known when the spec loads, unlike a format spec (which depends on each value's type): caught here, a bad
+    # conversion would reject every record of the run.
+    bad = [f"!{conversion}" for _, conversion in parts if conversion not in (None, "r", "s", "a")]
+    if bad:
+        raise ValueError(f"template {template!r}: unknown conversion {', '.join(bad)} (use !s, !r or !a)")
 
 
 @attrs.frozen

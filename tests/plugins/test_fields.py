@@ -231,11 +231,18 @@ def test_required_failure_reaches_the_error_stream(pipeline: Pipeline, write: Wr
         ({"lower": True, "upper": True}, "lower and upper exclude each other"),
         ({"template": "{First"}, "invalid template '{First'"),
         ({"template": "{} {}"}, "must name its fields"),
+        ({"template": "{a!z}"}, "template '{a!z}': unknown conversion !z (use !s, !r or !a)"),
+        ({"template": "{a} {b!x} {c!r} {d!q:>4}"}, "unknown conversion !x, !q"),
     ],
 )
 def test_rule_validation_messages(rule: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         FieldRule(**rule)
+
+
+@pytest.mark.parametrize("template", ["{a!r}", "{a!s:>8}", "{a!a}", "{a:{b}}", "{{literal}} {a}"])
+def test_templates_with_valid_conversions_load(template: str) -> None:
+    FieldRule(template=template)
 
 
 @pytest.mark.parametrize(
