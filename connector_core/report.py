@@ -67,12 +67,13 @@ class RunReport:
         partial.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
         partial.replace(path)
 
-    def summary(self, headline: str | None = None) -> str:
-        """A short human table for the end of a run, under ``headline`` (default: job, status and duration)."""
+    def summary(self, headline: str | None = None, delivered: str = "delivered") -> str:
+        """A short human table for the end of a run, under ``headline`` (default: job, status and duration);
+        ``delivered`` labels the records each sink took (a plan's sinks write nothing)."""
         default = f"{self.job}: {self.status} in {self.duration_s:.2f}s ({self.input_records} input records)"
         rows = [("stream", "records", "")]
         rows += [(name, str(count), "") for name, count in self.streams.items()]
-        rows += [(f"{name} (delivered)", str(count), "") for name, count in self.delivered.items()]
+        rows += [(f"{name} ({delivered})", str(count), "") for name, count in self.delivered.items()]
         # The error stream's row (above) counts set-aside records too: these say which is which.
         rows.append(("rejected", str(self.errors["count"]), f"  ({self.errors['rate']:.2%} of the input)"))
         if self.errors.get("set_aside"):

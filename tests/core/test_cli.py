@@ -72,6 +72,18 @@ def test_run_success_exit_0_with_report_and_summary(
     assert "set aside" not in err
 
 
+def test_a_plan_counts_what_would_reach_each_sink_not_what_it_delivered(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan runs no sink without a ``plan`` method: its table says what would reach it, never "delivered"."""
+    assert main(["plan", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "nothing was sent or written" in out
+    assert re.search(r"^  even \(would reach it\) +4$", out, re.MULTILINE), out
+    assert "(delivered)" not in out
+    assert kit.STORE["even"] == []  # the sink itself never ran
+
+
 def test_run_failure_exit_1_when_error_rate_exceeded(
     jobs: Jobs, kit_cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
