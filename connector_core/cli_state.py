@@ -228,7 +228,23 @@ def _errors_list(args: argparse.Namespace, host: PluginHost) -> int:
 def _errors_set(args: argparse.Namespace, host: PluginHost) -> int:
     status = args.status
     job, store = _open(args, host)
-    changed = store.set_rejects(job, status, args.keys or None)
-    store.close()
+    unknown: list[str] = []
+    try:
+        if args.keys:
+            known = {reject["key"] for reject in store.rejects(job)}
+            chosen = [key for key in dict.fromkeys(args.keys) if key in known]
+            unknown = [key for key in dict.fromkeys(args.keys) if key not in known]
+            changed = store.set_rejects(job, status, chosen) if chosen else 0
+        else:
+            changed = store.set_rejects(job, status)
+    finally:
+        store.close()
     print(f"job {job!r}: {changed} record(s) {'will be retried' if status == 'pending' else 'discarded'}")
+    if unknown:
+        print(
+            f"crmsync: error: no rejected record has the key {', '.join(map(repr, unknown))} "
+            f"(`crmsync errors list {args.spec} --all` lists them)",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -191,3 +191,22 @@ def test_an_unknown_option_after_the_keys_is_still_refused(job: Path, capsys) ->
         main(["errors", "retry", str(job), "0", "--nope"])
     assert stopped.value.code == 2
     assert "unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def test_an_unknown_key_is_named_and_changes_nothing(job: Path, capsys) -> None:
+    assert run(job) == 0
+    capsys.readouterr()
+    assert main(["errors", "discard", str(job), "nope", "4", "nope"]) == 1  # "4" is discarded, "nope" named once
+    captured = capsys.readouterr()
+    assert "1 record(s) discarded" in captured.out
+    assert (
+        captured.err.count("\n") == 1 and "no rejected record has the key 'nope' (`crmsync errors list" in captured.err
+    )
+    assert main(["errors", "retry", str(job), "nope"]) == 1  # only unknown keys: nothing changes (not "all")
+    store = SqliteStateStore(job.parent / "state.db")
+    assert {r["key"]: r["status"] for r in store.rejects("rejects")} == {
+        "0": "pending",
+        "4": "discarded",
+        "8": "pending",
+    }
+    store.close()
