@@ -64,42 +64,47 @@ def fresh_store() -> SqliteStateStore:
     return SqliteStateStore(FOLDER / "state.db")
 
 
+def commit_all(state: SqliteStateStore, run_id: int, pairs: Pairs) -> None:
+    """Commit ``pairs`` as a first run's commit groups do."""
+    for start in range(0, len(pairs), GROUP):
+        state.commit_batch("job", run_id, "out", pairs[start : start + GROUP], {"offset": start})
+
+
+def settle(db: sqlite3.Connection, insert: str, journal: str, params: tuple[int, ...] = ()) -> None:
+    """In one transaction: ``insert`` the journal's pairs into a keyed table, then empty the journal."""
+    db.execute("BEGIN IMMEDIATE")
+    db.execute(insert, params)
+    db.execute(f"DELETE FROM {journal}")
+    db.execute("COMMIT")
+
+
+def cpu_of(state: SqliteStateStore, work: Callable[[], object]) -> float:
+    """CPU of ``work``; the store is closed after."""
+    spent = _cpu(work)
+    state.close()
+    return spent
+
+
 def store(pairs: Pairs) -> float:
     """CPU of the store's own calls for a first run that delivers ``pairs``."""
     state = fresh_store()
     run_id = state.start_run("job")
-    started = time.process_time()
-    for start in range(0, len(pairs), GROUP):
-        state.commit_batch("job", run_id, "out", pairs[start : start + GROUP], {"offset": start})
-    state.complete_run("job", run_id)
-    spent = time.process_time() - started
-    state.close()
-    return spent
+    return cpu_of(state, lambda: (commit_all(state, run_id, pairs), state.complete_run("job", run_id)))
 
 
 def sqlite_floor(pairs: Pairs) -> float:
     """CPU of the same commits, then one sorted insert of the journal into an empty keyed table."""
     state = fresh_store()
-    db = state.db
-    db.execute(
+    state.db.execute(
         "CREATE TABLE floor (job TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, "
         "run_id INTEGER NOT NULL, PRIMARY KEY (job, key)) WITHOUT ROWID"
     )
     run_id = state.start_run("job")
-    started = time.process_time()
-    for start in range(0, len(pairs), GROUP):
-        state.commit_batch("job", run_id, "out", pairs[start : start + GROUP], {"offset": start})
-    db.execute("BEGIN IMMEDIATE")
-    db.execute(
+    insert = (
         "INSERT OR REPLACE INTO floor (job, key, fingerprint, run_id) SELECT 'job', key, fingerprint, run_id "
-        "FROM journal_pairs WHERE run_id = ? ORDER BY key",
-        (run_id,),
+        "FROM journal_pairs WHERE run_id = ? ORDER BY key"
     )
-    db.execute("DELETE FROM journal")
-    db.execute("COMMIT")
-    spent = time.process_time() - started
-    state.close()
-    return spent
+    return cpu_of(state, lambda: (commit_all(state, run_id, pairs), settle(state.db, insert, "journal", (run_id,))))
 
 
 def hashed_keys(pairs: Pairs) -> float:
@@ -108,26 +113,23 @@ def hashed_keys(pairs: Pairs) -> float:
     db = state.db
     db.execute("CREATE TABLE hashed (digest INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, run_id INTEGER NOT NULL)")
     db.execute("CREATE TABLE hashed_journal (run_id INTEGER NOT NULL, pairs TEXT NOT NULL)")
-    started = time.process_time()
-    for start in range(0, len(pairs), GROUP):
-        texts = []
-        for row in range(start, min(start + GROUP, len(pairs)), JOURNAL_ROW_PAIRS):
-            keys, prints = zip(*pairs[row : row + JOURNAL_ROW_PAIRS], strict=True)
-            digests = map(and_, map(xxh3_64_intdigest, map(str.encode, keys)), repeat(_MASK))
-            texts.append(("{" + ",".join(map('"{}":"{}"'.format, digests, prints)) + "}",))
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO hashed_journal (run_id, pairs) VALUES (1, ?)", texts)
-        db.execute("COMMIT")
-    db.execute("BEGIN IMMEDIATE")
-    db.execute(
+
+    def commit_digests() -> None:
+        for start in range(0, len(pairs), GROUP):
+            texts = []
+            for row in range(start, min(start + GROUP, len(pairs)), JOURNAL_ROW_PAIRS):
+                keys, prints = zip(*pairs[row : row + JOURNAL_ROW_PAIRS], strict=True)
+                digests = map(and_, map(xxh3_64_intdigest, map(str.encode, keys)), repeat(_MASK))
+                texts.append(("{" + ",".join(map('"{}":"{}"'.format, digests, prints)) + "}",))
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO hashed_journal (run_id, pairs) VALUES (1, ?)", texts)
+            db.execute("COMMIT")
+
+    insert = (
         "INSERT OR REPLACE INTO hashed (digest, fingerprint, run_id) SELECT CAST(p.key AS INTEGER), p.value, 1 "
         "FROM hashed_journal j, json_each(j.pairs) p ORDER BY 1"
     )
-    db.execute("DELETE FROM hashed_journal")
-    db.execute("COMMIT")
-    spent = time.process_time() - started
-    state.close()
-    return spent
+    return cpu_of(state, lambda: (commit_digests(), settle(db, insert, "hashed_journal")))
 
 
 def median_of(function: Callable[[], float], times: int) -> float:
