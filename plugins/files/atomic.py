@@ -8,6 +8,7 @@ the pid is part of its name, and deletes once that process is gone.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import glob
 import logging
@@ -155,7 +156,8 @@ class JournaledFile:
             for stale in self.target.parent.glob(f".{glob.escape(self.target.name)}.run*.part"):
                 stale.unlink(missing_ok=True)
         self.base = self.target.stat().st_size if self.target.exists() and not self.fresh else 0
-        self._file = open(self.part, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
+        encoding = continuing(self.encoding, self.target) if self.base else self.encoding
+        self._file = open(self.part, "w", encoding=encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
         return self._file
 
     def checkpoint(self) -> dict[str, object]:
@@ -190,6 +192,20 @@ class JournaledFile:
         if self.committed is None:
             with contextlib.suppress(FileNotFoundError):
                 self.part.unlink()
+
+
+def continuing(encoding: str, target: Path) -> str:
+    """The encoding that continues ``target``, written in ``encoding``, without a second byte-order mark: the
+    part is appended to the file, and ``utf-8-sig``, ``utf-16`` and ``utf-32`` begin what they write with one."""
+    name = codecs.lookup(encoding).name
+    if name == "utf-8-sig":
+        return "utf-8"
+    if name in ("utf-16", "utf-32"):
+        with target.open("rb") as file:
+            head = file.read(4)
+        little = codecs.BOM_UTF32_LE if name == "utf-32" else codecs.BOM_UTF16_LE
+        return f"{name}-{'le' if head.startswith(little) else 'be'}"
+    return encoding
 
 
 def merge(token: dict[str, object]) -> dict[str, object]:

@@ -343,3 +343,19 @@ def test_fields_beyond_the_first_records_are_left_out_with_a_warning(
     assert read_csv(tmp_path / "out.csv") == [["a"], ["1"], ["2"], ["4"]]
     assert "field(s) 'b' are not among the columns (taken from src:1, the first record)" in caplog.text
     assert "field(s) 'c' are not among" in caplog.text
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "UTF_16", "utf-32", "utf-8", "latin-1"])
+def test_runs_adding_to_a_file_write_no_second_byte_order_mark(tmp_path: Path, write: Write, encoding: str) -> None:
+    """A run's rows are appended to the file earlier runs wrote: a byte-order mark only begins the file."""
+    from connector_core.cli import main
+
+    sink = {"type": "csv", "path": "out.csv", "inputs": ["src"], "encoding": encoding}
+    spec = {"version": 1, "job": "bom", "sources": {"src": {"type": "jsonl", "path": "in.jsonl", "key": "id"}}}
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps({**spec, "sinks": {"out": sink}}), encoding="utf-8")
+    for run, name in enumerate(["Zoë", "Ané", "Björn"]):
+        write("in.jsonl", f'{{"id": {run}, "name": "{name}"}}\n')
+        assert main(["-q", "run", str(path), "--state", str(tmp_path / "state.db")]) == 0
+    # Decoding takes the mark that begins the file: one anywhere else would be a "\ufeff" in the text.
+    assert (tmp_path / "out.csv").read_bytes().decode(encoding) == "id,name\r\n0,Zoë\r\n1,Ané\r\n2,Björn\r\n"
