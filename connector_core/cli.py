@@ -53,10 +53,16 @@ def _main(argv: list[str] | None) -> int:
         host = get_plugin_host()
         parser = build_parser(host)
         args, extra = parser.parse_known_args(argv)
-        if extra and isinstance(getattr(args, "keys", None), list) and not any(a.startswith("-") for a in extra):
-            # argparse ends a `*` positional at the first option: `errors retry SPEC --state S KEY` keeps KEY.
-            args.keys += extra
-        elif extra:
+        if extra and isinstance(getattr(args, "keys", None), list):
+            # argparse ends a `*` positional at the first option: `errors retry SPEC --state S KEY` keeps KEY,
+            # and keys after `--` are keys even when they start with a dash.
+            before, tail = (
+                (extra[: extra.index("--")], extra[extra.index("--") + 1 :]) if "--" in extra else (extra, [])
+            )
+            if not any(argument.startswith("-") for argument in before):
+                args.keys += [*before, *tail]
+                extra = []
+        if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         _configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
         handler: Callable[[argparse.Namespace, PluginHost], int] = args.handler

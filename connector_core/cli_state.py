@@ -241,9 +241,10 @@ def _errors_set(args: argparse.Namespace, host: PluginHost) -> int:
         store.close()
     print(f"job {job!r}: {changed} record(s) {'will be retried' if status == 'pending' else 'discarded'}")
     if unknown:
+        state = f" --state {args.state}" if args.state else ""
         print(
-            f"crmsync: error: no rejected record has the key {', '.join(map(repr, unknown))} "
-            f"(`crmsync errors list {args.spec} --all` lists them)",
+            f"crmsync: error: no rejected record has the key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} (`crmsync errors list {args.spec}{state} --all` lists them)",
             file=sys.stderr,
         )
         return 1

@@ -186,6 +186,18 @@ def test_keys_may_come_before_or_after_options(job: Path, arguments: list[str]) 
     store.close()
 
 
+def test_keys_starting_with_a_dash_come_after_a_double_dash(job: Path, capsys) -> None:
+    assert run(job) == 0
+    capsys.readouterr()
+    state = str(job.parent / "state.db")
+    assert main(["errors", "discard", str(job), "--state", state, "--", "-x", "--state|4", "4"]) == 1
+    captured = capsys.readouterr()
+    assert "1 record(s) discarded" in captured.out  # "4"; the dashed ones are keys no reject has, named
+    assert f"no rejected record has the keys '-x', '--state|4' (`crmsync errors list {job} --state {state} --all`" in (
+        captured.err
+    )
+
+
 def test_an_unknown_option_after_the_keys_is_still_refused(job: Path, capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["errors", "retry", str(job), "0", "--nope"])
