@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
@@ -31,18 +32,31 @@ def _valid_template(_: Any, __: attrs.Attribute[Any], template: str | None) -> N
     if template is None:
         return
     try:
-        parts = [
-            (name, conversion) for _, name, _, conversion in string.Formatter().parse(template) if name is not None
-        ]
+        fields = list(_replacement_fields(template))
     except ValueError as exc:  # unbalanced braces
         raise ValueError(f"invalid template {template!r}: {exc}") from None
-    if any(not name or name.isdigit() for name, _ in parts):
+    if any(not name or name.isdigit() for name, _, _ in fields):
         raise ValueError(f"template {template!r} must name its fields: {{First Name}}, not {{}} or {{0}}")
-    # Known when the spec loads, unlike a format spec (which depends on each value's type): caught here, a bad
-    # conversion would reject every record of the run.
-    bad = [f"!{conversion}" for _, conversion in parts if conversion not in (None, "r", "s", "a")]
+    # Known when the spec loads, unlike most format specs (they depend on each value's type): caught here, these
+    # would reject every record of the run.
+    bad = [f"!{conversion}" for _, conversion, _ in fields if conversion not in (None, "r", "s", "a")]
     if bad:
         raise ValueError(f"template {template!r}: unknown conversion {', '.join(bad)} (use !s, !r or !a)")
+    for name, conversion, spec in fields:
+        if conversion and spec and "{" not in spec:  # a conversion makes the value text
+            try:
+                format("", spec)
+            except ValueError as exc:
+                raise ValueError(f"template {template!r}: {{{name}!{conversion}:{spec}}}: {exc}") from None
+
+
+def _replacement_fields(template: str) -> Iterator[tuple[str, str | None, str]]:
+    """``(name, conversion, format spec)`` of each replacement field, those nested in format specs too."""
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is not None:
+            yield name, conversion, spec or ""
+            if spec and "{" in spec:
+                yield from _replacement_fields(spec)
 
 
 @attrs.frozen

@@ -233,6 +233,10 @@ def test_required_failure_reaches_the_error_stream(pipeline: Pipeline, write: Wr
         ({"template": "{} {}"}, "must name its fields"),
         ({"template": "{a!z}"}, "template '{a!z}': unknown conversion !z (use !s, !r or !a)"),
         ({"template": "{a} {b!x} {c!r} {d!q:>4}"}, "unknown conversion !x, !q"),
+        ({"template": "{b:{a!z}}"}, "unknown conversion !z"),  # nested in a format spec
+        ({"template": "{b:{}}"}, "must name its fields"),
+        ({"template": "{b:>{0}}"}, "must name its fields"),
+        ({"template": "{a!r:zz}"}, "{a!r:zz}: Unknown format code 'z'"),  # text whatever the value
     ],
 )
 def test_rule_validation_messages(rule: dict[str, Any], message: str) -> None:
@@ -240,7 +244,7 @@ def test_rule_validation_messages(rule: dict[str, Any], message: str) -> None:
         FieldRule(**rule)
 
 
-@pytest.mark.parametrize("template", ["{a!r}", "{a!s:>8}", "{a!a}", "{a:{b}}", "{{literal}} {a}"])
+@pytest.mark.parametrize("template", ["{a!r}", "{a!s:>8}", "{a!a}", "{a:{b}}", "{a!s:>{b}}", "{a:zz}", "{{x}} {a}"])
 def test_templates_with_valid_conversions_load(template: str) -> None:
     FieldRule(template=template)
 
