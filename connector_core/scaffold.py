@@ -6,6 +6,7 @@ and pass as generated; the crmsync test suite installs a fresh scaffold and runs
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import string
 from importlib.metadata import entry_points
@@ -21,8 +22,8 @@ _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 def new_plugin(name: str, parent: Path) -> Path:
     """Write ``parent/crmsync-NAME/`` and return its path.
 
-    :raises UsageError: for a name that is not a lower-case identifier or is a built-in plugin's, or when the
-        folder exists.
+    :raises UsageError: for a name that is not a lower-case identifier or is a built-in plugin's, whose package
+        is installed already, or when the folder exists.
     """
     if not _NAME.fullmatch(name):
         raise UsageError(f"plugin name {name!r}: use lower-case letters, digits, '-' or '_', starting with a letter")
@@ -34,10 +35,14 @@ def new_plugin(name: str, parent: Path) -> Path:
             f"plugin name {name!r} is a built-in plugin's ({', '.join(built_in)}): an installed plugin of that name "
             "would be skipped; pick another name"
         )
+    package = f"crmsync_{name.replace('-', '_')}"
+    installed = importlib.util.find_spec(package)
+    if installed is not None:  # installing the plugin would overwrite it (`plugins`: crmsync's own built-ins)
+        where = installed.origin or ", ".join(installed.submodule_search_locations or ())
+        raise UsageError(f"plugin name {name!r}: a package {package} is already installed ({where}); pick another name")
     folder = parent / f"crmsync-{name}"
     if folder.exists():
         raise UsageError(f"{folder} already exists; pick another name or remove it")
-    package = f"crmsync_{name.replace('-', '_')}"
     values = {
         "name": name,
         "package": package,

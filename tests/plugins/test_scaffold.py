@@ -79,6 +79,14 @@ def test_a_built_in_plugins_name_is_a_usage_error(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_name_whose_package_is_installed_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``plugins`` would make ``crmsync_plugins``, the package of crmsync's own built-ins: installing it would
+    overwrite them."""
+    assert main(["new", "plugin", "plugins", "--dir", str(tmp_path)]) == 2
+    assert "plugin name 'plugins': a package crmsync_plugins is already installed (" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_folder_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "crmsync-acme").mkdir()
     assert main(["new", "plugin", "acme", "--dir", str(tmp_path)]) == 2
