@@ -114,8 +114,30 @@ def open_state(spec: SyncSpec, override: str | Path | None = None) -> StateStore
     """The job's state store: ``override`` (a file or ``postgresql://`` URL), the spec's ``state:``, or
     ``.crmsync/state.db`` beside the spec."""
     from connector_core.state.open import open_store, state_target
+    from connector_core.state.postgres import is_url
 
-    return open_store(state_target(spec, None if override is None else str(override)))
+    target = state_target(spec, None if override is None else str(override))
+    if not is_url(target):
+        _check_no_sink_writes(spec, Path(target).resolve())
+    return open_store(target)
+
+
+def _check_no_sink_writes(spec: SyncSpec, state: Path) -> None:
+    """A sink writing the state database (or its WAL) would wait on the run's own lock, then fail the run.
+
+    :raises UsageError: naming the sink's option and the file.
+    """
+    from connector_core.components import Sink
+    from connector_core.errors import UsageError
+
+    files = {state, state.with_name(state.name + "-wal"), state.with_name(state.name + "-shm")}
+    for component in spec.components.values():
+        output = component.cls_as(Sink).output_file(component.options) if component.kind == "sink" else None
+        if output is not None and output.path in files:
+            raise UsageError(
+                f"{spec.path}: {component.path}.{output.option}: sink {component.name!r} writes {output.path}, the "
+                "job's state database; give the sink a file of its own (or keep the state elsewhere: --state)"
+            )
 
 
 @contextlib.contextmanager

@@ -359,3 +359,35 @@ def test_runs_adding_to_a_file_write_no_second_byte_order_mark(tmp_path: Path, w
         assert main(["-q", "run", str(path), "--state", str(tmp_path / "state.db")]) == 0
     # Decoding takes the mark that begins the file: one anywhere else would be a "\ufeff" in the text.
     assert (tmp_path / "out.csv").read_bytes().decode(encoding) == "id,name\r\n0,Zoë\r\n1,Ané\r\n2,Björn\r\n"
+
+
+@pytest.mark.parametrize(
+    ("sink", "state"),
+    [
+        ({"type": "sqlite", "path": "state.db", "table": "t"}, "state.db"),
+        ({"type": "jsonl", "path": "state.db-wal"}, "./state.db"),
+        ({"type": "sqlite", "path": ".crmsync/state.db", "table": "t"}, None),  # the default state
+    ],
+)
+def test_a_sink_writing_the_state_database_is_refused(
+    tmp_path: Path,
+    write: Write,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sink: dict[str, Any],
+    state: str | None,
+) -> None:
+    """It would wait 30 s on the run's own lock, then fail the run without accounting for its records."""
+    from connector_core.cli import main
+
+    write("in.csv", "id,name\n1,a\n")
+    spec = {"version": 1, "job": "clash", "sources": {"src": {"type": "csv", "path": "in.csv", "key": "id"}}}
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps({**spec, "sinks": {"out": {**sink, "inputs": ["src"]}}}), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(path), *(["--state", state] if state else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{path}: $.sinks.out.path: sink 'out' writes {tmp_path}/" in err
+    assert "the job's state database; give the sink a file of its own" in err
+    assert not any(tmp_path.glob("state.db*")) and not (tmp_path / ".crmsync").exists()
