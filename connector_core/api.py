@@ -127,12 +127,11 @@ def _check_no_sink_writes(spec: SyncSpec, state: Path) -> None:
 
     :raises UsageError: naming the sink's option and the file.
     """
-    from connector_core.components import Sink
     from connector_core.errors import UsageError
 
     files = {state, state.with_name(state.name + "-wal"), state.with_name(state.name + "-shm")}
     for component in spec.components.values():
-        output = component.cls_as(Sink).output_file(component.options) if component.kind == "sink" else None
+        output = component.output_file
         if output is not None and output.path in files:
             raise UsageError(
                 f"{spec.path}: {component.path}.{output.option}: sink {component.name!r} writes {output.path}, the "

@@ -56,9 +56,8 @@ def _main(argv: list[str] | None) -> int:
         if extra and isinstance(getattr(args, "keys", None), list):
             # argparse ends a `*` positional at the first option: `errors retry SPEC --state S KEY` keeps KEY,
             # and keys after `--` are keys even when they start with a dash.
-            before, tail = (
-                (extra[: extra.index("--")], extra[extra.index("--") + 1 :]) if "--" in extra else (extra, [])
-            )
+            cut = extra.index("--") if "--" in extra else len(extra)
+            before, tail = extra[:cut], extra[cut + 1 :]
             if not any(argument.startswith("-") for argument in before):
                 args.keys += [*before, *tail]
                 extra = []

@@ -232,8 +232,9 @@ def _errors_set(args: argparse.Namespace, host: PluginHost) -> int:
     try:
         if args.keys:
             known = {reject["key"] for reject in store.rejects(job)}
-            chosen = [key for key in dict.fromkeys(args.keys) if key in known]
-            unknown = [key for key in dict.fromkeys(args.keys) if key not in known]
+            asked = list(dict.fromkeys(args.keys))
+            chosen = [key for key in asked if key in known]
+            unknown = [key for key in asked if key not in known]
             changed = store.set_rejects(job, status, chosen) if chosen else 0
         else:
             changed = store.set_rejects(job, status)

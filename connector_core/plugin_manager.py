@@ -187,6 +187,11 @@ def _distribution(ep: EntryPoint) -> str:
     return ep.dist.name if ep.dist else "?"
 
 
+def built_in_plugins() -> list[str]:
+    """The names of crmsync's own plugins, as installed."""
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if _distribution(ep) == OWN_DISTRIBUTION)
+
+
 def _load_entry_point(pm: pluggy.PluginManager, ep: EntryPoint) -> PluginInfo:
     """Import and register one entry-point plugin; a broken one is skipped with a warning, never fatal."""
     dist = ep.dist

@@ -9,12 +9,11 @@ from __future__ import annotations
 import importlib.util
 import re
 import string
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from connector_core import __version__
 from connector_core.errors import UsageError
-from connector_core.plugin_manager import ENTRY_POINT_GROUP, OWN_DISTRIBUTION
+from connector_core.plugin_manager import built_in_plugins
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 
@@ -27,9 +26,7 @@ def new_plugin(name: str, parent: Path) -> Path:
     """
     if not _NAME.fullmatch(name):
         raise UsageError(f"plugin name {name!r}: use lower-case letters, digits, '-' or '_', starting with a letter")
-    built_in = sorted(
-        ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.dist and ep.dist.name == OWN_DISTRIBUTION
-    )
+    built_in = built_in_plugins()
     if name in built_in:
         raise UsageError(
             f"plugin name {name!r} is a built-in plugin's ({', '.join(built_in)}): an installed plugin of that name "

@@ -11,7 +11,6 @@ from typing import Any
 import attrs
 import cattrs
 
-from connector_core.components import Sink
 from connector_core.errors import PluginError, SpecError
 from connector_core.options import check_connection_references, secret_values
 from connector_core.plugin_manager import PluginHost
@@ -140,7 +139,7 @@ def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str
     problems: list[tuple[str, str]] = []
     writers: dict[Path, str] = {}
     for spec in components.values():
-        output = spec.cls_as(Sink).output_file(spec.options) if spec.kind == "sink" else None
+        output = spec.output_file
         if output is None:
             continue
         if output.path in writers:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 
 if TYPE_CHECKING:
-    from connector_core.components import ComponentClass
+    from connector_core.components import ComponentClass, OutputFile
 
 #: A base class :meth:`ComponentSpec.cls_as` narrows a registered class to.
 BaseT = TypeVar("BaseT")
@@ -105,6 +105,13 @@ class ComponentSpec:
         if not issubclass(self.cls, base):
             raise TypeError(f"{self.path}: {self.type!r} is not a {base.__name__}")
         return self.cls
+
+    @property
+    def output_file(self) -> OutputFile | None:
+        """The local file this component writes: a sink's :meth:`~connector_core.components.Sink.output_file`."""
+        from connector_core.components import Sink
+
+        return self.cls_as(Sink).output_file(self.options) if self.kind == "sink" else None
 
 
 @attrs.frozen
