@@ -36,8 +36,9 @@ _MAX_LAYOUTS = 256
 _LEGACY_LENGTH = 24
 #: The first and last character of a layout's prefix.
 _EDGE = "\x1d"
-#: Joins a batch's records to count their separators and encode them at once: a character the per-record texts
-#: can hold only where a value does, which the number of pieces the encoded batch splits into then shows.
+#: Leads each record's text in a batch joined to count its separators and encode it at once (before the layout's
+#: prefix): a character the texts can hold only where a value (or a field name) does, which the number of pieces
+#: the encoded batch splits into then shows.
 _BETWEEN = "\x1c"
 _BETWEEN_BYTES = _BETWEEN.encode()
 #: What the joined string starts with: nothing, so that every record's text follows the records' character.
@@ -102,13 +103,13 @@ def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | No
     not text or holds a separator, other fields): the general path then takes these records."""
     values, prefix, separators = layout
     count = len(datas)
-    # The records' texts in one string, each led by a character of their own. Every text holds at least its
-    # layout's separators: the total says whether a value holds one more, and the number of pieces the encoded
-    # string is cut into whether one holds the records' character. Else each piece, after the prefix, is the
-    # bytes fingerprint() hashes (the prefix is added per piece: in the string it was a third of what the
-    # count, the encode and the split went through).
+    # The records' texts in one string, each led by the records' character and the layout's prefix. Every text
+    # holds at least its layout's separators: the total says whether a value holds one more, and the number of
+    # pieces the encoded string is cut into whether one holds the records' character. Else each piece is the
+    # bytes fingerprint() hashes: the prefix is joined in with the texts, not added to each piece afterwards (a
+    # copy of every piece, a fifth of the time).
     try:
-        batch = _BETWEEN.join(chain(_FIRST, map(_VALUE.join, map(values, datas))))
+        batch = (_BETWEEN + prefix).join(chain(_FIRST, map(_VALUE.join, map(values, datas))))
     except (TypeError, KeyError):
         return None
     if batch.count(_VALUE) != separators * count:
@@ -116,7 +117,7 @@ def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | No
     pieces = batch.encode().split(_BETWEEN_BYTES)
     if len(pieces) != count + 1:
         return None
-    return list(map(xxh3_64_hexdigest, map(prefix.encode().__add__, islice(pieces, 1, None))))
+    return list(map(xxh3_64_hexdigest, islice(pieces, 1, None)))
 
 
 def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:
