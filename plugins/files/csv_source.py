@@ -127,46 +127,53 @@ class CsvSource(Source[CsvSourceOptions]):
         names, width = header.columns, len(header.columns)
         for warning in header.warnings:
             log.warning("%s: %s", self.name, warning)
-        row, max_chars = self.row, options.max_field_chars
-        # Clean records are gathered across blocks and made records a thousand at a time.
+        max_chars = options.max_field_chars
+        # Good records are gathered across blocks and made records a thousand at a time; a bad one (ragged, an
+        # over-long field, a NUL) is yielded on its own, after the good ones before it, so the order is kept.
         datas: list[dict[str, Any]] = []
         positions: list[int] = []
         for block in blocks:
-            if block.__class__ is not Unreadable:
-                starts, rows, lines = block  # type: ignore[misc]
-                # Each record's text is longer than any of its fields.
-                clean = _longest_record(starts, lines) <= max_chars and "\x00" not in "".join(lines)
-                if clean and all(len(fields) == width for fields in rows):
-                    # Lengths are equal here, and zip's strict= keyword costs measurably per row.
-                    datas += [dict(zip(names, fields)) for fields in rows]  # noqa: B905
-                    positions += starts
-                    if len(datas) >= BUILT_AT_ONCE:
-                        yield from self.rows(datas, positions)
-                        datas, positions = [], []
-                    continue
-            if datas:
-                yield from self.rows(datas, positions)
-                datas, positions = [], []
             if block.__class__ is Unreadable:
+                if datas:
+                    yield from self.rows(datas, positions)
+                    datas, positions = [], []
                 yield self._unreadable(block)
                 continue
-            for fields, at in zip(rows, starts):  # noqa: B905
-                if len(fields) == width:
-                    data = dict(zip(names, fields))  # noqa: B905
-                    if clean:
-                        yield row(data, at)
+            starts, rows, lines = block  # type: ignore[misc]
+            # Each record's text is longer than any of its fields.
+            clean = _longest_record(starts, lines) <= max_chars and "\x00" not in "".join(lines)
+            if clean and all(len(fields) == width for fields in rows):
+                # Lengths are equal here, and zip's strict= keyword costs measurably per row.
+                datas += [dict(zip(names, fields)) for fields in rows]  # noqa: B905
+                positions += starts
+            else:
+                for fields, at in zip(rows, starts):  # noqa: B905
+                    if len(fields) == width:
+                        data = dict(zip(names, fields))  # noqa: B905
+                        bad = None if clean else self._field_problem(data, at)
+                        if bad is None:
+                            datas.append(data)
+                            positions.append(at)
+                            continue
+                    elif not fields:
+                        empty += 1
+                        continue
                     else:
-                        yield self._checked(data, at)
-                elif not fields:
-                    empty += 1
-                else:
-                    yield self._ragged(names, fields, at)
+                        bad = self._ragged(names, fields, at)
+                    if datas:
+                        yield from self.rows(datas, positions)
+                        datas, positions = [], []
+                    yield bad
+            if len(datas) >= BUILT_AT_ONCE:
+                yield from self.rows(datas, positions)
+                datas, positions = [], []
         if datas:
             yield from self.rows(datas, positions)
         self.count("empty_lines_skipped", empty)
 
-    def _checked(self, data: dict[str, Any], start: int) -> Record | Failed:
-        """A row that may hold an over-long field or NUL characters (rare: the common case skips this)."""
+    def _field_problem(self, data: dict[str, Any], start: int) -> Failed | None:
+        """A row with an over-long field or a NUL character, failed; None for a good row (rare: the common case
+        skips this)."""
         limit = self.options.max_field_chars
         for name, value in data.items():
             if len(value) > limit:
@@ -176,7 +183,7 @@ class CsvSource(Source[CsvSourceOptions]):
             if "\x00" in value:
                 reason = f"line {start}: field {name!r} holds a NUL character (binary data in a text file?)"
                 return Failed(self.record(data, start), reason)
-        return self.row(data, start)
+        return None
 
     def _ragged(self, header: list[str], fields: list[str], start: int) -> Failed:
         width = len(header)

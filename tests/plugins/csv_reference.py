@@ -100,7 +100,7 @@ def careful_read(source: CsvSource, delimiter: str) -> Iterator[Record | Failed]
             if len(held) == 1 and len(held[0]) <= options.max_field_chars and "\x00" not in held[0]:
                 yield source.row(data, start)
             else:
-                yield source._checked(data, start)
+                yield source._field_problem(data, start) or source.row(data, start)
         elif not fields:
             empty += 1
         else:

@@ -115,3 +115,28 @@ def test_stray_quote_scan_jumps_to_the_same_answer(delimiter: str, quote: str) -
     for _ in range(50_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
         assert _stray_quote(text, delimiter, quote) == _stray_quote_by_char(text, delimiter, quote), repr(text)
+
+
+@pytest.mark.parametrize("bad", ["{n},ragged", "{n},{long},y", "{n},nul\x00,y"])
+def test_the_good_rows_around_bad_ones_are_built_in_batches(bad: str, tmp_path: Path) -> None:
+    """A ragged row, an over-long field or a NUL puts its block off the fast path (a messy list has one in
+    nearly every block): the block's good rows are still made records many at a time, each run of them one call
+    of ``rows()`` (with state, one call of the fingerprints), and every row comes out in its place."""
+    lines = ["a,b,c\n"] + [(bad if n % 100 == 50 else "{n},x,y").format(n=n, long="z" * 50) + "\n" for n in range(3000)]
+    path = tmp_path / "in.csv"
+    path.write_text("".join(lines), encoding="utf-8", newline="")
+    source = CsvSource("src", CsvSourceOptions(path=path, delimiter=",", max_field_chars=20), None)  # type: ignore[arg-type]
+    built: list[int] = []
+    rows = source.rows
+
+    def counted(datas: list[dict[str, str]], first: list[int]) -> list[Record]:
+        built.append(len(datas))
+        return rows(datas, first)
+
+    source.rows = counted  # type: ignore[method-assign]
+    items = list(source.read())
+    assert [item.record.position if isinstance(item, Failed) else item.position for item in items] == list(
+        range(2, 3002)
+    )
+    assert [item.record.position for item in items if isinstance(item, Failed)] == list(range(52, 3002, 100))
+    assert sum(built) == 2970 and len(built) <= 2 * 31  # runs of good rows, never a call per row
