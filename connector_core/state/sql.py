@@ -153,6 +153,11 @@ class SqlStateStore(StateStore):
             "CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, key TEXT NOT NULL, "
             "fingerprint TEXT NOT NULL)"
         )
+        # What `completed` held for the keys a settling run rejected, put back for those it also delivered.
+        self._exec(
+            "CREATE TEMP TABLE IF NOT EXISTS prior_completed (job TEXT NOT NULL, key TEXT NOT NULL, "
+            "fingerprint TEXT NOT NULL, run_id BIGINT NOT NULL, sinks TEXT)"
+        )
         # A run's rejects until it ends (see record_rejects): numbered in the order they came (``seq``).
         self._exec(
             "CREATE TEMP TABLE IF NOT EXISTS reject_journal (seq BIGINT NOT NULL, run_id BIGINT NOT NULL, "
@@ -418,24 +423,31 @@ class SqlStateStore(StateStore):
                     "AND key IN (SELECT key FROM journal_pairs WHERE run_id = ?)"
                 )
                 params += [run_id, run_id]
-            # Keys this run delivered and also rejected are not completed (their deliveries are kept in
-            # `deliveries`). Whether there are any is asked after the fold, of the keys the run rejected (in its
-            # reject journal) against `completed`: usually none is, even in a messy file. When one is, the fold is
-            # undone and done again without the keys still pending in `rejects`.
-            self._exec("SAVEPOINT fold")
+            # Keys this run delivered and also rejected (still pending) are not completed by it: they stay as
+            # earlier runs left them, their deliveries kept in `deliveries`. Usually there are none, even in a
+            # messy file; when there are (a key twice in the input, one version bad), only those keys are put
+            # back after the fold, from the rows they had before it, instead of folding everything again.
+            self._exec(
+                f"INSERT INTO prior_completed SELECT job, key, fingerprint, run_id, sinks FROM completed "
+                f"WHERE job = ? AND key IN ({_PENDING_REJECTS_OF_RUN})",
+                (job, job, run_id),
+            )
             self._exec(self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), params)
             both = self._exec(
-                "SELECT 1 FROM reject_journal r JOIN completed c ON c.job = ? AND c.key = r.key "
-                "WHERE r.run_id = ? AND c.run_id = ? LIMIT 1",
-                (job, run_id, run_id),
+                f"SELECT 1 FROM completed WHERE job = ? AND run_id = ? AND key IN ({_PENDING_REJECTS_OF_RUN}) LIMIT 1",
+                (job, run_id, job, run_id),
             ).fetchone()
             if both:
-                self._exec("ROLLBACK TO SAVEPOINT fold")
-                select = f"SELECT * FROM ({select}) d WHERE d.key NOT IN ({_PENDING_REJECTS_OF_RUN})"
                 self._exec(
-                    self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), [*params, job, run_id]
+                    f"DELETE FROM completed WHERE job = ? AND run_id = ? AND key IN ({_PENDING_REJECTS_OF_RUN})",
+                    (job, run_id, job, run_id),
                 )
-            self._exec("RELEASE SAVEPOINT fold")
+                self._exec(
+                    "INSERT INTO completed (job, key, fingerprint, run_id, sinks) "
+                    "SELECT p.job, p.key, p.fingerprint, p.run_id, p.sinks FROM prior_completed p "
+                    "WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.job = p.job AND c.key = p.key)"
+                )
+            self._exec("DELETE FROM prior_completed")
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             self._clear_journal("reject_journal", run_id)
             # Records rejected by earlier runs and delivered by this one are settled (a key this run rejected

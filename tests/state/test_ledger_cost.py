@@ -372,3 +372,28 @@ def test_a_journal_row_packs_every_pair_in_order(pairs: list[tuple[str, str]]) -
     read = db.execute("SELECT key, value FROM json_each(?)", (journal_text(pairs),)).fetchall()
     assert read == pairs
     assert journal_text([]) == "{}"
+
+
+@pytest.mark.parametrize(("rejected", "attempts"), [("k7", 3), ("k7", 1), ("r", 1)])
+def test_settling_a_run_folds_its_deliveries_once(tmp_path: Path, rejected: str, attempts: int) -> None:
+    """A messy file often holds a key twice with one version bad (delivered and rejected in one run), and a
+    re-run discards rejects whose attempts are used up: settling puts back only a key delivered and still
+    pending, and never folds every delivery of the run a second time."""
+    from connector_core.state.store import Reject
+
+    store = SqliteStateStore(tmp_path / "state.db")
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [(f"k{n}", "f") for n in range(100)])
+    reject = Reject(key=rejected, fingerprint="g", component="m", reason="bad", data="{}", source="s")
+    store.record_rejects("job", run_id, [reject], max_attempts=attempts)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    store.complete_run("job", run_id)
+    store.db.set_trace_callback(None)
+    folds = [sql for sql in statements if sql.startswith("INSERT INTO completed") and "journal_pairs" in sql]
+    assert len(folds) == 1
+    put_back = any(sql.startswith("DELETE FROM completed") for sql in statements)
+    assert put_back == (rejected == "k7" and attempts > 1)
+    completed = store.completed("job", ["k7", "k8", "r"])
+    assert ("k7" in completed) == (put_back is False) and completed["k8"] == "f"
+    store.close()

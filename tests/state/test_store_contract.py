@@ -232,6 +232,23 @@ def test_keys_a_run_delivered_and_rejected_are_not_completed(store: StateStore, 
     assert store.summary("job")["completed_records"] == (1 if overlap else 2)
 
 
+def test_a_key_completed_before_then_delivered_and_rejected_keeps_its_earlier_completion(store: StateStore) -> None:
+    """Settling a run leaves a key it both delivered and rejected as the runs before left it (completed with
+    its earlier versions); the new delivery is remembered per sink, the reject stays pending. Keys around it
+    (completed now, or rejects only) settle as usual."""
+    reject = Reject(key="", fingerprint="f", component="m", reason="bad", data="{}", source="s")
+    first = store.start_run("job")
+    store.commit_batch("job", first, "out", [("b", "fb1"), ("d", "fd1")])
+    store.complete_run("job", first)
+    second = store.start_run("job")
+    store.commit_batch("job", second, "out", [("a", "fa"), ("b", "fb2"), ("d", "fd2"), ("e", "fe")])
+    store.record_rejects("job", second, [reject._replace(key=key) for key in ("b", "c", "e")], max_attempts=3)
+    store.complete_run("job", second)
+    assert store.completed("job", ["a", "b", "c", "d", "e"]) == {"a": "fa", "b": "fb1", "d": "fd2"}
+    assert store.delivered("job", "out", ["b", "e"]) == {"b": "fb2", "e": "fe"}
+    assert sorted(row["key"] for row in store.rejects("job", "pending")) == ["b", "c", "e"]
+
+
 def test_a_later_run_delivering_a_rejected_key_settles_it_and_only_it(store: StateStore) -> None:
     reject = Reject(key="", fingerprint="f", component="m", reason="bad", data="{}", source="s")
     first = store.start_run("job")
