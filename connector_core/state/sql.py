@@ -74,7 +74,18 @@ def journal_text(pairs: list[tuple[str, str]]) -> str:
         utf8 = text.encode()
         if len(utf8.translate(None, _ESCAPED)) == len(utf8):
             return text
+    # One key in a chunk with a tab or a quote (a messy key column) must not make the whole chunk a Python loop:
+    # the keys and fingerprints are each encoded by one call of the C encoder, a JSON array whose strings are
+    # then cut apart where one ends and the next begins (inside an encoded string every quote is escaped).
+    keys, prints = (_escaped(column) for column in zip(*pairs, strict=True))
+    if len(keys) == len(prints) == len(pairs):
+        return '{"' + '","'.join(map('":"'.join, zip(keys, prints, strict=True))) + '"}'
     return "{" + ",".join(f"{encode_json(key)}:{encode_json(fingerprint)}" for key, fingerprint in pairs) + "}"
+
+
+def _escaped(texts: tuple[str, ...]) -> list[str]:
+    """Each of ``texts`` as the inside of a JSON string (without its quotes), encoded at once."""
+    return encode_json(list(texts))[2:-2].split('", "')
 
 
 def _now() -> str:

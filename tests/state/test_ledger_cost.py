@@ -364,6 +364,9 @@ def test_a_source_of_a_job_with_state_fingerprints_its_records_as_it_builds_them
         [("back\\slash", "f1"), ("tab\there", "f2"), ("nl\nx", "f3"), ("\x1f", "f5")],
         [("José ✓", "f1"), ("line\u2028sep", "f2"), ("", "f3"), ("{}", "f4"), ('":"', "f5")],
         [("k", 'fp"q'), ("k2", "fp\\")],  # the fingerprints are texts too
+        [('a", "b', "f1"), ("c\t", "f2"), ('", "', "f3")],  # where the encoded keys are cut apart, in a key
+        [("end\\", "f1"), ('\\"', "f2"), ("", "f3"), ("x", "")],  # backslashes before a cut, empty texts
+        [(f"person{n}@example.com", f"{n:016x}") for n in range(1999)] + [("tab\there", "f")],  # one in many
     ],
 )
 def test_a_journal_row_packs_every_pair_in_order(pairs: list[tuple[str, str]]) -> None:
@@ -397,3 +400,21 @@ def test_settling_a_run_folds_its_deliveries_once(tmp_path: Path, rejected: str,
     completed = store.completed("job", ["k7", "k8", "r"])
     assert ("k7" in completed) == (put_back is False) and completed["k8"] == "f"
     store.close()
+
+
+def test_one_key_to_escape_does_not_make_its_journal_row_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A messy key column (a tab, a quote in a few keys) puts a chunk off the plain join: its keys are then
+    encoded together, not a pair at a time."""
+    from connector_core.state import sql
+
+    calls: list[object] = []
+    real = sql.encode_json
+
+    def counted(value: object) -> str:
+        calls.append(value)
+        return real(value)
+
+    monkeypatch.setattr(sql, "encode_json", counted)
+    pairs = [(f"p{n}@x.io", f"{n:016x}") for n in range(2000)]
+    pairs[700] = ('"quoted"\t@x.io', "f")
+    assert json.loads(journal_text(pairs)) == dict(pairs) and len(calls) == 2
