@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
@@ -48,6 +49,10 @@ _REJECT_COLUMNS = (
     "updated_at",
 )
 EMPTY = "''"
+#: A key journaled this many times by one run (counted within its commits) makes its folds gather each key's
+#: versions first (see SqlStateStore._upsert_versions); so does tracking more repeated keys than this.
+MANY_VERSIONS = 32
+_MAX_REPEATED = 10_000
 #: The keys a run rejected that are still pending (job and run id as parameters).
 _PENDING_REJECTS_OF_RUN = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
 #: A discarded reject is completed through no sink.
@@ -180,22 +185,17 @@ class SqlStateStore(StateStore):
         """SQL: whether the space-separated set ``items`` holds ``item`` (two column expressions)."""
         return self.CONTAINS.format(f"' ' || {items} || ' '", f"' ' || {item} || ' '")
 
-    def _upsert_versions(self, table: str, keys: str, sets: tuple[str, ...], select: str) -> str:
+    def _upsert_versions(self, table: str, keys: str, sets: tuple[str, ...], select: str, grouped: bool = False) -> str:
         """``INSERT INTO table (job, {keys}, {sets}, run_id)`` of the rows of ``select`` (columns ``{keys}`` and
         ``{sets}``; job and run id as the first and last ``?``). Each of ``sets`` is a space-separated set (the
         versions of a key, the sinks that have it): what this run brings replaces an earlier run's, and is
-        gathered within one run (empty values add nothing)."""
+        gathered within one run (empty values add nothing).
+
+        SQLite merges a key's rows one by one as the sorted rows meet them: the cheapest way while keys have few
+        versions, but each merge copies the versions gathered so far, so a key with thousands of them (a
+        placeholder such as ``N/A`` in the key column) costs the square of that. ``grouped`` gathers each key's
+        rows first (a fifth more for ordinary keys; PostgreSQL always does)."""
         columns = f"job, {keys}, {', '.join(sets)}, run_id"
-        if not self.MERGES_IN_ONE_STATEMENT:
-            gathered = ", ".join(
-                f"replace({self.FINGERPRINT_SET.format(f'NULLIF(v.{name}, {EMPTY})')}, ',', ' ')" for name in sets
-            )
-            replaced = ", ".join(f"{name} = excluded.{name}" for name in sets)
-            return (
-                f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {gathered}, ? FROM ({select}) v "
-                f"GROUP BY {keys} ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE "
-                f"SET {replaced}, run_id = excluded.run_id"
-            )
         merged = ", ".join(
             f"{name} = CASE WHEN {table}.run_id <> excluded.run_id THEN excluded.{name} "
             f"WHEN coalesce(excluded.{name}, '') = '' OR {self._contains(f'{table}.{name}', f'excluded.{name}')} "
@@ -204,6 +204,19 @@ class SqlStateStore(StateStore):
             f"ELSE {table}.{name} || ' ' || excluded.{name} END"
             for name in sets
         )
+        if grouped or not self.MERGES_IN_ONE_STATEMENT:
+            gathered = ", ".join(
+                f"replace({self.FINGERPRINT_SET.format(f'NULLIF(v.{name}, {EMPTY})')}, ',', ' ')" for name in sets
+            )
+            # A row this run wrote before the fold (a reject it discarded) is merged with where SQLite can.
+            replaced = (
+                merged if self.MERGES_IN_ONE_STATEMENT else ", ".join(f"{name} = excluded.{name}" for name in sets)
+            )
+            return (
+                f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {gathered}, ? FROM ({select}) v "
+                f"GROUP BY {keys} ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE "
+                f"SET {replaced}, run_id = excluded.run_id"
+            )
         return (
             f"INSERT INTO {table} ({columns}) SELECT ?, {keys}, {', '.join(f'v.{name}' for name in sets)}, ? "
             f"FROM ({select}) v ORDER BY {keys} ON CONFLICT (job, {keys}) DO UPDATE SET {merged}, "
@@ -357,6 +370,7 @@ class SqlStateStore(StateStore):
         self, job: str, run_id: int, sink: str, records: Iterable[tuple[str, str]], checkpoint: Any = None
     ) -> None:
         pairs = records if isinstance(records, list) else list(records)
+        self._count_versions(run_id, pairs)
         if sink == UNCHANGED:
             if pairs:
                 with self._transaction():
@@ -380,6 +394,20 @@ class SqlStateStore(StateStore):
                     (job, sink, json.dumps(checkpoint), run_id),
                 )
 
+    def _count_versions(self, run_id: int, pairs: list[tuple[str, str]]) -> None:
+        """Note a run whose commits journal one key many times (see MANY_VERSIONS): only keys repeated within
+        a commit are counted, and a set of the commit's keys (a C loop) finds whether there are any."""
+        if run_id in self._many_versions:
+            return
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) == len(keys):
+            return
+        repeated = self._repeated.setdefault(run_id, Counter())
+        repeated.update({key: count for key, count in Counter(keys).items() if count > 1})
+        if len(repeated) > _MAX_REPEATED or max(repeated.values()) >= MANY_VERSIONS:
+            self._many_versions.add(run_id)
+            del self._repeated[run_id]
+
     def add_fingerprints(self, job: str, pairs: list[tuple[str, str]]) -> None:
         added = self._contains("fingerprint", "?")
         with self._transaction():
@@ -392,7 +420,7 @@ class SqlStateStore(StateStore):
         row = self._exec("SELECT checkpoint FROM checkpoints WHERE job = ? AND sink = ?", (job, sink)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def _fold(self, job: str, run_id: int, rejected_only: bool = False) -> None:
+    def _fold(self, job: str, run_id: int, rejected_only: bool = False, grouped: bool = True) -> None:
         """Fold a run's journal into ``deliveries`` (``rejected_only``: the keys it also rejected, which its
         settling does not complete): per sink and key, the versions this run delivered replace what an earlier
         run delivered (two versions of a key in one run are both kept, space-separated)."""
@@ -404,7 +432,7 @@ class SqlStateStore(StateStore):
                 return
             select += f" AND key IN ({_PENDING_REJECTS_OF_RUN})"
             params = (*params, job, run_id)
-        self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select), params)
+        self._exec(self._upsert_versions("deliveries", "sink, key", ("fingerprint",), select, grouped), params)
         self._clear_journal("journal", run_id)
 
     def _clear_journal(self, table: str, run_id: int) -> None:
@@ -443,7 +471,10 @@ class SqlStateStore(StateStore):
                 f"WHERE job = ? AND key IN ({_PENDING_REJECTS_OF_RUN})",
                 (job, job, run_id),
             )
-            self._exec(self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select), params)
+            grouped = run_id in self._many_versions
+            self._many_versions.discard(run_id)
+            self._repeated.pop(run_id, None)
+            self._exec(self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select, grouped), params)
             both = self._exec(
                 f"SELECT 1 FROM completed WHERE job = ? AND run_id = ? AND key IN ({_PENDING_REJECTS_OF_RUN}) LIMIT 1",
                 (job, run_id, job, run_id),
@@ -479,7 +510,7 @@ class SqlStateStore(StateStore):
                 (job, job, run_id),
             )
             if both:
-                self._fold(job, run_id, rejected_only=True)
+                self._fold(job, run_id, rejected_only=True, grouped=grouped)
             else:
                 self._clear_journal("journal", run_id)
 
@@ -705,6 +736,16 @@ class SqlStateStore(StateStore):
     @functools.cached_property
     def _journal_rows(self) -> dict[int, int]:
         """Rows this store appended to ``journal``, per run (the run's own rows are never deleted by anyone else)."""
+        return {}
+
+    @functools.cached_property
+    def _many_versions(self) -> set[int]:
+        """Runs whose folds gather each key's versions first (see _count_versions)."""
+        return set()
+
+    @functools.cached_property
+    def _repeated(self) -> dict[int, Counter[str]]:
+        """Per run: how often it journaled each key repeated within one of its commits."""
         return {}
 
     @functools.cached_property
