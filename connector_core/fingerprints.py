@@ -16,8 +16,9 @@ stored with its new fingerprint, so the older ones are each recomputed once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
@@ -120,6 +121,18 @@ def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | No
     return list(map(xxh3_64_hexdigest, islice(pieces, 1, None)))
 
 
+#: Stored versions at least this long (a key with dozens of versions) are looked up in a set, kept for the
+#: next records of the same key: split for each record, a key met thousands of times cost the square of that.
+_MANY_VERSIONS_TEXT = 512
+
+
+@functools.lru_cache(maxsize=64)
+def _version_set(stored: str) -> tuple[frozenset[str], bool]:
+    """The versions of a long ``stored`` text, and whether one is a schema-2 fingerprint."""
+    versions = stored.split(" ")
+    return frozenset(versions), any(len(version) == _LEGACY_LENGTH for version in versions)
+
+
 def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:
     """Whether a record (its fingerprint and data) is among ``stored`` fingerprints (space-separated versions).
     Versions that are not the record's fingerprint may be older ones of the same data (see the module's
@@ -127,9 +140,16 @@ def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -
     version was stored by an older crmsync)."""
     if stored is None:
         return False
-    versions = stored.split(" ")
-    if record_fingerprint in versions:
-        return True
-    if any(len(version) == _LEGACY_LENGTH for version in versions) and content_key(data) in versions:
+    versions: Collection[str]
+    if len(stored) < _MANY_VERSIONS_TEXT:
+        versions = stored.split(" ")
+        if record_fingerprint in versions:
+            return True
+        legacy = any(len(version) == _LEGACY_LENGTH for version in versions)
+    else:
+        versions, legacy = _version_set(stored)
+        if record_fingerprint in versions:
+            return True
+    if legacy and content_key(data) in versions:
         return True
     return hashlib.blake2b(_hashed(data), digest_size=8).hexdigest() in versions

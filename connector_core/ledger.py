@@ -29,6 +29,10 @@ SOURCE_POSITION_EVERY_S = 1.0
 REJECTS_AT_ONCE = 1_000
 #: A record's ``(key, fingerprint)``, picked in C (a commit takes thousands).
 _KEY_AND_FINGERPRINT = itemgetter(1, 4)
+#: Stored versions this long (a key met in dozens of versions) are kept by a run once read, up to this many
+#: characters in all (memory stays bounded whatever the input).
+LONG_VERSIONS = 512
+LONG_VERSIONS_KEPT = 16_000_000
 _FINGERPRINT: Callable[[Any], str] = itemgetter(4)
 
 
@@ -74,6 +78,9 @@ class Ledger:
         #: Source read positions not written yet, and when they last were.
         self._positions: dict[str, dict[str, int]] = {}
         self._positions_at = 0.0
+        #: Keys with many stored versions, and those versions (see :meth:`_completed`).
+        self._long_versions: dict[str, str] = {}
+        self._long_chars = 0
         #: Rejects not written yet, in the order they came: runs of rejected or set-aside (transient) ones.
         self._rejects: list[tuple[bool, list[Reject]]] = []
 
@@ -82,7 +89,7 @@ class Ledger:
         stamped = _stamped(items)
         if not self.looks_up:
             return stamped
-        done = self.store.completed(self.job, [_record(item).key for item in stamped])
+        done = self._completed([_record(item).key for item in stamped])
         if not done:
             return stamped
         kept: list[Record | Failed] = []
@@ -104,8 +111,28 @@ class Ledger:
             self.store.commit_batch(self.job, self.run_id, UNCHANGED, delivery_pairs(unchanged))
             if older:  # stored with their new fingerprint too: the next run does not compute the older one again
                 self.store.add_fingerprints(self.job, older)
+                for key, fingerprint in older:
+                    if key in self._long_versions:
+                        self._long_versions[key] += f" {fingerprint}"
         self.skipped += len(unchanged)
         return kept
+
+    def _completed(self, keys: list[str]) -> dict[str, str]:
+        """The stored versions of ``keys`` that a finished run completed. A key with many versions (a placeholder
+        such as ``N/A`` in the key column) is read once a run and kept: read again for every batch holding it,
+        its versions cost as much as the batch's records (``completed`` changes only when the run settles)."""
+        long = self._long_versions
+        if not long:
+            done = self.store.completed(self.job, keys)
+        else:
+            done = self.store.completed(self.job, [key for key in keys if key not in long])
+            done.update((key, long[key]) for key in keys if key in long)
+        for key, stored in done.items():
+            room = self._long_chars + len(stored) <= LONG_VERSIONS_KEPT
+            if len(stored) >= LONG_VERSIONS and key not in long and room:
+                long[key] = stored
+                self._long_chars += len(stored)
+        return done
 
     def source_read(self, source: str, position: int, count: int) -> bool:
         """Remember how far a source has read (shown by ``crmsync state show``); True when it is time to
