@@ -169,6 +169,8 @@ class SqlStateStore(StateStore):
             "CREATE TEMP TABLE IF NOT EXISTS unchanged (run_id BIGINT NOT NULL, key TEXT NOT NULL, "
             "fingerprint TEXT NOT NULL)"
         )
+        # Keys a settling run journaled many times (see _fold_completed).
+        self._exec("CREATE TEMP TABLE IF NOT EXISTS many_versions (key TEXT NOT NULL)")
         # What `completed` held for the keys a settling run rejected, put back for those it also delivered.
         self._exec(
             "CREATE TEMP TABLE IF NOT EXISTS prior_completed (job TEXT NOT NULL, key TEXT NOT NULL, "
@@ -394,19 +396,40 @@ class SqlStateStore(StateStore):
                     (job, sink, json.dumps(checkpoint), run_id),
                 )
 
+    def _fold_completed(self, select: str, params: list[Any], many: set[str] | None) -> None:
+        """Fold the rows of ``select`` into ``completed``: merged one by one, but the keys in ``many`` (keys with
+        many versions; None: any key may have many) gathered first (see _upsert_versions)."""
+        sets = ("fingerprint", "sinks")
+        if many is None or not self.MERGES_IN_ONE_STATEMENT:
+            self._exec(self._upsert_versions("completed", "key", sets, select, grouped=True), params)
+            return
+        if not many:
+            self._exec(self._upsert_versions("completed", "key", sets, select), params)
+            return
+        self._many("INSERT INTO many_versions (key) VALUES (?)", [(key,) for key in many])
+        for filtered, grouped in (("NOT IN", False), ("IN", True)):
+            subset = f"SELECT * FROM ({select}) d WHERE d.key {filtered} (SELECT key FROM many_versions)"
+            self._exec(self._upsert_versions("completed", "key", sets, subset, grouped), params)
+        self._exec("DELETE FROM many_versions")
+
     def _count_versions(self, run_id: int, pairs: list[tuple[str, str]]) -> None:
-        """Note a run whose commits journal one key many times (see MANY_VERSIONS): only keys repeated within
-        a commit are counted, and a set of the commit's keys (a C loop) finds whether there are any."""
-        if run_id in self._many_versions:
+        """Note the keys a run's commits journal many times (see MANY_VERSIONS): only keys repeated within a
+        commit are counted, and a set of the commit's keys (a C loop) finds whether there are any. Past
+        ``_MAX_REPEATED`` repeated keys the run is noted as a whole (every key's versions gathered)."""
+        if run_id in self._many_versions and self._many_versions[run_id] is None:
             return
         keys = [key for key, _ in pairs]
         if len(set(keys)) == len(keys):
             return
         repeated = self._repeated.setdefault(run_id, Counter())
         repeated.update({key: count for key, count in Counter(keys).items() if count > 1})
-        if len(repeated) > _MAX_REPEATED or max(repeated.values()) >= MANY_VERSIONS:
-            self._many_versions.add(run_id)
+        if len(repeated) > _MAX_REPEATED:
+            self._many_versions[run_id] = None
             del self._repeated[run_id]
+            return
+        many = [key for key, count in repeated.items() if count >= MANY_VERSIONS]
+        if many:
+            self._many_versions[run_id] = set(many)
 
     def add_fingerprints(self, job: str, pairs: list[tuple[str, str]]) -> None:
         added = self._contains("fingerprint", "?")
@@ -472,9 +495,8 @@ class SqlStateStore(StateStore):
                 (job, job, run_id),
             )
             grouped = run_id in self._many_versions
-            self._many_versions.discard(run_id)
+            self._fold_completed(select, params, self._many_versions.pop(run_id, set()))
             self._repeated.pop(run_id, None)
-            self._exec(self._upsert_versions("completed", "key", ("fingerprint", "sinks"), select, grouped), params)
             both = self._exec(
                 f"SELECT 1 FROM completed WHERE job = ? AND run_id = ? AND key IN ({_PENDING_REJECTS_OF_RUN}) LIMIT 1",
                 (job, run_id, job, run_id),
@@ -739,9 +761,9 @@ class SqlStateStore(StateStore):
         return {}
 
     @functools.cached_property
-    def _many_versions(self) -> set[int]:
-        """Runs whose folds gather each key's versions first (see _count_versions)."""
-        return set()
+    def _many_versions(self) -> dict[int, set[str] | None]:
+        """Per run: the keys whose versions its folds gather first, or None for every key (_count_versions)."""
+        return {}
 
     @functools.cached_property
     def _repeated(self) -> dict[int, Counter[str]]:
