@@ -130,7 +130,12 @@ _MANY_VERSIONS_TEXT = 512
 def _version_set(stored: str) -> tuple[frozenset[str], bool]:
     """The versions of a long ``stored`` text, and whether one is a schema-2 fingerprint."""
     versions = stored.split(" ")
-    return frozenset(versions), any(len(version) == _LEGACY_LENGTH for version in versions)
+    return frozenset(versions), _has_legacy(versions)
+
+
+def _has_legacy(versions: list[str]) -> bool:
+    """Whether one of ``versions`` is a schema-2 fingerprint (see :func:`matches`)."""
+    return any(len(version) == _LEGACY_LENGTH for version in versions)
 
 
 def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -> bool:
@@ -145,7 +150,7 @@ def matches(stored: str | None, record_fingerprint: str, data: dict[str, Any]) -
         versions = stored.split(" ")
         if record_fingerprint in versions:
             return True
-        legacy = any(len(version) == _LEGACY_LENGTH for version in versions)
+        legacy = _has_legacy(versions)
     else:
         versions, legacy = _version_set(stored)
         if record_fingerprint in versions:

@@ -416,7 +416,7 @@ class SqlStateStore(StateStore):
         """Note the keys a run's commits journal many times (see MANY_VERSIONS): only keys repeated within a
         commit are counted, and a set of the commit's keys (a C loop) finds whether there are any. Past
         ``_MAX_REPEATED`` repeated keys the run is noted as a whole (every key's versions gathered)."""
-        if run_id in self._many_versions and self._many_versions[run_id] is None:
+        if self._many_versions.get(run_id, set()) is None:
             return
         keys = [key for key, _ in pairs]
         if len(set(keys)) == len(keys):
@@ -475,7 +475,7 @@ class SqlStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
-            self._fold_rejects(run_id)
+            rejected = self._fold_rejects(run_id)
             select = "SELECT key, fingerprint, sink AS sinks FROM journal_pairs WHERE run_id = ?"
             params: list[Any] = [job, run_id, run_id]
             if self._exec("SELECT 1 FROM unchanged WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
@@ -488,30 +488,29 @@ class SqlStateStore(StateStore):
             # Keys this run delivered and also rejected (still pending) are not completed by it: they stay as
             # earlier runs left them, their deliveries kept in `deliveries`. Usually there are none, even in a
             # messy file; when there are (a key twice in the input, one version bad), only those keys are put
-            # back after the fold, from the rows they had before it, instead of folding everything again.
-            self._exec(
-                f"INSERT INTO prior_completed SELECT job, key, fingerprint, run_id, sinks FROM completed "
-                f"WHERE job = ? AND key IN ({_PENDING_REJECTS_OF_RUN})",
-                (job, job, run_id),
-            )
-            grouped = run_id in self._many_versions
-            self._fold_completed(select, params, self._many_versions.pop(run_id, set()))
-            self._repeated.pop(run_id, None)
-            both = self._exec(
-                f"SELECT 1 FROM completed WHERE job = ? AND run_id = ? AND key IN ({_PENDING_REJECTS_OF_RUN}) LIMIT 1",
-                (job, run_id, job, run_id),
-            ).fetchone()
-            if both:
+            # back after the fold, from the rows they had before it, instead of folding everything again. A run
+            # that rejected nothing has none to look for.
+            pending = f"key IN ({_PENDING_REJECTS_OF_RUN})"
+            if rejected:
                 self._exec(
-                    f"DELETE FROM completed WHERE job = ? AND run_id = ? AND key IN ({_PENDING_REJECTS_OF_RUN})",
-                    (job, run_id, job, run_id),
+                    f"INSERT INTO prior_completed SELECT job, key, fingerprint, run_id, sinks FROM completed "
+                    f"WHERE job = ? AND {pending}",
+                    (job, job, run_id),
                 )
+            many = self._many_versions.pop(run_id, set())
+            self._repeated.pop(run_id, None)
+            self._fold_completed(select, params, many)
+            mine = f"FROM completed WHERE job = ? AND run_id = ? AND {pending}"
+            both = rejected and self._exec(f"SELECT 1 {mine} LIMIT 1", (job, run_id, job, run_id)).fetchone()
+            if both:
+                self._exec(f"DELETE {mine}", (job, run_id, job, run_id))
                 self._exec(
                     "INSERT INTO completed (job, key, fingerprint, run_id, sinks) "
                     "SELECT p.job, p.key, p.fingerprint, p.run_id, p.sinks FROM prior_completed p "
                     "WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.job = p.job AND c.key = p.key)"
                 )
-            self._exec("DELETE FROM prior_completed")
+            if rejected:
+                self._exec("DELETE FROM prior_completed")
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             self._clear_journal("reject_journal", run_id)
             # Records rejected by earlier runs and delivered by this one are settled (a key this run rejected
@@ -532,7 +531,7 @@ class SqlStateStore(StateStore):
                 (job, job, run_id),
             )
             if both:
-                self._fold(job, run_id, rejected_only=True, grouped=grouped)
+                self._fold(job, run_id, rejected_only=True, grouped=many is None or bool(many))
             else:
                 self._clear_journal("journal", run_id)
 
