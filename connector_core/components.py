@@ -98,6 +98,14 @@ class Component(Generic[OptionsT]):
         self.options = options
         self.context = context
 
+    @classmethod
+    def reads_keys(cls, options: Any) -> bool:
+        """Mappers and sinks: whether this component, with these options, reads ``record.key`` (or hands records
+        to code that may). A source without ``key`` keys each record by a hash of its content, a fifth of a file
+        job's CPU: a job that keeps no state, and whose every mapper and sink says False, skips that hash (its
+        records then carry an empty key). True unless overridden: say False only if the component never looks."""
+        return True
+
     def open(self) -> Awaitable[None] | None:
         """Acquire resources before the first record (files, clients). May be a coroutine."""
 
@@ -118,6 +126,9 @@ class Source(Component[OptionsT]):
         #: fingerprint as they build it (else the state stamps every batch afterwards, building each record a
         #: second time).
         self.fingerprint_rows: Callable[[list[dict[str, Any]]], list[str]] | None = None
+        #: Set False by the engine when nothing in the job reads keys (see :meth:`Component.reads_keys`): records
+        #: of a source without ``key`` are then left unkeyed (``""``) instead of hashing each one's content.
+        self.hashes_content = True
 
     @classmethod
     def key_problem(cls, options: Any, key: tuple[str, ...]) -> str | None:
@@ -138,7 +149,7 @@ class Source(Component[OptionsT]):
     def rows(self, rows: list[dict[str, Any]], first: int | Sequence[int]) -> list[Record]:
         """The records of input rows at positions ``first``, ``first + 1``, ... (or at the positions ``first``
         lists, one per row): :meth:`row` for many rows at once, at a fraction of the cost per row."""
-        keys: list[Any] = self._keys(rows)
+        keys: list[Any] = self._keys(rows) if self.key_fields or self.hashes_content else [""] * len(rows)
         if None in keys:  # blank keys are rare: count and log them as row() says
             self._hash_blank_keys(rows, keys, first)
         positions = range(first, first + len(rows)) if isinstance(first, int) else first

@@ -235,8 +235,18 @@ class Engine:
             source = spec.cls_as(Source)(spec.name, spec.options, self.context, key=spec.key)
             if self.ledger is not None:
                 source.fingerprint_rows = fingerprints
+            source.hashes_content = self._keys_read()
             return source
         return spec.cls_as(Component)(spec.name, spec.options, self.context)
+
+    def _keys_read(self) -> bool:
+        """Whether anything in the run reads record keys: the state, a lifecycle hook handed records, or a mapper
+        or sink (see :meth:`Component.reads_keys`). When nothing does, unkeyed sources skip the content hash."""
+        hooks = self.context.host.hooks
+        if self.ledger is not None or hooks.observes_batches or hooks.observes_errors:
+            return True
+        nodes = (spec for spec in self.spec.components.values() if spec.kind in ("mapper", "sink"))
+        return any(spec.cls_as(Component).reads_keys(spec.options) for spec in nodes)
 
     async def _close(self, opened: list[Component[Any]], failure: str | None) -> str | None:
         success = self._failure(failure) is None  # a failed run leaves earlier output files as they were

@@ -33,10 +33,11 @@ class RunStats:
     sections: dict[str, Callable[[], dict[str, Any]]] = attrs.field(factory=dict)
 
     def record_error(self, detail: dict[str, Any], key: str) -> None:
-        """Count one rejected record; keep the first few in full (``detail`` with the record's ``key``)."""
+        """Count one rejected record; keep the first few in full (``detail`` with the record's ``key``, when it has
+        one: a job that reads no keys leaves the records of a source without ``key`` unkeyed)."""
         self.error_count += 1
         if len(self.first_errors) < FIRST_ERRORS:
-            self.first_errors.append({**detail, "key": key})
+            self.first_errors.append({**detail, "key": key} if key else dict(detail))
 
 
 @attrs.frozen

@@ -70,6 +70,10 @@ class FileSink(Sink[FileSinkOptionsT]):
     def output_file(cls, options: FileSinkOptions) -> OutputFile:
         return OutputFile("path", options.path.resolve())
 
+    @classmethod
+    def reads_keys(cls, options: FileSinkOptions) -> bool:
+        return options.metadata  # the `_key` column; the rows alone need none
+
     # Encoding rows into a 1 MiB buffer is CPU work; the fsyncs are in checkpoint() and close(), off the loop.
     io_thread: ClassVar[bool] = False
 

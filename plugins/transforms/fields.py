@@ -134,6 +134,10 @@ class FieldsMapper(Mapper[FieldsOptions]):
 
     Options: ClassVar[type] = FieldsOptions
 
+    @classmethod
+    def reads_keys(cls, options: FieldsOptions) -> bool:
+        return False  # records keep the key they came with, unread
+
     def __init__(self, name: str, options: FieldsOptions, context: RunContext) -> None:
         super().__init__(name, options, context)
         rules = [compile_rule(field, rule or FieldRule()) for field, rule in options.fields.items()]

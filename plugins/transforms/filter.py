@@ -177,6 +177,10 @@ class FilterMapper(Mapper[FilterOptions]):
     outputs: ClassVar[tuple[str, ...]] = ("default", "rejected")
     quiet_outputs: ClassVar[tuple[str, ...]] = ("rejected",)
 
+    @classmethod
+    def reads_keys(cls, options: FilterOptions) -> bool:
+        return False  # conditions read the data only
+
     def __init__(self, name: str, options: FilterOptions, context: RunContext) -> None:
         super().__init__(name, options, context)
         predicates = [compile_condition(condition) for condition in options.where]
