@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, Protocol
 
 from connector_core.json_encoding import encode_json
@@ -53,6 +54,8 @@ EMPTY = "''"
 #: versions first (see SqlStateStore._upsert_versions); so does tracking more repeated keys than this.
 MANY_VERSIONS = 32
 _MAX_REPEATED = 10_000
+#: The key of a ``(key, fingerprint)`` pair, picked in C.
+_KEY_OF_PAIR = itemgetter(0)
 #: The keys a run rejected that are still pending (job and run id as parameters).
 _PENDING_REJECTS_OF_RUN = "SELECT key FROM rejects WHERE job = ? AND run_id = ? AND status = 'pending'"
 #: A discarded reject is completed through no sink.
@@ -418,7 +421,7 @@ class SqlStateStore(StateStore):
         ``_MAX_REPEATED`` repeated keys the run is noted as a whole (every key's versions gathered)."""
         if self._many_versions.get(run_id, set()) is None:
             return
-        keys = [key for key, _ in pairs]
+        keys = list(map(_KEY_OF_PAIR, pairs))
         if len(set(keys)) == len(keys):
             return
         repeated = self._repeated.setdefault(run_id, Counter())
