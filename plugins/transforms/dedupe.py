@@ -39,6 +39,12 @@ class DedupeMapper(Mapper[DedupeOptions]):
     outputs: ClassVar[tuple[str, ...]] = ("default", "duplicates")
     quiet_outputs: ClassVar[tuple[str, ...]] = ("duplicates",)
 
+    @classmethod
+    def reads_keys(cls, options: DedupeOptions) -> bool:
+        # Without `by` the key is the identity; with it, keys are compared only across runs (with state, which
+        # keys every record anyway).
+        return not options.by
+
     def __init__(self, name: str, options: DedupeOptions, context: RunContext) -> None:
         super().__init__(name, options, context)
         self._seen: set[bytes] = set()

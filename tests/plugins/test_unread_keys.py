@@ -1,8 +1,8 @@
 """A source without ``key`` hashes each record's content to key it, unless nothing in the job reads keys.
 
 The hash is a fifth of a stateless file job's CPU. Keys are read by the state, by lifecycle hooks handed records,
-and by every mapper or sink that does not say otherwise (:meth:`Component.reads_keys`); the built-in ``fields``
-and ``filter`` mappers and the CSV and JSONL sinks (without ``metadata``) do not read them.
+and by every mapper or sink that does not say otherwise (:meth:`Component.reads_keys`); the built-in ``fields``,
+``filter`` and ``dedupe`` (with ``by``) mappers and the CSV and JSONL sinks (without ``metadata``) do not read them.
 """
 
 from __future__ import annotations
@@ -75,8 +75,11 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return counted
 
 
-def run_job(folder: Path, *args: str, mappers: Any = None, sinks: Any = None, plugins: Any = None) -> Path:
-    (folder / "in.csv").write_text(CSV, encoding="utf-8")
+def run_job(
+    folder: Path, *args: str, mappers: Any = None, sinks: Any = None, plugins: Any = None, csv: str | None = CSV
+) -> Path:
+    if csv is not None:
+        (folder / "in.csv").write_text(csv, encoding="utf-8")
     spec: dict[str, Any] = {
         "version": 1,
         "job": "unread-keys",
@@ -140,6 +143,18 @@ def test_the_state_gets_content_keys_and_skips_unchanged_records_next_time(
     assert main(["run", str(spec), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["state"]["skipped_unchanged"] == 2, report["state"]
+
+
+@pytest.mark.parametrize("by", [["email"], []])
+def test_dedupe_reads_keys_only_without_by(tmp_path: Path, hashed: list[int], by: list[str]) -> None:
+    mappers = {"people": FIELDS, "unique": {"type": "dedupe", "inputs": ["people"], "by": by}}
+    sinks = {"out": {"type": "jsonl", "path": "out.jsonl", "inputs": ["unique"]}}
+    (tmp_path / "in.csv").write_text(CSV + "a@x.com,Ada\n" + "A@x.com,Al\n", encoding="utf-8")
+    run_job(tmp_path, "--no-state", mappers=mappers, sinks=sinks, csv=None)
+    assert bool(hashed) == (not by)
+    # By email the third Ada (and Al, the same email in another case) are duplicates; by content key only Ada.
+    kept = [row["name"] for row in read_jsonl(tmp_path / "out.jsonl")]
+    assert kept == (["Ada", 'Cy, "the" 3rd'] if by else ["Ada", 'Cy, "the" 3rd', "Al"])
 
 
 def test_a_third_party_mapper_may_read_keys(tmp_path: Path, hashed: list[int]) -> None:
