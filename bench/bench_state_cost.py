@@ -16,8 +16,13 @@ wrote exactly what the stateless one wrote (lines and content hash) and that the
 ``--resume`` it also SIGKILLs a stateful run of the big input half-way, resumes it and checks the output is
 still identical.
 
+``--leads CSV`` measures a lead list of one's own (bench_files.py's columns, ``Email`` the key) instead, its
+first ``--small-rows`` rows as the small input. ``--before FOLDER`` also runs the stateless and the first
+stateful run with the code in ``FOLDER`` (``connector_core`` and a ``crmsync_plugins`` link), interleaved, and
+reports its figures and the state's own cost (fresh minus stateless, median of the rounds) beside this code's.
+
 Usage: ``python bench/bench_state_cost.py [--rows 1000000] [--small-rows 10000] [--repeat 3] [--messy [--rejects
-PERCENT]] [--resume]``
+PERCENT]] [--leads CSV] [--before FOLDER] [--resume]``
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 from bench_files import CRMSYNC, DATA, SPEC, generate, timed
@@ -57,6 +63,15 @@ def messy(rows: int, rejects: int = 2) -> Path:
             elif i % 41 == 5:
                 row[4] = ["not a url", "http://", "https:///about", "www..example..com"][i % 4]
             writer.writerow(row)
+    return path
+
+
+def head(leads: Path, rows: int) -> Path:
+    """The first ``rows`` rows of a lead list of one's own (the whole file when it has no more)."""
+    path = DATA / f"head-{rows}-{leads.name}"
+    with leads.open(newline="", encoding="utf-8") as inp, path.open("w", newline="", encoding="utf-8") as out:
+        reader, writer = csv.reader(inp), csv.writer(out)
+        writer.writerows(islice(reader, rows + 1))
     return path
 
 
@@ -92,12 +107,17 @@ class Job:
         return sum(path.stat().st_size for path in self.folder.glob("state.db*"))
 
 
-def measure(leads: Path, rows: int, repeat: int) -> dict[str, object]:
+def measure(leads: Path, rows: int, repeat: int, before: Path | None = None) -> dict[str, object]:
     job = Job(leads, str(rows))
     cpu: dict[str, list[float]] = {"stateless": [], "fresh": [], "rerun": []}
+    earlier: dict[str, list[float]] = {"stateless": [], "fresh": []}
     expected: tuple[int, str] | None = None
     state_size = 0
     for _ in range(repeat):
+        if before is not None:  # the code before a change, interleaved: runs far apart vary more than a change
+            for stateful, name in ((False, "stateless"), (True, "fresh")):
+                job.forget()
+                earlier[name].append(timed(job.command(stateful), before)[1])
         job.forget()
         cpu["stateless"].append(timed(job.command(False))[1])
         expected = job.output()
@@ -111,6 +131,18 @@ def measure(leads: Path, rows: int, repeat: int) -> dict[str, object]:
             raise SystemExit(f"{rows} rows: the re-run changed the output to {job.output()}")
     median = {name: statistics.median(times) for name, times in cpu.items()}
     assert expected is not None
+    compared: dict[str, object] = {}
+    if before is not None:
+        overheads = [fresh - stateless for fresh, stateless in zip(cpu["fresh"], cpu["stateless"], strict=True)]
+        earlier_overheads = [
+            fresh - stateless for fresh, stateless in zip(earlier["fresh"], earlier["stateless"], strict=True)
+        ]
+        compared["before"] = {
+            "cpu_s": {name: round(statistics.median(times), 3) for name, times in earlier.items()},
+            "fresh_ratio": round(statistics.median(earlier["fresh"]) / statistics.median(earlier["stateless"]), 3),
+            "state_overhead_s": round(statistics.median(earlier_overheads), 3),
+        }
+        compared["state_overhead_s"] = round(statistics.median(overheads), 3)
     return {
         "rows": rows,
         "delivered": expected[0],
@@ -122,6 +154,7 @@ def measure(leads: Path, rows: int, repeat: int) -> dict[str, object]:
         "state_overhead_us_per_record": round((median["fresh"] - median["stateless"]) / rows * 1e6, 2),
         "rerun_us_per_record": round(median["rerun"] / rows * 1e6, 2),
         "state_bytes_per_record": round(state_size / rows, 1),
+        **compared,
         "job": job,
         "expected": expected,
     }
@@ -150,14 +183,23 @@ def main() -> int:
         "--rejects", type=int, default=2, metavar="PERCENT", help="with --messy: the rows rejected, in %% (2)"
     )
     parser.add_argument("--resume", action="store_true", help="also SIGKILL a big stateful run and resume it")
+    parser.add_argument("--leads", type=Path, help="a lead list of your own (a CSV with bench_files.py's columns)")
+    parser.add_argument("--before", type=Path, help="a folder of crmsync code to measure too, interleaved")
     args = parser.parse_args()
 
     def leads(rows: int) -> Path:
+        if args.leads:
+            return head(args.leads, rows)
         return messy(rows, args.rejects) if args.messy else generate(rows)
 
+    if args.leads:
+        with args.leads.open(newline="", encoding="utf-8") as file:
+            args.rows = sum(1 for _ in csv.reader(file)) - 1
     results: dict[str, object] = {"messy": args.messy, "rejects_percent": args.rejects if args.messy else 0}
+    if args.leads:
+        results["leads"] = str(args.leads)
     for name, rows in (("small", args.small_rows), ("big", args.rows)):
-        results[name] = measure(leads(rows), rows, args.repeat)
+        results[name] = measure(leads(rows), rows, args.repeat, args.before)
     big, small = results["big"], results["small"]
     assert isinstance(big, dict) and isinstance(small, dict)
     results["flatness"] = round(big["fresh_us_per_record"] / small["fresh_us_per_record"], 3)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Collection
-from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
@@ -28,24 +27,22 @@ from xxhash import xxh3_64_hexdigest
 from connector_core.records import canonical_json, content_key
 
 _FIELD, _VALUE = "\x1e", "\x1f"
-#: Per field layout (the keys of a record's data, in order): its values in name order, and the hashed prefix.
-_Layout = tuple[Callable[[dict[str, Any]], Any], str, int]
+#: Per field layout (the keys of a record's data, in order): its values in name order, the hashed prefix (UTF-8)
+#: and how many value separators a record's text holds.
+_Layout = tuple[Callable[[dict[str, Any]], Any], bytes, int]
 _LAYOUTS: dict[tuple[str, ...], _Layout | None] = {}
 #: Beyond this many layouts (data with ever-changing keys) new ones are not remembered: memory stays flat.
 _MAX_LAYOUTS = 256
 #: The length of a schema-2 fingerprint (``content_key``), recognised by :func:`matches`.
 _LEGACY_LENGTH = 24
+#: Text is hashed as UTF-8, a lone surrogate (which JSON can hold) as it stands: the same bytes for any other text.
+_UTF8, _ANY_TEXT = "utf-8", "surrogatepass"
 #: The first and last character of a layout's prefix.
 _EDGE = "\x1d"
-#: Leads each record's text in a batch joined to count its separators and encode it at once (before the layout's
-#: prefix): a character the texts can hold only where a value (or a field name) does, which the number of pieces
-#: the encoded batch splits into then shows.
-_BETWEEN = "\x1c"
-_BETWEEN_BYTES = _BETWEEN.encode()
-#: What the joined string starts with: nothing, so that every record's text follows the records' character.
-_FIRST = ("",)
-#: Records fingerprinted in one string: a whole batch's (~0.5 MB) would be a fresh allocation for malloc to
-#: map and page in again for every batch (a fault per 4 KiB: ~60,000 a 300k-row run).
+#: A value's separator as UTF-8, counted in a batch's encoded texts (see :func:`_same_layout`).
+_VALUE_BYTES = _VALUE.encode()
+#: Records fingerprinted at once: a whole batch's texts in one piece (~0.5 MB) would be a fresh allocation for
+#: malloc to map and page in again for every batch (a fault per 4 KiB: ~60,000 a 300k-row run).
 _AT_ONCE = 100
 
 
@@ -54,7 +51,8 @@ def _layout(fields: tuple[str, ...]) -> _Layout | None:
     if len(names) < 2 or any(_FIELD in name or _VALUE in name for name in names):
         layout = None  # one field (itemgetter would not return a tuple) or odd names: the general path
     else:
-        layout = (itemgetter(*names), _EDGE + _FIELD.join(names) + _EDGE, len(names) - 1)
+        prefix = _EDGE + _FIELD.join(names) + _EDGE
+        layout = (itemgetter(*names), prefix.encode(_UTF8, _ANY_TEXT), len(names) - 1)
     if len(_LAYOUTS) < _MAX_LAYOUTS:
         _LAYOUTS[fields] = layout
     return layout
@@ -77,7 +75,7 @@ def _hashed(data: dict[str, Any]) -> bytes:
             pass
         else:
             if text.count(_VALUE) == separators:
-                return (prefix + text).encode()
+                return prefix + text.encode(_UTF8, _ANY_TEXT)
     return ("j" + canonical_json(data)).encode()
 
 
@@ -103,22 +101,21 @@ def _same_layout(datas: list[dict[str, Any]], layout: _Layout) -> list[str] | No
     """The fingerprints of records of one layout of text values, or None when one breaks that (a value that is
     not text or holds a separator, other fields): the general path then takes these records."""
     values, prefix, separators = layout
-    count = len(datas)
-    # The records' texts in one string, each led by the records' character and the layout's prefix. Every text
-    # holds at least its layout's separators: the total says whether a value holds one more, and the number of
-    # pieces the encoded string is cut into whether one holds the records' character. Else each piece is the
-    # bytes fingerprint() hashes: the prefix is joined in with the texts, not added to each piece afterwards (a
-    # copy of every piece, a fifth of the time).
     try:
-        batch = (_BETWEEN + prefix).join(chain(_FIRST, map(_VALUE.join, map(values, datas))))
+        texts = list(map(_VALUE.join, map(values, datas)))
     except (TypeError, KeyError):
         return None
-    if batch.count(_VALUE) != separators * count:
+    # Each text is encoded alone: one record with a character beyond Latin-1 (a name in Polish or Japanese) in a
+    # string of the batch's texts made the whole string UCS-2, every record's text then taking UTF-8's slow path.
+    # The layout's prefix, the same for every record, is kept encoded and added to the bytes. Every text holds
+    # its layout's separators: the count over all of them says whether a value holds one more.
+    try:
+        encoded = list(map(str.encode, texts))
+    except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800"): the general path encodes it as it stands
         return None
-    pieces = batch.encode().split(_BETWEEN_BYTES)
-    if len(pieces) != count + 1:
+    if b"".join(encoded).count(_VALUE_BYTES) != separators * len(datas):
         return None
-    return list(map(xxh3_64_hexdigest, islice(pieces, 1, None)))
+    return list(map(xxh3_64_hexdigest, map(prefix.__add__, encoded)))
 
 
 #: Stored versions at least this long (a key with dozens of versions) are looked up in a set, kept for the

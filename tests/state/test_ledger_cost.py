@@ -328,10 +328,23 @@ def test_a_state_of_blake2b_fingerprints_delivers_nothing_twice_and_takes_the_ne
         # Longer than the records hashed at once: the odd record in one part only.
         [{"a": str(n), "b": "é" if n != 130 else "x\x1cy"} for n in range(250)],
         [{"a": str(n), "b": "東"} for n in range(201)],
+        # Latin-1, two-byte and four-byte characters beside plain ASCII records in one part.
+        [{"a": "x", "b": "y"}, {"a": "Łódź", "b": "東京"}, {"a": "José", "b": "🙂"}, {"a": "z", "b": "w"}],
+        [{"a": "x", "b": "\ud800"}, {"a": "x", "b": "y"}],  # a lone surrogate (a source of another package)
     ],
 )
 def test_a_batch_s_fingerprints_are_each_record_s(batch: list[dict[str, Any]]) -> None:
     assert fingerprints(batch) == [fingerprint(data) for data in batch]
+
+
+def test_a_fingerprint_hashes_the_utf_8_of_the_names_and_values() -> None:
+    """The stored definition: records of any characters hash the same bytes, batch or not."""
+    from xxhash import xxh3_64_hexdigest
+
+    record = {"b": "東京", "a": "Łódź"}
+    expected = xxh3_64_hexdigest("\x1da\x1eb\x1dŁódź\x1f東京".encode())
+    assert fingerprint(record) == expected
+    assert fingerprints([{"a": "x", "b": "y"}, record]) == [fingerprint({"a": "x", "b": "y"}), expected]
 
 
 def test_a_source_of_a_job_with_state_fingerprints_its_records_as_it_builds_them() -> None:
