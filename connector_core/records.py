@@ -15,7 +15,8 @@ class Record(NamedTuple):
     """One record flowing through the graph; immutable.
 
     ``data`` is the payload components read and reshape. ``key`` is stable across runs (taken from the
-    source's ``key`` option, else a hash of the content) so state, errors and outputs can be traced back.
+    source's ``key`` option, else a hash of the content) so state, errors and outputs can be traced back; empty
+    when nothing in the job reads keys (see ``Component.reads_keys``), so a source without ``key`` skips the hash.
     ``source`` and ``position`` are the provenance: the source component's name and the line or row number
     the record came from. ``fingerprint`` tells a changed record from one already delivered.
 
