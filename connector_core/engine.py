@@ -245,8 +245,7 @@ class Engine:
         hooks = self.context.host.hooks
         if self.ledger is not None or hooks.observes_batches or hooks.observes_errors:
             return True
-        nodes = (spec for spec in self.spec.components.values() if spec.kind in ("mapper", "sink"))
-        return any(spec.cls_as(Component).reads_keys(spec.options) for spec in nodes)
+        return any(spec.reads_keys for spec in self.spec.components.values())
 
     async def _close(self, opened: list[Component[Any]], failure: str | None) -> str | None:
         success = self._failure(failure) is None  # a failed run leaves earlier output files as they were

@@ -113,6 +113,14 @@ class ComponentSpec:
 
         return self.cls_as(Sink).output_file(self.options) if self.kind == "sink" else None
 
+    @property
+    def reads_keys(self) -> bool:
+        """Whether this mapper or sink reads record keys: its class's
+        :meth:`~connector_core.components.Component.reads_keys` (sources make keys; connections get no records)."""
+        from connector_core.components import Component
+
+        return self.kind in ("mapper", "sink") and self.cls_as(Component).reads_keys(self.options)
+
 
 @attrs.frozen
 class SyncSpec:
