@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connector_core.state.store import JobLocked
@@ -39,14 +40,26 @@ def _when(epoch: float) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
+    """Whether a process with this pid runs on this host. A killed process its parent has not reaped yet (a
+    zombie: a scheduler or test harness that sent SIGKILL and starts the next run before waiting) is gone: it
+    holds its pid, but it will never renew or release its lease."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and awaits its parent (Linux's ``/proc``; elsewhere: not known, so no)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses, the state follows the last ")".
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def describe(held: dict[str, Any]) -> str:

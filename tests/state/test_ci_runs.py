@@ -146,3 +146,30 @@ def test_two_jobs_on_one_database_never_pay_twice_for_a_person(tmp_path: Path, p
             assert run.returncode == 0, stderr
         assert server.sandbox.state()["credits"] == len(rows), "the second job must enrich from the shared cache"
         assert server.sandbox.state()["calls"]["/api/v1/people/bulk_match"] == 4
+
+
+def test_a_run_started_right_after_a_kill_takes_over_before_the_killed_one_is_reaped(
+    tmp_path: Path, shared_state: str
+) -> None:
+    """A scheduler that SIGKILLs a run and starts the next before waiting for the first leaves a zombie holding
+    the pid: the lease of a process that has exited is taken over at once, not after its TTL."""
+    rows = people(150)
+    spec = job_folder(tmp_path / "runner", rows, "{lock_ttl_s: 600}")
+    with SandboxServer(ApolloSandbox(SandboxConfig(latency_ms=100))) as server:
+        first = start(command(spec, "--state", shared_state), server)
+        wait_for(lambda: delivered(shared_state) > 0, what="the first run to deliver")
+        first.send_signal(signal.SIGKILL)
+        wait_for(lambda: zombie(first.pid), what="the killed run to exit")
+        second = start(command(spec, "--state", shared_state), server)
+        _, stderr = second.communicate(timeout=120)
+        assert zombie(first.pid), "the killed run must still be unreaped while the next one starts"
+        first.wait()
+        assert second.returncode == 0, stderr
+        assert "took over the lock" in stderr and "process is gone" in stderr
+        check_exactly_once([spec.parent], spec.parent, [r["email"] for r in rows], server)
+        assert lease(shared_state) is None
+
+
+def zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and is waiting to be reaped."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
