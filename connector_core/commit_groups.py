@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from operator import itemgetter
+from typing import NamedTuple
 
 from connector_core.records import Record
 
@@ -26,11 +27,24 @@ GROUP_RECORDS = 10_000
 GROUP_SECONDS = 0.5
 
 
-#: What a group keeps of a record the sink wrote: its key and fingerprint (what the commit records), then its
-#: source and position (what a record set aside names).
-Kept = tuple[str, str, str, int]
-_KEPT = itemgetter(1, 4, 2, 3)
-_PAIR_OF_KEPT = itemgetter(0, 1)
+#: What a group keeps of a record the sink wrote, picked in C into columns: its ``(key, fingerprint)`` pair (what
+#: the commit records, handed to it as it is), then its source and position (what a record set aside names).
+_PAIR, _SOURCE, _POSITION = itemgetter(1, 4), itemgetter(2), itemgetter(3)
+
+
+class Kept(NamedTuple):
+    """What a group kept of the records a sink wrote, column by column: the pair is the only object made per
+    record (a tuple of all four fields, then a pair of it for the commit, cost twice as much)."""
+
+    pairs: list[tuple[str, str]]
+    sources: list[str]
+    positions: list[int]
+
+    def stand_ins(self) -> list[Record]:
+        """Records standing in for those of a group whose commit failed, to set them aside: key, provenance and
+        fingerprint, without the data (the sink had it; the next run reads the record again)."""
+        rows = zip(self.pairs, self.sources, self.positions, strict=True)
+        return [Record({}, key, source, position, fingerprint) for (key, fingerprint), source, position in rows]
 
 
 class CommitGroup:
@@ -39,29 +53,24 @@ class CommitGroup:
     right after the write, it is freed while still in the cache."""
 
     def __init__(self) -> None:
-        self.kept: list[Kept] = []
+        self.kept = Kept([], [], [])
         self._since = time.monotonic()
 
     def add(self, records: list[Record]) -> None:
-        self.kept += map(_KEPT, records)
+        pairs, sources, positions = self.kept
+        pairs += map(_PAIR, records)
+        sources += map(_SOURCE, records)
+        positions += map(_POSITION, records)
+
+    def __len__(self) -> int:
+        return len(self.kept.pairs)
 
     def due(self) -> bool:
         """Whether the group should be committed now."""
-        return len(self.kept) >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS
+        return len(self) >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS
 
-    def take(self) -> list[Kept]:
+    def take(self) -> Kept:
         """What the group kept, to commit (the group starts over empty)."""
-        kept, self.kept = self.kept, []
+        kept, self.kept = self.kept, Kept([], [], [])
         self._since = time.monotonic()
         return kept
-
-
-def commit_pairs(kept: list[Kept]) -> list[tuple[str, str]]:
-    """The ``(key, fingerprint)`` pairs a commit records of what a group kept."""
-    return list(map(_PAIR_OF_KEPT, kept))
-
-
-def stand_ins(kept: list[Kept]) -> list[Record]:
-    """Records standing in for those of a group whose commit failed, to set them aside: key, provenance and
-    fingerprint, without the data (the sink had it; the next run reads the record again)."""
-    return [Record({}, key, source, position, fingerprint) for key, fingerprint, source, position in kept]

@@ -12,7 +12,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from connector_core.collector import run_pace
-from connector_core.commit_groups import CommitGroup, commit_pairs, stand_ins
+from connector_core.commit_groups import CommitGroup
 from connector_core.components import Component, Connection, Emitter, Failed, Mapper, Sink, Source
 from connector_core.context import RunContext
 from connector_core.errors import CrmsyncError, RunFailed
@@ -340,7 +340,7 @@ class Engine:
                     buffer = buffer[cut:]
             if buffer:
                 await submit(buffer)
-        if self.groups.get(spec.name) and self.groups[spec.name].kept:
+        if self.groups.get(spec.name):
             await self._commit_group(spec.name, node)
         if isinstance(node, Mapper) and node.has_finish and not self.plan:
             await self._handle_finish(spec.name, node)
@@ -427,12 +427,12 @@ class Engine:
         group kept their keys and provenance, not their data: the error stream names them without it."""
         kept = self.groups[name].take()
         try:
-            await self.lanes.run(name, self._commit_records, name, node, commit_pairs(kept))
+            await self.lanes.run(name, self._commit_records, name, node, kept.pairs)
         except RunFailed:
             raise
         except Exception as exc:
-            out = self._batch_failed(name, exc, stand_ins(kept), set_aside=True)
-            self.context.stats.delivered[name] -= len(kept)
+            out = self._batch_failed(name, exc, kept.stand_ins(), set_aside=True)
+            self.context.stats.delivered[name] -= len(kept.pairs)
             await self._deliver(name, out)
 
     def _write_durably(
