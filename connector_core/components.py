@@ -137,6 +137,12 @@ class Source(Component[OptionsT]):
         (a CSV header) override it: a missing key column would leave every record without a key."""
         return None
 
+    @classmethod
+    def input_file(cls, options: Any) -> LocalFile | None:
+        """The local file this source reads, or None (an API, a database). Checked when the spec loads: a sink of
+        the job writing it would replace the input with the output (exit 2 instead)."""
+        return None
+
     def row(self, data: dict[str, Any], position: int) -> Record:
         """The record of one input row, with its key and provenance.
 
@@ -231,13 +237,18 @@ class Mapper(Component[OptionsT]):
         return type(self).plan is not Mapper.plan
 
 
-class OutputFile(NamedTuple):
-    """The file a sink writes (see :meth:`Sink.output_file`)."""
+class LocalFile(NamedTuple):
+    """A local file a component works on: the file a sink writes (:meth:`Sink.output_file`) or a source reads
+    (:meth:`Source.input_file`)."""
 
     #: The option naming it (where a spec error points).
     option: str
     #: The file, resolved (two spellings of one file are one file).
     path: Path
+
+
+#: The name sinks have returned from :meth:`Sink.output_file` since before sources declared their files.
+OutputFile = LocalFile
 
 
 class Sink(Mapper[OptionsT]):
@@ -250,7 +261,7 @@ class Sink(Mapper[OptionsT]):
     outputs: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def output_file(cls, options: Any) -> OutputFile | None:
+    def output_file(cls, options: Any) -> LocalFile | None:
         """The local file this sink writes, or None (an API). Checked when the spec loads: two sinks of a job
         writing one file would each count records the other overwrote (or fail on its lock)."""
         return None

@@ -135,17 +135,28 @@ def load_spec(
 
 
 def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str]]:
-    """Sinks writing the file an earlier sink of the job writes (see :meth:`Sink.output_file`), as problems."""
+    """Sinks writing a file a source of the job reads, or a file an earlier sink writes (see
+    :meth:`Sink.output_file`, :meth:`Source.input_file`), as problems."""
     problems: list[tuple[str, str]] = []
+    inputs = {spec.input_file.path: spec.name for spec in components.values() if spec.input_file is not None}
     writers: dict[Path, str] = {}
     for spec in components.values():
         output = spec.output_file
         if output is None:
             continue
-        if output.path in writers:
+        where = f"{spec.path}.{output.option}"
+        if output.path in inputs:
             problems.append(
                 (
-                    f"{spec.path}.{output.option}",
+                    where,
+                    f"sink {spec.name!r} writes {output.path}, the input of source {inputs[output.path]!r}: the "
+                    "run would replace its input with its output; give the sink a file of its own",
+                )
+            )
+        elif output.path in writers:
+            problems.append(
+                (
+                    where,
                     f"sink {writers[output.path]!r} writes {output.path} too: each would overwrite what the other "
                     "wrote; give each sink a file of its own",
                 )

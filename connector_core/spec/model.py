@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 
 if TYPE_CHECKING:
-    from connector_core.components import ComponentClass, OutputFile
+    from connector_core.components import ComponentClass, LocalFile
 
 #: A base class :meth:`ComponentSpec.cls_as` narrows a registered class to.
 BaseT = TypeVar("BaseT")
@@ -107,11 +107,18 @@ class ComponentSpec:
         return self.cls
 
     @property
-    def output_file(self) -> OutputFile | None:
+    def output_file(self) -> LocalFile | None:
         """The local file this component writes: a sink's :meth:`~connector_core.components.Sink.output_file`."""
         from connector_core.components import Sink
 
         return self.cls_as(Sink).output_file(self.options) if self.kind == "sink" else None
+
+    @property
+    def input_file(self) -> LocalFile | None:
+        """The local file this component reads: a source's :meth:`~connector_core.components.Source.input_file`."""
+        from connector_core.components import Source
+
+        return self.cls_as(Source).input_file(self.options) if self.kind == "source" else None
 
     @property
     def reads_keys(self) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 import attrs
 
-from connector_core.components import OutputFile, Sink
+from connector_core.components import LocalFile, Sink
 from connector_core.errors import RunFailed
 from connector_core.ledger import lists_this_run_only
 
@@ -67,8 +67,8 @@ class FileSink(Sink[FileSinkOptionsT]):
     Options: ClassVar[type] = FileSinkOptions
 
     @classmethod
-    def output_file(cls, options: FileSinkOptions) -> OutputFile:
-        return OutputFile("path", options.path.resolve())
+    def output_file(cls, options: FileSinkOptions) -> LocalFile:
+        return LocalFile("path", options.path.resolve())
 
     @classmethod
     def reads_keys(cls, options: FileSinkOptions) -> bool:

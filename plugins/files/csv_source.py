@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TextIO
 
 import attrs
 
-from connector_core.components import Failed, Source
+from connector_core.components import Failed, LocalFile, Source
 from connector_core.errors import RunFailed
 from connector_core.keys import missing_key_columns
 from connector_core.records import Record
@@ -100,6 +100,10 @@ class CsvSource(Source[CsvSourceOptions]):
         if header is None:
             return None
         return missing_key_columns(key, header.columns, f"the header of {options.path.name} (line {header.line})")
+
+    @classmethod
+    def input_file(cls, options: CsvSourceOptions) -> LocalFile:
+        return LocalFile("path", options.path.resolve())
 
     def open(self) -> None:
         require_file(self.options.path, self.name)

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import attrs
 
-from connector_core.components import Failed, Source
+from connector_core.components import Failed, LocalFile, Source
 from connector_core.errors import RunFailed
 from connector_core.json_encoding import encode_json
 from connector_core.records import Record
@@ -45,6 +45,10 @@ class JsonlSource(Source[JsonlSourceOptions]):
     Options: ClassVar[type] = JsonlSourceOptions
     # On the loop, as the CSV source (see there): parsing a local file is CPU work between buffered reads.
     io_thread: ClassVar[bool] = False
+
+    @classmethod
+    def input_file(cls, options: JsonlSourceOptions) -> LocalFile:
+        return LocalFile("path", options.path.resolve())
 
     def open(self) -> None:
         require_file(self.options.path, self.name)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from connector_core.components import Emitter, OutputFile, Sink
+from connector_core.components import Emitter, LocalFile, Sink
 from connector_core.errors import RunFailed
 from connector_core.json_encoding import encode_json
 from connector_core.records import Record
@@ -111,10 +111,10 @@ class SqliteSink(Sink[SqliteSinkOptions]):
     Options: ClassVar[type] = SqliteSinkOptions
 
     @classmethod
-    def output_file(cls, options: SqliteSinkOptions) -> OutputFile:
+    def output_file(cls, options: SqliteSinkOptions) -> LocalFile:
         # The whole database, not its table: a sink holds the database's write lock for its run (or its stage's
         # apply), so a second sink on it, whatever its table, could not write.
-        return OutputFile("path", options.path.resolve())
+        return LocalFile("path", options.path.resolve())
 
     def __init__(self, name: str, options: SqliteSinkOptions, context: RunContext | None) -> None:
         # A None context is fine for a stateless sink (tests drive it without an engine); checkpoints use it.

@@ -301,6 +301,63 @@ def test_two_sinks_writing_one_file_are_a_spec_error(
         assert not any(tmp_path.glob("o*.jsonl")) and not (tmp_path / "x.db").exists()
 
 
+SINKS_ON_INPUTS = [
+    # (source, sink writing its file, spelled another way); the input is in.csv or in.jsonl.
+    ({"type": "csv", "path": "in.csv"}, {"type": "jsonl", "path": "in.csv"}),
+    ({"type": "csv", "path": "in.csv"}, {"type": "csv", "path": "./sub/../in.csv"}),
+    ({"type": "jsonl", "path": "in.jsonl"}, {"type": "jsonl", "path": "linked/in.jsonl"}),  # `linked` is `.`
+    ({"type": "jsonl", "path": "in.jsonl"}, {"type": "sqlite", "path": "in.jsonl", "table": "t"}),
+]
+
+
+@pytest.mark.parametrize(("source", "sink"), SINKS_ON_INPUTS)
+def test_a_sink_writing_a_source_s_input_is_a_spec_error(
+    tmp_path: Path, write: Write, source: dict[str, Any], sink: dict[str, Any]
+) -> None:
+    """A sink writing the file a source reads would replace the job's input with its output: refused when the
+    spec loads (``validate`` and ``run``, exit 2), the input left as it was."""
+    inputs = {"in.csv": "id,name\n1,a\n2,b\n", "in.jsonl": '{"id": 1}\n{"id": 2}\n'}
+    for name, text in inputs.items():
+        write(name, text)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path)
+    spec = {
+        "version": 1,
+        "job": "onto-input",
+        "sources": {"src": {**source, "key": "id"}},
+        "sinks": {"out": {**sink, "inputs": ["src"]}},
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    for command in (["validate", str(path)], ["run", str(path)], ["run", str(path), "--no-state"]):
+        code = subprocess.run(
+            [sys.executable, "-m", "connector_core", *command], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert code.returncode == 2, code.stderr
+        assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
+        assert f"$.sinks.out.path: sink 'out' writes {tmp_path}/{source['path']}, the input of source 'src'" in (
+            code.stderr
+        )
+        assert "give the sink a file of its own" in code.stderr
+    assert {name: (tmp_path / name).read_text() for name in inputs} == inputs
+    assert not (tmp_path / ".crmsync").exists()
+
+
+def test_a_sink_and_a_source_on_different_files_are_fine(tmp_path: Path, write: Write) -> None:
+    write("in.csv", "id,name\n1,a\n")
+    spec = {
+        "version": 1,
+        "job": "apart",
+        "sources": {"src": {"type": "csv", "path": "in.csv", "key": "id"}},
+        "sinks": {"out": {"type": "csv", "path": "in.csv.out", "inputs": ["src"]}},
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    code = subprocess.run([sys.executable, "-m", "connector_core", "run", str(path), "--no-state"], cwd=tmp_path)
+    assert code.returncode == 0
+    assert (tmp_path / "in.csv.out").read_text().splitlines() == ["id,name", "1,a"]
+
+
 @pytest.mark.parametrize(("delimiter", "metadata"), [(",", False), (";", True)])
 def test_a_csv_file_later_runs_add_to_keeps_its_header(
     tmp_path: Path, write: Write, capsys: pytest.CaptureFixture[str], delimiter: str, metadata: bool
