@@ -139,7 +139,7 @@ from pathlib import Path
 
 import attrs
 
-from connector_core.components import Emitter, Mapper, Sink
+from connector_core.components import Emitter, LocalFile, Mapper, Sink
 from connector_core.options import option
 from connector_core.records import Record
 
@@ -155,6 +155,11 @@ class Tag(Mapper):
     """Sets ``field`` to ``value`` on every record."""
 
     Options = TagOptions
+
+    @classmethod
+    def reads_keys(cls, options: TagOptions) -> bool:
+        # It never looks at record.key: a job whose source has no `key` then skips hashing each record for one.
+        return False
 
     def process(self, batch: list[Record], out: Emitter) -> None:
         options = self.options
@@ -179,6 +184,11 @@ class JsonlSink(Sink):
     """
 
     Options = JsonlSinkOptions
+
+    @classmethod
+    def output_file(cls, options: JsonlSinkOptions) -> LocalFile:
+        # Declared so that a spec giving a second sink, or a source, the same file is refused when it loads.
+        return LocalFile("path", options.path.resolve())
 
     def open(self) -> None:
         path, state = self.options.path, self.context.state
