@@ -84,7 +84,7 @@ def takeover_note(job: str, held: dict[str, Any] | None, me: dict[str, Any], now
         return f"took over the lock of job {job!r} left by pid {held['pid']} (its process is gone)"
     raise JobLocked(
         f"job {job!r} is already running ({describe(held)}); wait for it to finish, or if that run is gone "
-        f"for sure, `crmsync state unlock --force` (a dead run's lease also expires by itself)"
+        f"for sure, `crmsync state unlock --force SPEC` (a dead run's lease also expires by itself)"
     )
 
 

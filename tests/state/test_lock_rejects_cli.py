@@ -103,7 +103,9 @@ def test_a_second_concurrent_run_exits_1(job: Path, capsys) -> None:
         owner = {"token": "holder", "pid": holder.pid, "host": socket.gethostname()}
         store.acquire_lock("rejects", owner, 60)
         assert run(job) == 1
-        assert f"already running (pid {holder.pid}" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"already running (pid {holder.pid}" in err
+        assert "`crmsync state unlock --force SPEC`" in err  # the command needs the spec: the hint says so
         assert not (job.parent / "out" / "people.jsonl").exists()
     finally:
         holder.kill()
