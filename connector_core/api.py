@@ -118,16 +118,24 @@ def open_state(spec: SyncSpec, override: str | Path | None = None) -> StateStore
 
     target = state_target(spec, None if override is None else str(override))
     if not is_url(target):
-        _check_no_sink_writes(spec, Path(target).resolve())
+        check_state_file(spec, Path(target).resolve())
     return open_store(target)
 
 
-def _check_no_sink_writes(spec: SyncSpec, state: Path) -> None:
-    """A sink writing the state database (or its WAL) would wait on the run's own lock, then fail the run.
+def check_state_file(spec: SyncSpec, state: Path) -> None:
+    """Whether ``state`` can be the job's state database, checked without creating it (a plan before the first
+    run checks what the run would find): a sink writing it (or its WAL) would wait on the run's own lock, then
+    fail the run; a file where its folder would be stops the run from creating it.
 
     :raises UsageError: naming the sink's option and the file.
+    :raises StateError: naming the file and what is in the way.
     """
     from connector_core.errors import UsageError
+    from connector_core.state.store import StateError
+
+    folder = next((parent for parent in state.parents if parent.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise StateError(f"{state}: cannot create the state database: {folder} is a file, not a folder")
 
     files = {state, state.with_name(state.name + "-wal"), state.with_name(state.name + "-shm")}
     for component in spec.components.values():

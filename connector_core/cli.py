@@ -270,11 +270,13 @@ def _plan(args: argparse.Namespace, host: PluginHost) -> int:
     no_state = args.no_state or (spec.state is None and not args.state)
     # A plan only reads state: without a state file yet, it plans the first run instead of creating one.
     if not no_state:
+        from connector_core.api import check_state_file
         from connector_core.state.open import state_target
         from connector_core.state.postgres import is_url
 
         target = state_target(spec, args.state)
         if not is_url(target) and not Path(target).exists():
+            check_state_file(spec, Path(target).resolve())  # what the first run would refuse, a plan refuses too
             log.info("no state at %s yet: planning a first run", target)
             no_state = True
     report = execute(spec, host, state=args.state, no_state=no_state, full_refresh=args.full_refresh, plan=True)

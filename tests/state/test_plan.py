@@ -68,3 +68,27 @@ def test_plan_text_output(tmp_path: Path, sandbox, monkeypatch, capsys) -> None:
     assert "nothing was sent or written" in out and "planned_calls" in out
     headline = out.splitlines()[0]
     assert headline.startswith("plan: ") and "3 input records" in headline and "success" not in out
+
+
+def test_plan_before_the_first_run_refuses_what_the_run_would(tmp_path: Path, capsys) -> None:
+    """Without a state file yet a plan creates none, but it still refuses a state path the run would refuse: a
+    sink's output file, or a path under a file. The run gives the same one-line error."""
+    (tmp_path / "in.csv").write_text("id,email\n1,a@x.com\n")
+    (tmp_path / "afile").write_text("")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "version: 1\njob: planned\nsources:\n  src: {type: csv, path: in.csv, key: id}\n"
+        "sinks:\n  out: {type: jsonl, inputs: [src], path: out.jsonl}\n"
+    )
+    expected = {
+        "afile/state.db": f"{tmp_path}/afile/state.db: cannot create the state database: {tmp_path}/afile is a file",
+        "out.jsonl": f"$.sinks.out.path: sink 'out' writes {tmp_path}/out.jsonl, the job's state database",
+    }
+    for state, message in expected.items():
+        for command in ("plan", "run"):
+            assert main([command, str(spec), "--state", str(tmp_path / state)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "in.csv", "job.yaml"]
+    assert main(["plan", str(spec), "--state", str(tmp_path / "new" / "state.db")]) == 0
+    assert not (tmp_path / "new").exists(), "a plan creates no state"
