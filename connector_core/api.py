@@ -135,7 +135,7 @@ def check_state_file(spec: SyncSpec, state: Path) -> None:
 
     folder = next((parent for parent in state.parents if parent.exists()), None)
     if folder is not None and not folder.is_dir():
-        raise StateError(f"{state}: cannot create the state database: {folder} is a file, not a folder")
+        raise StateError(f"{state}: cannot open the state database: {folder} is a file, not a folder")
 
     files = {state, state.with_name(state.name + "-wal"), state.with_name(state.name + "-shm")}
     for component in spec.components.values():

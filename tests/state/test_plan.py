@@ -81,7 +81,7 @@ def test_plan_before_the_first_run_refuses_what_the_run_would(tmp_path: Path, ca
         "sinks:\n  out: {type: jsonl, inputs: [src], path: out.jsonl}\n"
     )
     expected = {
-        "afile/state.db": f"{tmp_path}/afile/state.db: cannot create the state database: {tmp_path}/afile is a file",
+        "afile/state.db": f"{tmp_path}/afile/state.db: cannot open the state database: {tmp_path}/afile is a file",
         "out.jsonl": f"$.sinks.out.path: sink 'out' writes {tmp_path}/out.jsonl, the job's state database",
     }
     for state, message in expected.items():
