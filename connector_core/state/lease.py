@@ -28,6 +28,8 @@ log = logging.getLogger("crmsync.state")
 
 #: Default lease length; a dead run blocks the job for at most this long.
 DEFAULT_TTL_S = 60.0
+#: No lease this process takes is older than this (see holder_alive).
+_STARTED = time.time()
 
 
 def new_owner() -> dict[str, Any]:
@@ -50,6 +52,17 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return not _zombie(pid)
+
+
+def holder_alive(held: dict[str, Any]) -> bool:
+    """Whether the process that took lease ``held`` on this host may still hold it. A lease with this process's
+    own pid, taken before this process started, was a previous process's (a container that restarts a job
+    under a fixed hostname gives each run the same pid): it must not lock its successor out until the TTL. One
+    this process took (another run of the job on another thread) is alive."""
+    pid = int(held["pid"])
+    if pid == os.getpid():
+        return float(held["acquired_at"]) >= _STARTED
+    return pid_alive(pid)
 
 
 def _zombie(pid: int) -> bool:
@@ -80,7 +93,7 @@ def takeover_note(job: str, held: dict[str, Any] | None, me: dict[str, Any], now
         return None
     if held["expires_at"] <= now:
         return f"took over the lease of job {job!r} held by {describe(held)}: it expired (its run is gone)"
-    if held["host"] == me["host"] and not pid_alive(int(held["pid"])):
+    if held["host"] == me["host"] and not holder_alive(held):
         return f"took over the lock of job {job!r} left by pid {held['pid']} (its process is gone)"
     raise JobLocked(
         f"job {job!r} is already running ({describe(held)}); wait for it to finish, or if that run is gone "
@@ -96,7 +109,7 @@ def refuse_if_live(store: StateStore, job: str, force: bool, action: str) -> Non
     held = store.lock(job)
     if held is None or force or held["expires_at"] <= time.time():
         return
-    if held["host"] == socket.gethostname() and not pid_alive(int(held["pid"])):
+    if held["host"] == socket.gethostname() and not holder_alive(held):
         return
     raise JobLocked(
         f"job {job!r} is running ({describe(held)}): refusing to {action} under a live run; "

@@ -71,6 +71,22 @@ def test_a_dead_process_on_this_host_is_taken_over_at_once(store: StateStore) ->
     assert "gone" in (store.acquire_lock("job", new_owner(), 30) or "")
 
 
+def test_a_lease_with_this_process_s_pid_from_before_it_started_is_taken_over(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container restarting a job under a fixed hostname gives every run the same pid: the killed run's lease
+    names this very pid. Taken before this process started, it is a gone process's; taken by this process (a
+    second run of the job on another thread), it is live."""
+    store.acquire_lock("job", new_owner(), 600)  # this pid, this host, another token
+    with pytest.raises(JobLocked, match="already running"):
+        store.acquire_lock("job", new_owner(), 30)
+    monkeypatch.setattr("connector_core.state.lease._STARTED", time.time() + 1)  # as if this process were new
+    me = new_owner()
+    assert "process is gone" in (store.acquire_lock("job", me, 30) or "")
+    held = store.lock("job")
+    assert held is not None and held["token"] == me["token"]
+
+
 def test_leases_of_different_jobs_are_independent(store: StateStore) -> None:
     store.acquire_lock("a", other_host(), 30)
     assert store.acquire_lock("b", new_owner(), 30) is None
