@@ -138,7 +138,7 @@ def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str
     """Sinks writing a file a source of the job reads, or a file an earlier sink writes (see
     :meth:`Sink.output_file`, :meth:`Source.input_file`), as problems."""
     problems: list[tuple[str, str]] = []
-    inputs = {spec.input_file.path: spec.name for spec in components.values() if spec.input_file is not None}
+    inputs = {read.path: spec.name for spec in components.values() if (read := spec.input_file) is not None}
     writers: dict[Path, str] = {}
     for spec in components.values():
         output = spec.output_file
