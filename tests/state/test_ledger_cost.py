@@ -20,6 +20,7 @@ from connector_core import fingerprints as fingerprints_module
 from connector_core.cli import main
 from connector_core.fingerprints import fingerprint, fingerprints, matches
 from connector_core.records import content_key
+from connector_core.state import sql as sql_module
 from connector_core.state.sql import SCHEMA_VERSION, SqlStateStore, journal_text
 from connector_core.state.sqlite import SqliteStateStore
 from connector_core.testing import write_spec
@@ -461,6 +462,54 @@ def test_a_key_met_thousands_of_times_settles_in_linear_time(tmp_path: Path, tim
     completed = store.completed("job", ["N/A", "k", "k7", "k8"])
     assert sorted(set(completed["N/A"].split(" "))) == [f"{n:016x}" for n in range(times)]
     assert set(completed["k7"].split(" ")) == {"f", "g"} and completed["k8"] == "f" and completed["k"] == "k1"
+    store.close()
+
+
+@pytest.mark.parametrize(("every", "offset"), [(16, 0), (16, 7), (50, 7), (3, 1)])
+def test_a_placeholder_in_large_commits_is_found_whatever_its_period(tmp_path: Path, every: int, offset: int) -> None:
+    """A file sink commits 10,000 records at a time, whose keys are looked at through a random sample first: a
+    placeholder on every ``every``-th row (a period equal to the sample's sixteenth included) is still found,
+    and its versions gathered first; keys met twice (a person listed twice) are merged one by one."""
+    store = SqliteStateStore(tmp_path / "state.db")
+    run_id = store.start_run("job")
+    for commit in range(3):
+        pairs = [
+            ("N/A" if n % every == offset else f"p{commit}-{n}@x.io", f"{commit:04x}{n:012x}") for n in range(10_000)
+        ]
+        pairs[1:3] = [(f"twice{commit}@x.io", "1" * 16), (f"twice{commit}@x.io", "2" * 16)]
+        store.commit_batch("job", run_id, "out", pairs)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    store.complete_run("job", run_id)
+    store.db.set_trace_callback(None)
+    folds = [sql for sql in statements if sql.startswith("INSERT INTO completed") and "journal_pairs" in sql]
+    assert ["GROUP BY" in fold for fold in folds] == [False, True]
+    completed = store.completed("job", ["N/A", "twice0@x.io", "p2-9999@x.io"])
+    placeholders = [n for n in range(3, 10_000) if n % every == offset] + [n for n in (0,) if n % every == offset]
+    assert len(set(completed["N/A"].split(" "))) == 3 * len(placeholders)
+    assert set(completed["twice0@x.io"].split(" ")) == {"1" * 16, "2" * 16} and len(completed) == 3
+    store.close()
+
+
+def test_a_large_commit_without_repeated_keys_is_looked_at_through_a_sample(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A large commit whose sample repeats no key has only that sample's keys hashed (hashing all of them was 5%
+    of a first run's state); one whose sample repeats a key is counted whole."""
+    taken: list[str] = []
+
+    def key_of(pair: tuple[str, str]) -> str:
+        taken.append(pair[0])
+        return pair[0]
+
+    monkeypatch.setattr(sql_module, "_KEY_OF_PAIR", key_of)
+    store = SqliteStateStore(tmp_path / "state.db")
+    run_id = store.start_run("job")
+    store.commit_batch("job", run_id, "out", [(f"p{n}@x.io", "f" * 16) for n in range(10_000)])
+    assert len(taken) == 10_000 // 16
+    taken.clear()
+    store.commit_batch("job", run_id, "out", [("N/A" if n % 2 else f"p{n}@x.io", "f" * 16) for n in range(10_000)])
+    assert len(taken) == 10_000 // 16 + 10_000
     store.close()
 
 
