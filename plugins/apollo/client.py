@@ -76,6 +76,8 @@ class ApolloClient:
             timeout=settings.timeout_s,
             limits=limits,
             transport=transport,
+            # A pattern mapped to no proxy, as httpx maps each NO_PROXY host.
+            mounts={_any_scheme_on(loopback): None} if (loopback := settings.loopback_host) else None,
         )
         #: httpx's own connection pool (no transport given) hands every request that arrives before the previous
         #: one has claimed its connection the same idle connection; all but one then start over, and every retry
@@ -312,3 +314,8 @@ def _unlinked(response: httpx.Response) -> httpx.Response:
     garbage collector, a run held ~100 MB of read answers between collections on a 200k-contact job."""
     response.stream = httpx.ByteStream(response.content)
     return response
+
+
+def _any_scheme_on(host: str) -> str:
+    """An httpx mount pattern for every URL on ``host`` (an IPv6 address in brackets)."""
+    return f"all://[{host}]" if ":" in host else f"all://{host}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -90,6 +91,20 @@ class ApolloSettings:
     def rate_limit(self, operation: str) -> RateLimit:
         """The configured (or default) limits of ``operation``."""
         return self.rate_limits.get(operation, DEFAULT_RATE_LIMITS[operation])
+
+    @property
+    def loopback_host(self) -> str | None:
+        """The base URL's host when it is this machine (``localhost``, ``127.0.0.1``, ``::1``: a local sandbox or
+        mock), else None. Calls to it are never sent through a proxy from the environment (``HTTP_PROXY``,
+        ``ALL_PROXY``): a proxy elsewhere cannot reach this machine's loopback. Go's HTTP client makes the
+        same exception."""
+        host = urlsplit(self.base_url).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return host
+        try:
+            return host if ipaddress.ip_address(host).is_loopback else None
+        except ValueError:
+            return None
 
     def auth_headers(self) -> dict[str, str]:
         """The header carrying the key; never put it in a URL or a body."""
