@@ -43,8 +43,10 @@ class FakeProxy:
                 connection.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
     def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(), which close() alone does not
         self.listener.close()
         self.thread.join(timeout=5)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def test_a_job_against_a_local_sandbox_ignores_the_environment_s_proxy(
 ) -> None:
     write_leads(tmp_path, people(12))
     report = run_job(
-        write_job(tmp_path), env(sandbox, "").copy() | {"APOLLO_BASE_URL": sandbox.base_url.replace("127.0.0.1", host)}
+        write_job(tmp_path), env(sandbox) | {"APOLLO_BASE_URL": sandbox.base_url.replace("127.0.0.1", host)}
     )
     assert report.status == "success", report.failure
     assert report.streams["enrich.matched"] == 12 and proxy.request_lines == []
