@@ -494,6 +494,8 @@ class SqlStateStore(StateStore):
 
     def complete_run(self, job: str, run_id: int) -> None:
         with self._transaction():
+            # Read before the rejects' fold, which may complete discarded ones: none of those is pending.
+            had_completed = self._exec("SELECT 1 FROM completed WHERE job = ? LIMIT 1", (job,)).fetchone()
             rejected = self._fold_rejects(run_id)
             select = "SELECT key, fingerprint, sink AS sinks FROM journal_pairs WHERE run_id = ?"
             params: list[Any] = [job, run_id, run_id]
@@ -508,9 +510,10 @@ class SqlStateStore(StateStore):
             # earlier runs left them, their deliveries kept in `deliveries`. Usually there are none, even in a
             # messy file; when there are (a key twice in the input, one version bad), only those keys are put
             # back after the fold, from the rows they had before it, instead of folding everything again. A run
-            # that rejected nothing has none to look for.
+            # that rejected nothing has none to look for, nor does one of a job nothing was completed for.
             pending = f"key IN ({_PENDING_REJECTS_OF_RUN})"
-            if rejected:
+            kept_prior = rejected and had_completed
+            if kept_prior:
                 self._exec(
                     f"INSERT INTO prior_completed SELECT job, key, fingerprint, run_id, sinks FROM completed "
                     f"WHERE job = ? AND {pending}",
@@ -528,7 +531,7 @@ class SqlStateStore(StateStore):
                     "SELECT p.job, p.key, p.fingerprint, p.run_id, p.sinks FROM prior_completed p "
                     "WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.job = p.job AND c.key = p.key)"
                 )
-            if rejected:
+            if kept_prior:
                 self._exec("DELETE FROM prior_completed")
             self._exec("DELETE FROM unchanged WHERE run_id = ?", (run_id,))
             self._clear_journal("reject_journal", run_id)
