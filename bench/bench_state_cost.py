@@ -21,8 +21,11 @@ first ``--small-rows`` rows as the small input. ``--before FOLDER`` also runs th
 stateful run with the code in ``FOLDER`` (``connector_core`` and a ``crmsync_plugins`` link), interleaved, and
 reports its figures and the state's own cost (fresh minus stateless, median of the rounds) beside this code's.
 
+``--no-key`` drops ``key: Email``: every record is keyed by the hash of its content, which the stateless run does
+not compute (nothing in it reads keys) and the stateful one does.
+
 Usage: ``python bench/bench_state_cost.py [--rows 1000000] [--small-rows 10000] [--repeat 3] [--messy [--rejects
-PERCENT]] [--leads CSV] [--before FOLDER] [--resume]``
+PERCENT]] [--leads CSV] [--before FOLDER] [--no-key] [--resume]``
 """
 
 from __future__ import annotations
@@ -78,14 +81,14 @@ def head(leads: Path, rows: int) -> Path:
 class Job:
     """One spec over one input: its output files and state file in a folder of their own."""
 
-    def __init__(self, leads: Path, tag: str) -> None:
+    def __init__(self, leads: Path, tag: str, key: bool = True) -> None:
         self.folder = DATA / f"state-cost-{tag}"
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         self.out, self.errors = self.folder / "out.jsonl", self.folder / "errors.jsonl"
         self.state = self.folder / "state.db"
         self.spec = self.folder / "spec.yaml"
-        text = SPEC.format(csv=leads, key=", key: Email", out=self.out, errors=self.errors)
+        text = SPEC.format(csv=leads, key=", key: Email" if key else "", out=self.out, errors=self.errors)
         self.spec.write_text(text, encoding="utf-8")
 
     def command(self, stateful: bool) -> list[str]:
@@ -107,8 +110,8 @@ class Job:
         return sum(path.stat().st_size for path in self.folder.glob("state.db*"))
 
 
-def measure(leads: Path, rows: int, repeat: int, before: Path | None = None) -> dict[str, object]:
-    job = Job(leads, str(rows))
+def measure(leads: Path, rows: int, repeat: int, before: Path | None = None, key: bool = True) -> dict[str, object]:
+    job = Job(leads, str(rows), key)
     cpu: dict[str, list[float]] = {"stateless": [], "fresh": [], "rerun": []}
     earlier: dict[str, list[float]] = {"stateless": [], "fresh": []}
     expected: tuple[int, str] | None = None
@@ -185,6 +188,7 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="also SIGKILL a big stateful run and resume it")
     parser.add_argument("--leads", type=Path, help="a lead list of your own (a CSV with bench_files.py's columns)")
     parser.add_argument("--before", type=Path, help="a folder of crmsync code to measure too, interleaved")
+    parser.add_argument("--no-key", action="store_true", help="no `key:`: records keyed by a content hash")
     args = parser.parse_args()
 
     def leads(rows: int) -> Path:
@@ -195,11 +199,15 @@ def main() -> int:
     if args.leads:
         with args.leads.open(newline="", encoding="utf-8") as file:
             args.rows = sum(1 for _ in csv.reader(file)) - 1
-    results: dict[str, object] = {"messy": args.messy, "rejects_percent": args.rejects if args.messy else 0}
+    results: dict[str, object] = {
+        "messy": args.messy,
+        "rejects_percent": args.rejects if args.messy else 0,
+        "key": not args.no_key,
+    }
     if args.leads:
         results["leads"] = str(args.leads)
     for name, rows in (("small", args.small_rows), ("big", args.rows)):
-        results[name] = measure(leads(rows), rows, args.repeat, args.before)
+        results[name] = measure(leads(rows), rows, args.repeat, args.before, not args.no_key)
     big, small = results["big"], results["small"]
     assert isinstance(big, dict) and isinstance(small, dict)
     results["flatness"] = round(big["fresh_us_per_record"] / small["fresh_us_per_record"], 3)

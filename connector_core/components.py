@@ -159,7 +159,9 @@ class Source(Component[OptionsT]):
         if None in keys:  # blank keys are rare: count and log them as row() says
             self._hash_blank_keys(rows, keys, first)
         positions = range(first, first + len(rows)) if isinstance(first, int) else first
-        fingerprints = repeat("") if self.fingerprint_rows is None else self.fingerprint_rows(rows)
+        fingerprints: Iterable[str] = repeat("")
+        if self.fingerprint_rows is not None:
+            fingerprints = keys if self._keyed_by_content else self.fingerprint_rows(rows)
         # Built in C, as tuples of the record's fields (equal lengths: zip's strict= costs per row).
         fields = zip(rows, keys, repeat(self.name), positions, fingerprints)
         return list(map(record_of, fields))
@@ -183,8 +185,19 @@ class Source(Component[OptionsT]):
         """A record with this source's provenance and key, without counting a blank key: for rows the source
         wraps in a :class:`Failed`."""
         key = self._key(data)
-        fingerprint = "" if self.fingerprint_rows is None else self.fingerprint_rows([data])[0]
-        return Record(data, content_key(data) if key is None else key, self.name, position, fingerprint)
+        if key is None:
+            key = content_key(data)
+        fingerprint = ""
+        if self.fingerprint_rows is not None:
+            fingerprint = key if self._keyed_by_content else self.fingerprint_rows([data])[0]
+        return Record(data, key, self.name, position, fingerprint)
+
+    @property
+    def _keyed_by_content(self) -> bool:
+        """Whether every record's key is the hash of its content (no ``key`` fields, and keys are read): the key
+        then tells a changed record from a stored one as well as a fingerprint would, and serves as one (the
+        fingerprint's hash, a second pass over each record, is spared)."""
+        return not self.key_fields and self.hashes_content
 
     def count(self, counter: str, amount: int = 1) -> None:
         """Add to a counter of this source shown in the run report under ``source <name>``."""

@@ -58,6 +58,15 @@ def people(count: int, start: int = 0) -> list[tuple[str, str, str]]:
     return [(f" Person {n} ", f"P{n}@Example.com", f"https://www.example{n % 7}.com/x") for n in range(start, count)]
 
 
+def completed_versions(path: Path) -> dict[str, set[str]]:
+    """Each completed key's stored fingerprints."""
+    db = sqlite3.connect(path)
+    try:
+        return {key: set(fps.split(" ")) for key, fps in db.execute("SELECT key, fingerprint FROM completed")}
+    finally:
+        db.close()
+
+
 def run(spec: Path, *args: str) -> dict[str, Any]:
     report = spec.parent / "report.json"
     code = main(["-q", "run", str(spec), "--report", str(report), *args])
@@ -288,19 +297,14 @@ def test_a_state_of_blake2b_fingerprints_delivers_nothing_twice_and_takes_the_ne
     out = tmp_path / "out" / "people.jsonl"
     before = out.read_bytes()
 
-    def stored() -> dict[str, set[str]]:
-        db = sqlite3.connect(tmp_path / "state.db")
-        try:
-            return {key: set(fps.split(" ")) for key, fps in db.execute("SELECT key, fingerprint FROM completed")}
-        finally:
-            db.close()
-
-    blake2b = stored()
+    blake2b = completed_versions(tmp_path / "state.db")
     report = run(spec)
     assert report["state"]["skipped_unchanged"] == 40 and report["delivered"].get("out", 0) == 0
     assert out.read_bytes() == before
     source = {email: {"Name": name, "Email": email, "Website": site} for name, email, site in rows}
-    assert stored() == {key: {*blake2b[key], fingerprint(source[key])} for key in source}
+    assert completed_versions(tmp_path / "state.db") == {
+        key: {*blake2b[key], fingerprint(source[key])} for key in source
+    }
     # From now on each record is recognised by its new fingerprint: the older one is not computed again.
     with monkeypatch.context() as new:
         new.setattr(fingerprints_module, "hashlib", None)
@@ -367,6 +371,73 @@ def test_a_source_of_a_job_with_state_fingerprints_its_records_as_it_builds_them
     unstamped = [records[0]._replace(fingerprint=""), Failed(records[1]._replace(fingerprint=""), "bad")]
     stamped = ledger._stamped(unstamped)
     assert [ledger._record(item).fingerprint for item in stamped] == [fingerprint(row) for row in rows[:2]]
+
+
+def test_a_record_keyed_by_its_content_has_its_key_as_its_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``key`` a record's key is the hash of its content: it tells a changed record as well as a second
+    hash would, so none is taken (rows of a keyed source with a blank key are still fingerprinted)."""
+    from connector_core.components import Source
+
+    rows = [{"a": "x", "b": "é"}, {"a": "", "b": "y"}, {"a": "z", "b": None}]
+    keyless: Source[Any] = Source("src", None, None)  # type: ignore[arg-type]
+    keyed: Source[Any] = Source("src", None, None, key=("a",))  # type: ignore[arg-type]
+    keyless.fingerprint_rows = keyed.fingerprint_rows = fingerprints
+    assert [(r.key, r.fingerprint) for r in keyless.rows(rows, 1)] == [
+        (content_key(row), content_key(row)) for row in rows
+    ]
+    assert keyless.record(rows[1], 2).fingerprint == content_key(rows[1])
+    assert keyed.rows(rows, 1)[1].fingerprint == keyed.record(rows[1], 2).fingerprint == fingerprint(rows[1])
+    monkeypatch.setattr(keyless, "fingerprint_rows", None)
+    assert [r.fingerprint for r in keyless.rows(rows, 1)] == ["", "", ""]  # no state: none
+
+
+KEYLESS_JOB = JOB.replace(", key: Email", "")
+
+
+def test_a_keyless_job_stores_keys_as_fingerprints_and_recognises_its_older_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state written when keyless records had an XXH3 fingerprint: a re-run skips them all (and stores their
+    key beside it), and from then on recognises them by their key alone."""
+    rows = people(40)
+    leads(tmp_path, rows)
+    spec = write_spec(tmp_path, KEYLESS_JOB.format(state="state: {path: state.db}"))
+    with monkeypatch.context() as old:
+        from connector_core.components import Source
+
+        old.setattr(Source, "_keyed_by_content", False)
+        assert run(spec)["delivered"]["out"] == 40
+    out = tmp_path / "out" / "people.jsonl"
+    before = out.read_bytes()
+
+    data = [{"Name": name, "Email": email, "Website": site} for name, email, site in rows]
+    assert completed_versions(tmp_path / "state.db") == {content_key(row): {fingerprint(row)} for row in data}
+    report = run(spec)
+    assert report["state"]["skipped_unchanged"] == 40 and report["delivered"].get("out", 0) == 0
+    assert out.read_bytes() == before
+    assert completed_versions(tmp_path / "state.db") == {
+        content_key(row): {fingerprint(row), content_key(row)} for row in data
+    }
+    with monkeypatch.context() as new:  # recognised by the key: no fingerprint is hashed any more
+
+        def no_hash(data: dict[str, Any]) -> bytes:
+            raise AssertionError("hashed")
+
+        new.setattr(fingerprints_module, "_hashed", no_hash)
+        new.setattr(fingerprints_module, "fingerprints", None)
+        assert run(spec)["state"]["skipped_unchanged"] == 40
+
+    leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
+    assert run(spec)["delivered"]["out"] == 1
+    assert run(spec)["delivered"].get("out", 0) == 0
+    assert len(out.read_text().splitlines()) == 41
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    leads(fresh, rows)
+    spec = write_spec(fresh, KEYLESS_JOB.format(state="state: {path: state.db}"))
+    assert run(spec)["delivered"]["out"] == 40  # a new state stores each key as its fingerprint alone
+    assert completed_versions(fresh / "state.db") == {content_key(row): {content_key(row)} for row in data}
 
 
 @pytest.mark.parametrize(
