@@ -67,6 +67,14 @@ def completed_versions(path: Path) -> dict[str, set[str]]:
         db.close()
 
 
+def a_changed_row_is_delivered_once(spec: Path, rows: list[tuple[str, str, str]], out: Path) -> None:
+    """Change the last of ``rows`` (the job's leads): the next run delivers it, the one after nothing."""
+    leads(spec.parent, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
+    assert run(spec)["delivered"]["out"] == 1
+    assert run(spec)["delivered"].get("out", 0) == 0
+    assert len(out.read_text().splitlines()) == len(rows) + 1
+
+
 def run(spec: Path, *args: str) -> dict[str, Any]:
     report = spec.parent / "report.json"
     code = main(["-q", "run", str(spec), "--report", str(report), *args])
@@ -310,10 +318,7 @@ def test_a_state_of_blake2b_fingerprints_delivers_nothing_twice_and_takes_the_ne
         new.setattr(fingerprints_module, "hashlib", None)
         assert run(spec)["state"]["skipped_unchanged"] == 40
 
-    leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
-    assert run(spec)["delivered"]["out"] == 1
-    assert run(spec)["delivered"].get("out", 0) == 0
-    assert len(out.read_text().splitlines()) == 41
+    a_changed_row_is_delivered_once(spec, rows, out)
 
 
 @pytest.mark.parametrize(
@@ -427,10 +432,7 @@ def test_a_keyless_job_stores_keys_as_fingerprints_and_recognises_its_older_ones
         new.setattr(fingerprints_module, "fingerprints", None)
         assert run(spec)["state"]["skipped_unchanged"] == 40
 
-    leads(tmp_path, [*rows[:-1], ("Changed", rows[-1][1], "example.org")])
-    assert run(spec)["delivered"]["out"] == 1
-    assert run(spec)["delivered"].get("out", 0) == 0
-    assert len(out.read_text().splitlines()) == 41
+    a_changed_row_is_delivered_once(spec, rows, out)
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
