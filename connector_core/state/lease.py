@@ -54,11 +54,14 @@ def pid_alive(pid: int) -> bool:
     return not _zombie(pid)
 
 
-def holder_alive(held: dict[str, Any]) -> bool:
-    """Whether the process that took lease ``held`` on this host may still hold it. A lease with this process's
-    own pid, taken before this process started, was a previous process's (a container that restarts a job
-    under a fixed hostname gives each run the same pid): it must not lock its successor out until the TTL. One
-    this process took (another run of the job on another thread) is alive."""
+def holder_alive(held: dict[str, Any], host: str) -> bool:
+    """Whether the process that took lease ``held`` may still hold it, as seen from ``host`` (this machine): one
+    on another host may, whatever its pid. A lease with this process's own pid, taken before this process
+    started, was a previous process's (a container that restarts a job under a fixed hostname gives each run
+    the same pid): it must not lock its successor out until the TTL. One this process took (another run of the
+    job on another thread) is alive."""
+    if held["host"] != host:
+        return True
     pid = int(held["pid"])
     if pid == os.getpid():
         return float(held["acquired_at"]) >= _STARTED
@@ -93,7 +96,7 @@ def takeover_note(job: str, held: dict[str, Any] | None, me: dict[str, Any], now
         return None
     if held["expires_at"] <= now:
         return f"took over the lease of job {job!r} held by {describe(held)}: it expired (its run is gone)"
-    if held["host"] == me["host"] and not holder_alive(held):
+    if not holder_alive(held, me["host"]):
         return f"took over the lock of job {job!r} left by pid {held['pid']} (its process is gone)"
     raise JobLocked(
         f"job {job!r} is already running ({describe(held)}); wait for it to finish, or if that run is gone "
@@ -109,7 +112,7 @@ def refuse_if_live(store: StateStore, job: str, force: bool, action: str) -> Non
     held = store.lock(job)
     if held is None or force or held["expires_at"] <= time.time():
         return
-    if held["host"] == socket.gethostname() and not holder_alive(held):
+    if not holder_alive(held, socket.gethostname()):
         return
     raise JobLocked(
         f"job {job!r} is running ({describe(held)}): refusing to {action} under a live run; "
