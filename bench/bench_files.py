@@ -16,9 +16,11 @@ Measures, in one run and on the same generated file:
 ``--messy`` generates a lead list as people export them: stray whitespace, blank cells, rows without an email
 (rejected by ``required``), odd and broken URLs, quoted notes holding commas, quotes and line breaks, and
 non-ASCII names. ``--no-key`` drops ``key: Email`` so records are keyed by a hash of their content.
+``--leads CSV`` measures a lead list of one's own instead of a generated one (a CSV with the columns above:
+``First Name``, ``Last Name``, ``Email``, ``Company``, ``Website``, ``Title``, ``Phone``, ``City``, ``Notes``).
 
 Usage: ``python bench/bench_files.py [--rows 300000 1000000] [--small-rows 10000] [--repeat 3] [--messy]
-[--no-key] [--dlt PYTHON]``
+[--leads CSV] [--no-key] [--dlt PYTHON]``
 """
 
 from __future__ import annotations
@@ -297,9 +299,9 @@ def crmsync_job(rows_csv: Path, tag: str, key: bool) -> Path:
     return spec
 
 
-def compare(rows: int, messy: bool, key: bool, repeat: int, dlt_python: str | None) -> dict[str, object]:
-    """Paired CPU runs of the raw loop and crmsync (and dlt) over one generated file; checks identical output."""
-    source = generate(rows, messy)
+def compare(source: Path, rows: int, key: bool, repeat: int, dlt_python: str | None) -> dict[str, object]:
+    """Paired CPU runs of the raw loop and crmsync (and dlt) over one lead list of ``rows`` rows; checks identical
+    output."""
     spec = crmsync_job(source, "big", key)
     raw = [sys.executable, "-c", RAW_LOOP, str(source), str(DATA / "out-raw.jsonl"), str(DATA / "errors-raw.jsonl")]
     ours = [*CRMSYNC, "-q", "run", "--no-state", str(spec)]
@@ -360,16 +362,27 @@ def main() -> int:
     parser.add_argument("--small-rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--messy", action="store_true", help="generate a messy lead list (see above)")
+    parser.add_argument("--leads", type=Path, help="a lead list of your own (the columns above), instead of --rows")
     parser.add_argument("--no-key", action="store_true", help="no `key:`: records keyed by a content hash")
     parser.add_argument("--dlt", metavar="PYTHON", help="also run the job in dlt with this interpreter")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak RSS and --help measures")
     args = parser.parse_args()
 
     results: dict[str, object] = {"messy": args.messy, "key": not args.no_key, "repeat": args.repeat}
-    results["runs"] = [compare(rows, args.messy, not args.no_key, args.repeat, args.dlt) for rows in args.rows]
+    if args.leads:
+        args.leads = args.leads.resolve()  # the spec, written elsewhere, names it
+        missing = set(COLUMNS) - set(next(csv.reader(args.leads.open(newline="", encoding="utf-8")), []))
+        if missing:
+            parser.error(f"{args.leads}: lacks the column(s) {', '.join(sorted(missing))}")
+        with args.leads.open(newline="", encoding="utf-8") as file:
+            lists = {sum(1 for _ in csv.reader(file)) - 1: args.leads}
+        results["leads"] = str(args.leads)
+    else:
+        lists = {rows: generate(rows, args.messy) for rows in args.rows}
+    results["runs"] = [compare(path, rows, not args.no_key, args.repeat, args.dlt) for rows, path in lists.items()]
     if not args.no_memory:
         small_spec = crmsync_job(generate(args.small_rows, args.messy), "small", not args.no_key)
-        big_spec = crmsync_job(generate(max(args.rows), args.messy), "big", not args.no_key)
+        big_spec = crmsync_job(lists[max(lists)], "big", not args.no_key)
         rss_small = peak_rss([*CRMSYNC, "-q", "run", "--no-state", str(small_spec)])
         rss_big = peak_rss([*CRMSYNC, "-q", "run", "--no-state", str(big_spec)])
         results |= {
