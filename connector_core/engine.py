@@ -293,7 +293,7 @@ class Engine:
                 last = chunk[-1]
                 position = (last.record if isinstance(last, Failed) else last).position
                 if self.ledger.source_read(node.name, position, read):
-                    await self._state(self.ledger.write_positions)
+                    await self._state(self.ledger.write_positions, self.ledger.take_positions())
                 # Without look-ups (a first run) stamping is CPU work only: no hop to the state thread.
                 if self.ledger.looks_up:
                     chunk = await self._state(self.ledger.stamp, chunk)

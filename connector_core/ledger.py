@@ -136,19 +136,26 @@ class Ledger:
 
     def source_read(self, source: str, position: int, count: int) -> bool:
         """Remember how far a source has read (shown by ``crmsync state show``); True when it is time to
-        :meth:`write_positions` (at most once a second; the run's end writes the last ones). A resumed run still
-        reads from the start and skips what was delivered: a source file may have changed since."""
+        :meth:`take_positions` and write them (at most once a second; the run's end writes the last ones). A
+        resumed run still reads from the start and skips what was delivered: a source file may have changed
+        since."""
         if self.read_only:
             return False
         self._positions[source] = {"position": position, "records": count}
         return time.monotonic() - self._positions_at >= SOURCE_POSITION_EVERY_S
 
-    def write_positions(self) -> None:
-        """Write the read positions :meth:`source_read` remembered (on the state store's thread)."""
+    def take_positions(self) -> dict[str, dict[str, int]]:
+        """The read positions :meth:`source_read` remembered since the last take, to :meth:`write_positions`.
+        Taken where they are remembered (on the event loop): the state store's thread writes a dict no source
+        adds to any more, while the loop goes on reading."""
         self._positions_at = time.monotonic()
-        for name, checkpoint in self._positions.items():
+        positions, self._positions = self._positions, {}
+        return positions
+
+    def write_positions(self, positions: dict[str, dict[str, int]]) -> None:
+        """Write read positions :meth:`take_positions` took (on the state store's thread)."""
+        for name, checkpoint in positions.items():
             self.store.commit_batch(self.job, self.run_id, f"source:{name}", (), checkpoint)
-        self._positions.clear()
 
     def looks_up_deliveries(self, sink: str) -> bool:
         """Whether :meth:`unseen` can find anything for ``sink``: only when an earlier run delivered to it."""
@@ -221,7 +228,7 @@ class Ledger:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         try:
-            self.write_positions()
+            self.write_positions(self.take_positions())
             self.write_rejects(self.take_rejects())
             if settled:
                 self.store.complete_run(self.job, self.run_id)

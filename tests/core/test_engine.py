@@ -475,3 +475,40 @@ def test_a_set_aside_output_no_sink_reads_goes_to_the_error_stream(jobs: Jobs, r
         assert report.errors["set_aside"] == 4
     else:
         assert not kit.STORE.get("errs")
+
+
+def test_sources_reading_while_the_state_writes_their_positions(jobs: Jobs, tmp_path, monkeypatch) -> None:
+    """Two sources reading on their own threads, and a state store slow to write their read positions: the
+    positions are handed to the store's thread as they stood, while the loop goes on remembering new ones (it
+    once wrote the very dict the loop was adding to: "dictionary changed size during iteration")."""
+    import time
+
+    from connector_core import ledger
+    from connector_core.engine import run_sync
+    from connector_core.plugin_manager import get_plugin_host
+    from connector_core.state.sqlite import SqliteStateStore
+
+    class SlowPositions(SqliteStateStore):
+        def commit_batch(self, job, run_id, sink, records, checkpoint=None):  # type: ignore[no-untyped-def]
+            if sink.startswith("source:"):
+                time.sleep(0.01)  # the loop reads the other source's next batch meanwhile
+            super().commit_batch(job, run_id, sink, records, checkpoint)
+
+    monkeypatch.setattr(ledger, "SOURCE_POSITION_EVERY_S", 0.0)  # every batch read asks for a write
+    store = SlowPositions(tmp_path / "state.db")
+    spec = jobs.load("""
+        version: 1
+        job: two-sources
+        sources:
+          left: {type: t.numbers, count: 3000}
+          right: {type: t.numbers, count: 3000}
+        sinks:
+          out: {type: t.collect, inputs: [left, right]}
+    """)
+    report = run_sync(spec, get_plugin_host(extra_plugins=[kit.KIT]), state=store)
+    assert report.status == "success", report.failure
+    assert len(kit.STORE["out"]) == 6000
+    # The last position of each source is written by the run's end: none was dropped by a write in between.
+    for source in ("left", "right"):
+        assert store.sink_checkpoint("two-sources", f"source:{source}") == {"position": 3000, "records": 3000}
+    store.close()
