@@ -21,6 +21,7 @@ from .text_input import decode_problem, input_encoding
 #: A ``\\uXXXX`` escape of a UTF-16 surrogate: JSON can spell half of a pair, which no UTF-8 text can hold.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _LONE_SURROGATE = "a value holds half of a UTF-16 surrogate pair (a lone \\ud800-\\udfff escape), which is not text"
+_TOO_DEEP = "invalid JSON: nested too deeply for the JSON parser (thousands of levels of arrays or objects)"
 
 
 @attrs.frozen
@@ -66,6 +67,9 @@ class JsonlSource(Source[JsonlSourceOptions]):
                         if line.isspace():
                             continue
                         yield self._failed(line, number, f"invalid JSON: {exc}")
+                        continue
+                    except RecursionError:  # a line of thousands of nested arrays: its own reject, not the run's end
+                        yield self._failed(line, number, _TOO_DEEP)
                         continue
                     if data.__class__ is not dict:
                         yield self._failed(line, number, f"invalid JSON: expected an object, got {type(data).__name__}")

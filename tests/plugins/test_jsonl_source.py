@@ -28,6 +28,25 @@ def test_bad_lines_go_to_the_error_stream(pipeline: Pipeline, write: Write) -> N
     assert result.errors[0]["_line"] == '{"name": '
 
 
+@pytest.mark.parametrize("opening", ["[", '{"a":', '[{"a":'])
+def test_a_line_nested_too_deeply_for_the_parser_is_rejected_alone(
+    pipeline: Pipeline, write: Write, opening: str
+) -> None:
+    """Python's JSON parser gives up on thousands of nested levels (a RecursionError, not a ValueError): the line
+    goes to the error stream, and the lines around it are delivered."""
+    closing = {"[": "]", '{"a":': "}", '[{"a":': "}]"}[opening]
+    deep = '{"id": 2, "v": ' + opening * 5000 + "1" + closing * 5000 + "}"
+    shallow = '{"id": 3, "v": ' + "[" * 50 + "1" + "]" * 50 + "}"
+    write("in.jsonl", "\n".join(['{"id": 1}', deep, shallow]) + "\n")
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert result.report.status == "success"
+    assert [r["id"] for r in result.records] == [1, 3]
+    assert result.reasons == [
+        "line 2: invalid JSON: nested too deeply for the JSON parser (thousands of levels of arrays or objects)"
+    ]
+    assert result.errors[0]["_line"] == deep
+
+
 def test_key_option(pipeline: Pipeline, write: Write) -> None:
     write("in.jsonl", '{"id": 7, "name": "Ada"}\n')
     assert pipeline({"type": "jsonl", "path": "in.jsonl", "key": "id"}).records[0]["_key"] == "7"
