@@ -7,8 +7,10 @@ e.g. the domain of a string without ``@``). A cast raises :class:`CastError` for
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -122,26 +124,52 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 
 
+#: The most digits ``int()`` reads from text (CPython's default limit against slow conversions).
+_MAX_INT_DIGITS = 4300
+
+
 def to_int(value: Any) -> int:
-    """Integers, integral floats and their text forms (``"42"``, ``"42.0"``)."""
+    """Integers, integral floats and their text forms (``"42"``, ``"42.0"``, ``"4.2e1"``), exactly: text is never
+    read through a float, whose 53 bits would round an ID such as ``"123456789012345678"``."""
     if isinstance(value, int):
         return int(value)
-    number = to_float(value)
-    if not number.is_integer():
+    if isinstance(value, float):
+        if not value.is_integer():  # also NaN and the infinities
+            raise CastError
+        return int(value)
+    if not isinstance(value, str):
+        raise CastError
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = Decimal(value)
+    except ArithmeticError:  # not a number at all
+        raise CastError from None
+    # No integer of more digits than Python reads from text (``"1e999999999"`` would take all the memory).
+    if not number.is_finite() or number.adjusted() >= _MAX_INT_DIGITS or number != number.to_integral_value():
         raise CastError
     return int(number)
 
 
 def to_float(value: Any) -> float:
-    """Numbers and their text forms."""
+    """Numbers and their text forms; a float JSON can write (not NaN, not infinite: ``"nan"``, ``"1e999"``)."""
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
+        except OverflowError:  # an integer beyond a float's range
+            raise CastError from None
+    elif isinstance(value, str):
+        try:
+            number = float(value)
         except ValueError:
             raise CastError from None
-    raise CastError
+    else:
+        raise CastError
+    if not math.isfinite(number):
+        raise CastError
+    return number
 
 
 def to_bool(value: Any) -> bool:

@@ -130,7 +130,37 @@ def test_casts(mapper: MapperFactory, cast: str, value: Any, expected: Any) -> N
     assert type(result) is type(expected)
 
 
-@pytest.mark.parametrize(("cast", "value"), [("int", "abc"), ("int", "1.5"), ("float", "1,5"), ("bool", "maybe")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("9007199254740993", 9007199254740993),  # 2**53 + 1: the first integer a float cannot hold
+        ("123456789012345678", 123456789012345678),
+        ("-99999999999999999999999", -99999999999999999999999),
+        (" 12345678901234567890.0 ", 12345678901234567890),
+        ("1.2345678901234567e17", 123456789012345670),
+        (10**30, 10**30),
+    ],
+)
+def test_int_keeps_every_digit_of_a_large_integer(mapper: MapperFactory, value: Any, expected: int) -> None:
+    """IDs and phone numbers beyond 2**53 were read through a float and came out rounded."""
+    assert one(mapper, {"from": "x", "type": "int"}, {"x": value}) == expected
+
+
+@pytest.mark.parametrize(
+    ("cast", "value"),
+    [
+        ("int", "abc"),
+        ("int", "1.5"),
+        ("int", "nan"),
+        ("int", "inf"),
+        ("int", "1e999999999"),  # would be a billion digits
+        ("float", "1,5"),
+        ("float", "nan"),
+        ("float", "-Infinity"),
+        ("float", "1e999"),  # no JSON, CSV reader or CRM takes NaN or an infinity as a number
+        ("bool", "maybe"),
+    ],
+)
 def test_bad_cast_rejects_the_record_naming_field_and_value(mapper: MapperFactory, cast: str, value: str) -> None:
     routed, failures = mapper(FieldsMapper, {"fields": {"age": {"from": "x", "type": cast}}})({"x": value})
     assert routed.get("default", []) == []
