@@ -45,10 +45,20 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: The integers SQLite stores as integers (64-bit); a larger one is stored as its digits, exactly.
+_SMALLEST, _LARGEST = -(2**63), 2**63 - 1
+#: What a record's own values can make SQLite refuse (a text or blob over SQLite's size limit, a value no
+#: adapter binds): its record is rejected, the batch's others written.
+_VALUE_ERRORS = (OverflowError, ValueError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+
+
 def sql_value(value: Any) -> Any:
-    """A value SQLite can store: nested data as JSON text, other unknown types as their string form."""
-    if value is None or isinstance(value, str | int | float | bytes):
+    """A value SQLite can store: nested data as JSON text, an integer beyond 64 bits as its digits (text), other
+    unknown types as their string form."""
+    if value is None or isinstance(value, str | float | bytes):
         return value
+    if isinstance(value, int):
+        return value if _SMALLEST <= value <= _LARGEST else str(value)
     if isinstance(value, dict | list | tuple):
         return encode_json(value)
     return str(value)
@@ -185,7 +195,7 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         db = self._db
         assert db is not None, "open() runs before write()"
         # Records with the same fields share one statement, so a uniform batch is one executemany call.
-        groups: dict[str, list[tuple[Any, ...]]] = {}
+        groups: dict[str, tuple[list[Record], list[tuple[Any, ...]]]] = {}
         for record in batch:
             if not record.key or record.key.isspace():
                 out.fail(record, f"blank key: {self.name} upserts by record key and would overwrite another row")
@@ -193,25 +203,67 @@ class SqliteSink(Sink[SqliteSinkOptions]):
             fields = tuple(record.data)
             statement = self._statements.get(fields)
             if statement is None:
-                clash = self._clash(fields)
-                if clash:
-                    out.fail(record, clash)
+                statement, problem = self._statement_for(fields)
+                if statement is None:
+                    out.fail(record, problem)
                     continue
-                statement = self._statements[fields] = self._prepare(fields)
             values = (record.key, *map(sql_value, record.data.values()))
             if self._stage is not None:
                 values = (encode_json(fields), *values)
-            groups.setdefault(statement, []).append(values)
+            group = groups.setdefault(statement, ([], []))
+            group[0].append(record)
+            group[1].append(values)
         into = db if self._stage is None else self._stage.db
-        for statement, rows in groups.items():
+        for statement, (records, rows) in groups.items():
+            self.written += self._write_rows(into, statement, records, rows, out)
+
+    def _write_rows(
+        self, into: sqlite3.Connection, statement: str, records: list[Record], rows: list[Any], out: Emitter
+    ) -> int:
+        """Write the rows of one statement, in one call; when a record's own value makes SQLite refuse it, the
+        call is undone and the rows are written one by one, that record rejected with the reason. How many rows
+        were written."""
+        into.execute("SAVEPOINT crmsync_rows")
+        try:
             into.executemany(statement, rows)
-            self.written += len(rows)
+        except _VALUE_ERRORS:
+            # executemany keeps the rows before the refused one: undone, or they would be written and rejected.
+            into.execute("ROLLBACK TO crmsync_rows")
+        else:
+            return len(rows)
+        finally:
+            into.execute("RELEASE crmsync_rows")
+        written = 0
+        for record, row in zip(records, rows, strict=True):
+            try:
+                into.execute(statement, row)  # one statement: all of the row, or nothing of it
+            except _VALUE_ERRORS as exc:
+                out.fail(record, f"{self.name}: SQLite cannot store this record: {type(exc).__name__}: {exc}")
+            else:
+                written += 1
+        return written
 
     def _report(self) -> dict[str, int]:
         return {"upserted": self.written, "inserted": self._inserted, "updated": self.written - self._inserted}
 
+    def _statement_for(self, fields: tuple[str, ...]) -> tuple[str | None, str]:
+        """The statement for records with ``fields`` (kept for the next ones), or None and why SQLite cannot
+        store them."""
+        problem = self._clash(fields)
+        if problem is not None:
+            return None, problem
+        try:
+            statement = self._statements[fields] = self._prepare(fields)
+        except sqlite3.Error as exc:  # more columns than SQLite allows in a table
+            if disk_errno(exc) is not None:
+                raise
+            return None, f"{self.name}: SQLite cannot add this record's fields as columns: {exc}"
+        return statement, ""
+
     @staticmethod
     def _clash(fields: tuple[str, ...]) -> str | None:
+        if any("\x00" in field for field in fields):
+            return "a field name holds a NUL character, which no SQLite column name can hold"
         lowered = [field.lower() for field in fields]
         if KEY_COLUMN in lowered or len(set(lowered)) < len(lowered):
             names = ", ".join(map(repr, fields))

@@ -87,6 +87,49 @@ def test_fields_that_clash_with_the_key_column_are_rejected(tmp_path: Path) -> N
     assert [row["name"] for row in rows(tmp_path / "crm.sqlite")] == ["Grace"]
 
 
+def test_a_value_sqlite_cannot_store_rejects_its_record_alone(tmp_path: Path) -> None:
+    """One record SQLite refuses (a lone surrogate cannot be encoded; a field name holding NUL, or more fields
+    than a table may have columns, cannot be a column) is rejected with the reason: the rest of its batch is
+    written once, and none of the refused records' rows is left in the table."""
+    sink = SqliteSink("db", SqliteSinkOptions(path=tmp_path / "crm.sqlite", table="people"), None)
+    sink.open()
+    out = Emitter()
+    wide = {f"f{n}": n for n in range(2100)}
+    batch = [
+        {"id": 1, "name": "Ada"},
+        {"id": 2, "name": "half \ud800 a pair"},
+        {"id": 3, "name": "Grace"},
+        {"id": 4, "na\x00me": "Nul"},
+        {"id": 5, **wide},
+        {"id": 6, "name": "Hedy"},
+    ]
+    sink.write(make_records(*batch), out)
+    sink.close(True)
+    reasons = {failure.record.position: failure.reason for failure in out.failed}
+    assert sorted(reasons) == [2, 4, 5]
+    assert "UnicodeEncodeError" in reasons[2] and "NUL" in reasons[4] and "columns" in reasons[5]
+    assert [row["id"] for row in rows(tmp_path / "crm.sqlite", "SELECT id FROM people ORDER BY id")] == [1, 3, 6]
+    assert sink.written == 3
+
+
+def test_integers_beyond_64_bits_are_stored_exactly_as_text(tmp_path: Path) -> None:
+    """SQLite's integers have 64 bits: a larger one (an ID, a phone number as a number) is stored as its digits
+    instead of failing its batch, and with state the run succeeds the first time and every time after."""
+    big = [10**20, -(2**64), 2**63, -(2**63) - 1]
+    lines = [{"id": n, "n": big[n // 250] if n % 250 == 7 else n} for n in range(1000)]
+    for _run in range(3):
+        report = staged_job(tmp_path, lines)
+        assert report.status == "success", report.failure
+        assert report.errors["count"] == 0
+    stored = {row["id"]: row["n"] for row in rows(tmp_path / "crm.sqlite")}
+    assert len(stored) == 1000
+    assert [stored[n] for n in (7, 257, 507, 757)] == [str(value) for value in big]
+    assert stored[8] == 8 and stored[999] == 999
+    with contextlib.closing(sqlite3.connect(tmp_path / "crm.sqlite")) as db:
+        types = dict(db.execute("SELECT id, typeof(n) FROM people WHERE id IN (6, 7)").fetchall())
+    assert types == {6: "integer", 7: "text"}
+
+
 def staged_job(folder: Path, rows: list[dict[str, Any]], crash_after: int = 10**9) -> RunReport:
     """A stateful job writing ``rows`` into ``people`` in batches of 5; aborted after ``crash_after`` rows."""
     write_jsonl(folder / "in.jsonl", rows)
