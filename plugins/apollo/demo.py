@@ -62,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     spec_path = EXAMPLE_SPEC if args.spec is None else args.spec
     if not spec_path.is_file():
         raise UsageError(f"{spec_path}: not found (pass the path of a spec file to --spec)")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a folder that cannot be made: before any sink opens there
+        problem = "is a file, not a folder" if args.out.is_file() else f"cannot be made a folder ({exc.strerror})"
+        raise UsageError(f"--out {args.out}: {problem}; name a folder (it is created when missing)") from None
     with SandboxServer(ApolloSandbox()) as server:
         environ = {
             **os.environ,

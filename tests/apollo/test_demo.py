@@ -61,6 +61,23 @@ def test_demo_with_a_missing_spec_is_a_usage_error(tmp_path: Path, capsys: pytes
     assert "nope.yaml: not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("out", ["a-file", "a-file/below"])
+def test_demo_out_that_cannot_be_a_folder_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: str
+) -> None:
+    """Said in one line before the job starts, not as each sink's failure to open, under a list of outputs that
+    were never written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("mine\n")
+    assert main(["demo", "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"crmsync: error: --out {out}: ") and "name a folder" in line
+    assert "is a file" in line if out == "a-file" else "cannot be made a folder" in line
+    assert (tmp_path / "a-file").read_text() == "mine\n"
+
+
 def test_the_repository_copy_of_the_example_job_is_the_packaged_one() -> None:
     # `crmsync run config.example.yaml` from a checkout (the README) runs the very job `crmsync demo` ships.
     root = Path(__file__).resolve().parents[2]
