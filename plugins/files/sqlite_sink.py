@@ -52,6 +52,12 @@ _SMALLEST, _LARGEST = -(2**63), 2**63 - 1
 _VALUE_ERRORS = (OverflowError, ValueError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
 
 
+def _undo(db: sqlite3.Connection) -> None:
+    """Roll back to, and end, the savepoint :meth:`SqliteSink._write_rows` set."""
+    db.execute("ROLLBACK TO crmsync_rows")
+    db.execute("RELEASE crmsync_rows")
+
+
 def sql_value(value: Any) -> Any:
     """A value SQLite can store: nested data as JSON text, an integer beyond 64 bits as its digits (text), other
     unknown types as their string form."""
@@ -228,11 +234,16 @@ class SqliteSink(Sink[SqliteSinkOptions]):
             into.executemany(statement, rows)
         except _VALUE_ERRORS:
             # executemany keeps the rows before the refused one: undone, or they would be written and rejected.
-            into.execute("ROLLBACK TO crmsync_rows")
+            _undo(into)
+        except BaseException:
+            # The batch fails whole (a full disk): none of its rows may stay behind for the run's commit. SQLite
+            # may have rolled the transaction back already; the error that did it is the one to report.
+            with contextlib.suppress(sqlite3.Error):
+                _undo(into)
+            raise
         else:
-            return len(rows)
-        finally:
             into.execute("RELEASE crmsync_rows")
+            return len(rows)
         written = 0
         for record, row in zip(records, rows, strict=True):
             try:
