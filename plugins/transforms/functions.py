@@ -155,18 +155,12 @@ def to_int(value: Any) -> int:
 
 def to_float(value: Any) -> float:
     """Numbers and their text forms; a float JSON can write (not NaN, not infinite: ``"nan"``, ``"1e999"``)."""
-    if isinstance(value, int | float):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond a float's range
-            raise CastError from None
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise CastError from None
-    else:
+    if not isinstance(value, int | float | str):
         raise CastError
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # not numeric text; an integer beyond a float's range
+        raise CastError from None
     if not math.isfinite(number):
         raise CastError
     return number
