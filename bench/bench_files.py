@@ -256,6 +256,16 @@ def generate(rows: int, messy: bool = False) -> Path:
     return path
 
 
+def count_leads(path: Path) -> int:
+    """The rows of a lead list of one's own, a CSV with :data:`COLUMNS` (stops naming the columns it lacks)."""
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        missing = set(COLUMNS) - set(next(reader, []))
+        if missing:
+            raise SystemExit(f"{path}: lacks the column(s) {', '.join(sorted(missing))}")
+        return sum(1 for _ in reader)
+
+
 def timed(command: list[str], code: Path | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of a child process; with ``code``, run by the crmsync code in
     that folder (``connector_core`` and a ``crmsync_plugins`` link) instead of this one.
@@ -371,11 +381,7 @@ def main() -> int:
     results: dict[str, object] = {"messy": args.messy, "key": not args.no_key, "repeat": args.repeat}
     if args.leads:
         args.leads = args.leads.resolve()  # the spec, written elsewhere, names it
-        missing = set(COLUMNS) - set(next(csv.reader(args.leads.open(newline="", encoding="utf-8")), []))
-        if missing:
-            parser.error(f"{args.leads}: lacks the column(s) {', '.join(sorted(missing))}")
-        with args.leads.open(newline="", encoding="utf-8") as file:
-            lists = {sum(1 for _ in csv.reader(file)) - 1: args.leads}
+        lists = {count_leads(args.leads): args.leads}
         results["leads"] = str(args.leads)
     else:
         lists = {rows: generate(rows, args.messy) for rows in args.rows}

@@ -43,7 +43,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from bench_files import CRMSYNC, DATA, SPEC, generate, timed
+from bench_files import CRMSYNC, DATA, SPEC, count_leads, generate, timed
 
 
 def messy(rows: int, rejects: int = 2) -> Path:
@@ -197,8 +197,7 @@ def main() -> int:
         return messy(rows, args.rejects) if args.messy else generate(rows)
 
     if args.leads:
-        with args.leads.open(newline="", encoding="utf-8") as file:
-            args.rows = sum(1 for _ in csv.reader(file)) - 1
+        args.rows = count_leads(args.leads)
     results: dict[str, object] = {
         "messy": args.messy,
         "rejects_percent": args.rejects if args.messy else 0,
