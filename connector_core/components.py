@@ -109,8 +109,18 @@ class Component(Generic[OptionsT]):
     def open(self) -> Awaitable[None] | None:
         """Acquire resources before the first record (files, clients). May be a coroutine."""
 
+    def prepare(self) -> Awaitable[None] | None:
+        """Do the part of ``close(True)`` that can fail (flush, ``fsync``, write a merged copy), leaving it only
+        what cannot (a rename, a ``COMMIT``). May be a coroutine.
+
+        Called on every opened component when the run has gone well, before any is closed: if one raises, the
+        run fails and every component is closed with ``success=False``, so no output changes because a sink
+        beside it could not finish. Components whose output is visible at once (an API) need not override it.
+        """
+
     def close(self, success: bool) -> Awaitable[None] | None:
-        """Release resources after the last record; ``success`` is False when the run failed."""
+        """Release resources after the last record; ``success`` is False when the run failed. After a
+        successful :meth:`prepare` this is where a sink makes its output visible."""
 
 
 class Source(Component[OptionsT]):

@@ -248,12 +248,24 @@ class Engine:
         return any(spec.reads_keys for spec in self.spec.components.values())
 
     async def _close(self, opened: list[Component[Any]], failure: str | None) -> str | None:
+        """Close every opened component in two phases: all prepare (the part of finishing that can fail), then
+        all close, with ``success`` only if every one prepared; a sink that fails there takes the run with it,
+        and every output stays as the run before left it."""
         success = self._failure(failure) is None  # a failed run leaves earlier output files as they were
+        if success:
+            for node in reversed(opened):
+                try:
+                    await self._call(node.name, node.prepare)
+                except Exception as exc:
+                    self.close_failures.append(f"{node.name} failed to close: {type(exc).__name__}: {exc}")
+                    success = False
+                    break
         for node in reversed(opened):
             try:
                 await self._call(node.name, node.close, success)
             except Exception as exc:  # reported only when nothing failed before: that would name the cause
                 self.close_failures.append(f"{node.name} failed to close: {type(exc).__name__}: {exc}")
+                success = False  # the components not closed yet keep their earlier outputs
         for connection in self.context.connections.values():
             try:
                 await connection.close()
@@ -672,7 +684,7 @@ def _first(error: BaseException) -> BaseException:
 
 
 #: Methods of a component the engine calls; any of them a coroutine means the run has work waiting on the loop.
-_ENGINE_CALLS = ("open", "read", "process", "write", "plan", "finish", "checkpoint", "close")
+_ENGINE_CALLS = ("open", "read", "process", "write", "plan", "finish", "checkpoint", "prepare", "close")
 
 
 def _loop_only(spec: SyncSpec) -> bool:

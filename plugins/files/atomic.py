@@ -26,7 +26,8 @@ _BUFFER = 1 << 20
 class AtomicFile:
     """A text file that replaces ``target`` only when committed.
 
-    Usage: ``handle = AtomicFile(path).open()``, write to ``handle``, then :meth:`commit` (or :meth:`discard`).
+    Usage: ``handle = AtomicFile(path).open()``, write to ``handle``, then :meth:`commit` (or :meth:`discard`);
+    :meth:`prepare` first does the part of the commit a full disk can refuse.
     """
 
     def __init__(self, target: Path, encoding: str = "utf-8") -> None:
@@ -34,6 +35,8 @@ class AtomicFile:
         self.encoding = encoding
         self.partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         self._file: TextIO | None = None
+        #: Whether :meth:`prepare` closed the partial file, which now waits for :meth:`commit`.
+        self._prepared = False
 
     def open(self) -> TextIO:
         """Create the partial file (and the target's folders) and return it for writing."""
@@ -43,22 +46,34 @@ class AtomicFile:
         self._file = open(self.partial, "w", encoding=self.encoding, newline="", buffering=_BUFFER)  # noqa: SIM115
         return self._file
 
-    def commit(self) -> None:
-        """Flush to disk and rename onto the target; afterwards the target holds everything written."""
+    def prepare(self) -> None:
+        """Flush to disk and close: all of :meth:`commit` that a full disk can refuse. On failure the partial
+        file is deleted (the target stays as it was) and the error raised."""
         file = self._file
         if file is None:
-            raise RuntimeError(f"{self.partial} is not open (open() was not called, or it was already committed)")
+            if not self._prepared:
+                raise RuntimeError(f"{self.partial} is not open (open() was not called, or it was already committed)")
+            return
         try:
             file.flush()
             # fsync before the rename: otherwise a power loss can leave the *new* name pointing at empty blocks.
             os.fsync(file.fileno())
             file.close()
-            os.replace(self.partial, self.target)
         except OSError:  # a full disk: the target stays as it was, and no partial file is left behind
             self.discard()
             raise
+        self._file, self._prepared = None, True
+
+    def commit(self) -> None:
+        """Rename the (prepared) partial file onto the target; afterwards the target holds everything written."""
+        self.prepare()
+        try:
+            os.replace(self.partial, self.target)
+        except OSError:
+            self.discard()
+            raise
+        self._prepared = False
         _fsync_dir(self.target.parent)
-        self._file = None
 
     def set_aside(self) -> Path:
         """The run failed: leave the target as it was and keep what was written beside it, as
@@ -77,6 +92,7 @@ class AtomicFile:
             with contextlib.suppress(OSError):  # a full disk may refuse the buffered tail: it is dropped anyway
                 self._file.close()
             self._file = None
+        self._prepared = False
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()
 
@@ -148,6 +164,8 @@ class JournaledFile:
         self.base = 0
         #: The last checkpoint handed out: what the state may have committed.
         self.committed: dict[str, object] | None = None
+        #: What :meth:`prepare` readied to replace the target (see :func:`prepare_merge`).
+        self._merged: Path | None = None
 
     def open(self) -> TextIO:
         """Start this run's part file and return it for writing."""
@@ -173,13 +191,21 @@ class JournaledFile:
             self.committed["fresh"] = True
         return self.committed
 
-    def commit(self) -> dict[str, object]:
-        """Merge the part into the target; returns the final checkpoint (``merged``)."""
+    def prepare(self) -> None:
+        """Make the part durable, close it and write its merge with the target: all of :meth:`commit` that a full
+        disk can refuse. On failure the target stays as it was, and the part as :meth:`abandon` leaves it."""
+        if self._file is None:
+            return
         token = self.checkpoint()
-        assert self._file is not None
         self._file.close()
         self._file = None
-        return merge(token)
+        self._merged = prepare_merge(token)
+
+    def commit(self) -> dict[str, object]:
+        """Merge the (prepared) part into the target; returns the final checkpoint (``merged``)."""
+        self.prepare()
+        assert self.committed is not None
+        return publish_merge(self.committed, self._merged)
 
     def abandon(self) -> None:
         """The run failed: leave the target as it was. The part stays for the next run to merge up to its last
@@ -189,6 +215,8 @@ class JournaledFile:
             with contextlib.suppress(OSError):  # a full disk may refuse the buffered tail: it is dropped anyway
                 self._file.close()
             self._file = None
+        if self._merged is not None and self._merged != self.part:
+            self._merged.unlink(missing_ok=True)
         if self.committed is None:
             with contextlib.suppress(FileNotFoundError):
                 self.part.unlink()
@@ -210,57 +238,79 @@ def continuing(encoding: str, target: Path) -> str:
 
 def merge(token: dict[str, object]) -> dict[str, object]:
     """Append the committed length of a part file to its target, atomically and at most once."""
+    return publish_merge(token, prepare_merge(token))
+
+
+def _part_target(token: dict[str, object]) -> tuple[Path, Path]:
     part = Path(str(token["part"]))
-    target = part.with_name(part.name[1:].rsplit(".run", 1)[0])
+    return part, part.with_name(part.name[1:].rsplit(".run", 1)[0])
+
+
+def prepare_merge(token: dict[str, object]) -> Path | None:
+    """The durable file that replaces a part's target to merge the part (written here when the target's
+    content comes first, else the part itself), or None when the target already holds the merge."""
+    part, target = _part_target(token)
     offset, base = int(token["offset"]), int(token["base"])  # type: ignore[call-overload]
     if not part.parent.exists():
         # Written on another machine (a CI runner that died; the state lives on, its folder does not): those
         # records were delivered into that machine's file, and there is nothing here to merge.
         log.warning("%s is gone (written on another machine?): not merging it", part)
-        return {**token, "merged": True}
+        return None
     size = target.stat().st_size if target.exists() else 0
     if token.get("fresh"):
         # Replacing the target with the part is idempotent while the part exists; it is deleted only after. A
         # part holding exactly its committed bytes (the usual case) becomes the target by a rename: once it has,
         # the target's size says so, as below.
-        if part.exists() and part.stat().st_size == offset:
-            os.replace(part, target)
-            _fsync_dir(target.parent)
-        elif part.exists():
-            _write_merged(target, part, offset, keep_target=False)
-        elif size != offset:
+        if part.exists():
+            return part if part.stat().st_size == offset else _write_merged(target, part, offset, keep_target=False)
+        if size != offset:
             raise RuntimeError(
                 f"{target} changed outside crmsync ({size} bytes; expected {offset}); "
                 "reset the job's delivered state to start over"
             )
-    elif size == base and (offset or not target.exists()):
-        _write_merged(target, part, offset, keep_target=True)
-    elif size not in (base, base + offset):
+        return None
+    if size == base and (offset or not target.exists()):
+        return _write_merged(target, part, offset, keep_target=True)
+    if size not in (base, base + offset):
         raise RuntimeError(
             f"{target} changed outside crmsync ({size} bytes; expected {base} or {base + offset}); "
             "reset the job's delivered state to start over"
         )
+    return None
+
+
+def publish_merge(token: dict[str, object], merged: Path | None) -> dict[str, object]:
+    """Rename ``merged`` (from :func:`prepare_merge`) onto the part's target and delete the part; returns the
+    checkpoint saying the merge is done."""
+    part, target = _part_target(token)
+    if merged is not None:
+        os.replace(merged, target)
+        _fsync_dir(target.parent)
     with contextlib.suppress(FileNotFoundError):
         part.unlink()
     return {**token, "merged": True}
 
 
-def _write_merged(target: Path, part: Path, offset: int, keep_target: bool) -> None:
-    """Replace ``target`` by (its content if ``keep_target``, then) the first ``offset`` bytes of ``part``."""
+def _write_merged(target: Path, part: Path, offset: int, keep_target: bool) -> Path:
+    """A durable file beside ``target`` holding (its content if ``keep_target``, then) the first ``offset`` bytes
+    of ``part``."""
     merged = target.with_name(f".{target.name}.merge")
-    with open(merged, "wb") as out:
-        if keep_target and target.exists():
-            with open(target, "rb") as previous:
-                shutil.copyfileobj(previous, out, _BUFFER)
-        with open(part, "rb") as new:
-            remaining = offset
-            while remaining:
-                chunk = new.read(min(_BUFFER, remaining))
-                if not chunk:
-                    raise RuntimeError(f"{part} is shorter than its committed length {offset}")
-                out.write(chunk)
-                remaining -= len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(merged, target)
-    _fsync_dir(target.parent)
+    try:
+        with open(merged, "wb") as out:
+            if keep_target and target.exists():
+                with open(target, "rb") as previous:
+                    shutil.copyfileobj(previous, out, _BUFFER)
+            with open(part, "rb") as new:
+                remaining = offset
+                while remaining:
+                    chunk = new.read(min(_BUFFER, remaining))
+                    if not chunk:
+                        raise RuntimeError(f"{part} is shorter than its committed length {offset}")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:  # a full disk: a half-written copy must not linger beside the target
+        merged.unlink(missing_ok=True)
+        raise
+    return merged

@@ -160,6 +160,18 @@ class FileSink(Sink[FileSinkOptionsT]):
             self.broken = exc
             raise
 
+    def prepare(self) -> None:
+        if self.broken is not None:  # the file's content is unknown: the run must not keep it
+            raise self.broken
+        try:
+            if self.journal is not None:
+                self.journal.prepare()
+            else:
+                self.target.prepare()
+        except OSError as exc:
+            self.broken = exc
+            raise
+
     def close(self, success: bool) -> None:
         if self.journal is not None:
             if success:

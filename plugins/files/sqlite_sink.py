@@ -148,6 +148,8 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         #: Records upserted this run, and the table's row count at open.
         self.written = 0
         self._rows_at_open = self._inserted = 0
+        #: Whether :meth:`prepare` applied the run's rows, leaving close(True) only the COMMIT.
+        self._prepared = False
 
     def open(self) -> None:
         path = self.options.path
@@ -339,16 +341,27 @@ class SqliteSink(Sink[SqliteSinkOptions]):
             self._stage.db.execute("BEGIN IMMEDIATE")
         return {"table": self.options.table}
 
+    def prepare(self) -> None:
+        # Everything but the COMMIT, which is then all close(True) has left to do (and can still refuse).
+        if self._prepared:
+            return
+        assert self._target is not None, "open() runs before prepare()"
+        with self._disk_errors():
+            if self._stage is not None:
+                self._apply_stage()
+            self._inserted = self._target.count() - self._rows_at_open
+        self._prepared = True
+
     def close(self, success: bool) -> None:
         if self._db is None:
             return
         stage, applied = self._stage, False
         try:
+            if success:
+                self.prepare()
+            else:
+                self._inserted = 0
             with self._disk_errors():
-                if success and stage is not None:
-                    self._apply_stage()
-                assert self._target is not None
-                self._inserted = self._target.count() - self._rows_at_open if success else 0
                 if self._db.in_transaction:
                     # A failed run leaves the table as the previous run left it (with state: the stage keeps
                     # the batches whose delivery was recorded, for the next run).

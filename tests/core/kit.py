@@ -176,6 +176,8 @@ class CollectOptions:
     log: str | None = None
     #: Raise this message from ``close``.
     close_error: str | None = None
+    #: Raise this message from ``prepare`` (the phase of closing that can fail, before any sink closes).
+    prepare_error: str | None = None
     #: Decrease COUNTERS["in_flight"] by the records written (back-pressure test).
     track: bool = False
     connection: str | None = option(
@@ -204,6 +206,11 @@ class Collect(Sink):
                 out.fail(record, self.options.reason)
             else:
                 STORE[self.name].append(record.data)
+
+    def prepare(self) -> None:
+        STORE["prepared"].append(self.name)
+        if self.options.prepare_error:
+            raise OSError(self.options.prepare_error)
 
     def close(self, success: bool) -> None:
         STORE[self.name + ".closed"].append(success)

@@ -272,6 +272,49 @@ def test_sink_close_error_fails_the_run(jobs: Jobs) -> None:
     assert report.failure == "out failed to close: OSError: disk full"
 
 
+def test_a_sink_that_cannot_prepare_leaves_every_sink_closed_as_failed(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: two_phase
+        sources:
+          nums: {type: t.numbers, count: 3}
+        sinks:
+          first: {type: t.collect, inputs: [nums]}
+          full: {type: t.collect, inputs: [nums], prepare_error: disk full}
+          last: {type: t.collect, inputs: [nums]}
+    """)
+    assert report.status == "failed"
+    assert report.failure == "full failed to close: OSError: disk full"
+    assert kit.STORE["first.closed"] == kit.STORE["full.closed"] == kit.STORE["last.closed"] == [False]
+
+
+def test_sinks_closed_after_one_fails_to_close_keep_their_earlier_output(jobs: Jobs) -> None:
+    report = jobs.run("""
+        version: 1
+        job: close_order
+        sources:
+          nums: {type: t.numbers, count: 3}
+        sinks:
+          first: {type: t.collect, inputs: [nums]}
+          second: {type: t.collect, inputs: [nums]}
+    """)
+    assert report.status == "success", report.failure
+    assert sorted(kit.STORE["prepared"]) == ["first", "second"], "every sink prepares before any closes"
+    kit.STORE.clear()
+    report = jobs.run("""
+        version: 1
+        job: close_order
+        sources:
+          nums: {type: t.numbers, count: 3}
+        sinks:
+          first: {type: t.collect, inputs: [nums], close_error: rename refused}
+          second: {type: t.collect, inputs: [nums], close_error: rename refused}
+    """)
+    assert report.status == "failed"
+    closes = kit.STORE["first.closed"] + kit.STORE["second.closed"]
+    assert sorted(closes) == [False, True], "the sink closed after the first failure is told the run failed"
+
+
 def test_successful_run_closes_everything_with_success(jobs: Jobs) -> None:
     report = jobs.run("""
         version: 1

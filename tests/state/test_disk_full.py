@@ -46,8 +46,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
-def fill(path: Path) -> None:
-    """Take every byte left on ``path``'s filesystem (something else filled the disk)."""
+def fill(path: Path, leave: int = 0) -> None:
+    """Take every byte left on ``path``'s filesystem but ``leave`` (something else filled the disk)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
         while True:
@@ -55,6 +55,7 @@ def fill(path: Path) -> None:
     except OSError:
         pass
     finally:
+        os.truncate(fd, max(0, os.fstat(fd).st_size - leave))
         os.close(fd)
 
 
@@ -183,3 +184,56 @@ def test_a_full_disk_holding_the_state_too(tmp_path: Path) -> None:
             subprocess.run(["mount", "-o", "remount,size=16m", str(folder)], check=True)
             assert run(spec, server, tmp_path / "report.json")["exit_code"] == 0
             check_exactly_once(folder, [row["email"] for row in rows], server)
+
+
+TWO_DISKS_JOB = """
+version: 1
+job: two-disks
+sources:
+  leads: {type: jsonl, path: leads.jsonl, key: id}
+sinks:
+  roomy: {type: jsonl, inputs: [leads], path: roomy/all.jsonl}
+  table: {type: sqlite, inputs: [leads], path: roomy/crm.sqlite, table: people}
+  small: {type: jsonl, inputs: [leads], path: out/copy.jsonl}
+"""
+
+
+@pytest.mark.parametrize("state", [False, True])
+def test_a_sink_its_disk_refuses_at_the_end_leaves_the_other_sinks_outputs_as_they_were(
+    tmp_path: Path, small_disk: Path, state: bool
+) -> None:
+    """The small sink's records fit its write buffer, so its disk refuses them only when the run finishes
+    (the flush before the rename): the sinks beside it, on a roomy disk, must not have published theirs."""
+    from connector_core.cli import main
+    from connector_core.testing import write_spec
+
+    spec = write_spec(tmp_path, TWO_DISKS_JOB + ("state: {path: state.db}\n" if state else "state: false\n"))
+    # ~230 bytes a row, 48 KiB left: without state 300 rows overflow it; with state 150 rows fit as the run's
+    # part file, but not the copy merging it with the earlier output (written when the run ends).
+    rows = [{"id": f"p{n}", "note": "x" * 200} for n in range(150 if state else 300)]
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:20]))
+    assert main(["-q", "run", str(spec)]) == 0
+
+    def outputs() -> dict[str, object]:
+        with contextlib.closing(sqlite3.connect(tmp_path / "roomy" / "crm.sqlite")) as db:
+            table = db.execute("SELECT _key FROM people ORDER BY _key").fetchall()
+        files = {path: (tmp_path / path).read_bytes() for path in ("roomy/all.jsonl", "out/copy.jsonl")}
+        return {"table": table, **files}
+
+    before = outputs()
+    fill(small_disk / "filler", leave=48 * 1024)
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = tmp_path / "report.json"
+    assert main(["-q", "run", str(spec), "--report", str(report)]) == 1
+    failure = json.loads(report.read_text())["failure"]
+    assert failure.startswith("small failed to close: OSError: [Errno 28]"), failure
+    assert outputs() == before
+    assert not list((tmp_path / "roomy").glob(".*.merge")), "no half-merged copy is left beside a target"
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    assert main(["-q", "run", str(spec)]) == 0
+    for path in ("roomy/all.jsonl", "out/copy.jsonl"):
+        written = [json.loads(line) for line in (tmp_path / path).read_text().splitlines()]
+        assert sorted(written, key=lambda row: row["id"]) == sorted(rows, key=lambda row: row["id"]), path
+    with contextlib.closing(sqlite3.connect(tmp_path / "roomy" / "crm.sqlite")) as db:
+        assert db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == len(rows)
