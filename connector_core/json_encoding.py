@@ -1,14 +1,20 @@
-"""JSON encoding for sinks and the state store: one encoder for the whole process, built for per-record speed."""
+"""JSON encoding for sinks and the state store: one encoder for the whole process, built for per-record speed.
+
+What it writes is always JSON: a float JSON cannot spell (NaN, an infinity) is written as the text Python
+would have written bare (``"NaN"``, ``"Infinity"``, ``"-Infinity"``), as values of other types JSON lacks
+(dates) are written as text.
+"""
 
 from __future__ import annotations
 
 import json
 import json.encoder
+import math
 from collections.abc import Callable, Iterable
 from itertools import chain, repeat
 from typing import Any
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False)
 
 
 def _make_chunker() -> Callable[[Any, int], Iterable[str]] | None:
@@ -24,7 +30,7 @@ def _make_chunker() -> Callable[[Any, int], Iterable[str]] | None:
     try:
         # No circular-reference markers: records are trees (parsed from files or built by mappers).
         chunks: Callable[[Any, int], Iterable[str]] = make(
-            None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
+            None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, False
         )
     except TypeError:  # a future CPython with another signature
         return None
@@ -34,12 +40,34 @@ def _make_chunker() -> Callable[[Any, int], Iterable[str]] | None:
 _chunks = _make_chunker()
 
 
-def _encode(value: Any) -> str:
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` with every float JSON cannot spell replaced by its name as text (keys too)."""
+    if isinstance(value, float):  # numpy's float64 too
+        return value if math.isfinite(value) else _NON_FINITE.get(value, "NaN")
+    if isinstance(value, dict):
+        return {_as_json(key): _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    return value
+
+
+def _encode_fast(value: Any) -> str:
     return "".join(_chunks(value, 0))  # type: ignore[misc]  # only used when the C encoder exists
 
 
-#: ``json.dumps(value, ensure_ascii=False, default=str)``, faster: non-ASCII kept, unknown types as strings.
-encode_json: Callable[[Any], str] = _ENCODER.encode if _chunks is None else _encode
+_encode_strict: Callable[[Any], str] = _ENCODER.encode if _chunks is None else _encode_fast
+
+
+def encode_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, default=str)``, faster, and always JSON: non-ASCII kept,
+    unknown types and non-finite floats as text."""
+    try:
+        return _encode_strict(value)
+    except ValueError:  # a NaN or an infinity somewhere in it: rare, so only then is the value walked
+        return _encode_strict(_as_json(value))
 
 
 _LAST_LINE_BREAK = ("",)
@@ -53,6 +81,9 @@ def json_lines(values: list[Any]) -> str:
     if not values:
         return ""
     # The empty last line gives the final line break without copying the text once more (``+ "\n"``).
-    if _chunks is None:
-        return "\n".join(chain(map(encode_json, values), _LAST_LINE_BREAK))
-    return "\n".join(chain(map("".join, map(_chunks, values, repeat(0, len(values)))), _LAST_LINE_BREAK))
+    if _chunks is not None:
+        try:
+            return "\n".join(chain(map("".join, map(_chunks, values, repeat(0, len(values)))), _LAST_LINE_BREAK))
+        except ValueError:  # a non-finite float: encode_json spells it as text
+            pass
+    return "\n".join(chain(map(encode_json, values), _LAST_LINE_BREAK))

@@ -24,6 +24,22 @@ _LONE_SURROGATE = "a value holds half of a UTF-16 surrogate pair (a lone \\ud800
 _TOO_DEEP = "invalid JSON: nested too deeply for the JSON parser (thousands of levels of arrays or objects)"
 
 
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or infinities; write null or text)")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number - number:  # inf - inf is NaN, which is true; any finite number gives 0.0
+        raise ValueError(f"the number {text} is out of range: no float can hold it")
+    return number
+
+
+#: Python's parser reads ``NaN``, ``Infinity`` and ``1e999`` (as an infinity), none of which JSON allows or any
+#: sink could write back as a number: lines holding them are rejects, as other text that is not JSON.
+_STRICT_JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
+
+
 @attrs.frozen
 class JsonlSourceOptions:
     """Options of the ``jsonl`` source."""
@@ -37,10 +53,10 @@ class JsonlSourceOptions:
 class JsonlSource(Source[JsonlSourceOptions]):
     """Reads a JSON Lines file. Position is the line number.
 
-    Blank lines are skipped; a line that is not valid JSON, is JSON but not an object, or spells half of a
-    UTF-16 surrogate pair (text no file or database can store) goes to the error stream with its text under
-    ``_line`` and the run goes on. The file has no schema: a record lacking a
-    ``key`` field has a blank key and goes to the error stream too.
+    Blank lines are skipped; a line that is not valid JSON (NaN and numbers beyond a float's range included),
+    is JSON but not an object, or spells half of a UTF-16 surrogate pair (text no file or database can store)
+    goes to the error stream with its text under ``_line`` and the run goes on. The file has no schema: a
+    record lacking a ``key`` field has a blank key and goes to the error stream too.
     """
 
     Options: ClassVar[type] = JsonlSourceOptions
@@ -56,7 +72,7 @@ class JsonlSource(Source[JsonlSourceOptions]):
 
     def read(self) -> Iterator[Record | Failed]:
         options: JsonlSourceOptions = self.options
-        row, loads = self.row, json.loads
+        row, loads = self.row, _STRICT_JSON.decode
         encoding = input_encoding(options.path, options.encoding)
         try:
             with open(options.path, encoding=encoding) as file:

@@ -28,6 +28,32 @@ def test_bad_lines_go_to_the_error_stream(pipeline: Pipeline, write: Write) -> N
     assert result.errors[0]["_line"] == '{"name": '
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("NaN", "NaN is not a JSON number"),
+        ("Infinity", "Infinity is not a JSON number"),
+        ("[1, -Infinity]", "-Infinity is not a JSON number"),
+        ('{"deep": 1e400}', "the number 1e400 is out of range"),
+        ("-2.5E+999", "the number -2.5E+999 is out of range"),
+    ],
+)
+def test_numbers_json_does_not_have_are_rejected_with_their_line(
+    pipeline: Pipeline, write: Write, value: str, problem: str
+) -> None:
+    """Python's parser reads NaN, the infinities and numbers too big for a float (as an infinity); none is JSON
+    a sink could write back as a number. Their lines are rejects; text spelling them and tiny numbers are not."""
+    bad = '{"id": 2, "v": ' + value + "}"
+    fine = '{"id": 3, "v": "NaN", "w": 1e-400, "x": 1.7976931348623157e308, "y": 123456789012345678901234567890}'
+    write("in.jsonl", "\n".join(['{"id": 1, "v": 0.5}', bad, fine]) + "\n")
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert result.report.status == "success"
+    assert [r["id"] for r in result.records] == [1, 3]
+    assert result.records[1]["w"] == 0.0 and result.records[1]["y"] == 123456789012345678901234567890
+    assert len(result.reasons) == 1 and result.reasons[0].startswith(f"line 2: invalid JSON: {problem}")
+    assert result.errors[0]["_line"] == bad
+
+
 @pytest.mark.parametrize("opening", ["[", '{"a":', '[{"a":'])
 def test_a_line_nested_too_deeply_for_the_parser_is_rejected_alone(
     pipeline: Pipeline, write: Write, opening: str
