@@ -121,7 +121,8 @@ class SqliteSink(Sink[SqliteSinkOptions]):
 
     A record with a blank key is rejected: it would overwrite every other record without one. The run report
     says how many rows were inserted and how many updated (a key seen before, in this run or an earlier one),
-    so its count of delivered records can be checked against the table.
+    so its count of delivered records can be checked against the table: all 0 when the run failed, and the
+    staged batches of a killed run included when a run applies them.
     """
 
     Options: ClassVar[type] = SqliteSinkOptions
@@ -145,9 +146,12 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         self._stage_path = options.path.with_name(f".{options.path.name}.{options.table}.stage")
         #: The upsert (or, into the stage, insert) statement for each set of fields seen so far.
         self._statements: dict[tuple[str, ...], str] = {}
-        #: Records upserted this run, and the table's row count at open.
+        #: Records written this run, and the table's row count at open.
         self.written = 0
-        self._rows_at_open = self._inserted = 0
+        self._rows_at_open = 0
+        #: What the run's transaction upserts and how many of those rows are new; reported once it commits.
+        self._upserted = self._inserted = 0
+        self._committed = False
         #: Whether :meth:`prepare` applied the run's rows, leaving close(True) only the COMMIT.
         self._prepared = False
 
@@ -257,7 +261,9 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         return written
 
     def _report(self) -> dict[str, int]:
-        return {"upserted": self.written, "inserted": self._inserted, "updated": self.written - self._inserted}
+        # What the table got: nothing when the run's transaction did not commit.
+        upserted, inserted = (self._upserted, self._inserted) if self._committed else (0, 0)
+        return {"upserted": upserted, "inserted": inserted, "updated": upserted - inserted}
 
     def _statement_for(self, fields: tuple[str, ...]) -> tuple[str | None, str]:
         """The statement for records with ``fields`` (kept for the next ones), or None and why SQLite cannot
@@ -305,12 +311,13 @@ class SqliteSink(Sink[SqliteSinkOptions]):
             return insert + "DO NOTHING"
         return insert + "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in names)
 
-    def _apply_stage(self) -> None:
-        """Upsert the stage's records into the target in write order (in the caller's transaction)."""
+    def _apply_stage(self) -> int:
+        """Upsert the stage's records into the target in write order (in the caller's transaction); how many."""
         db, stage = self._db, self._stage
         assert db is not None and stage is not None
         if not stage.exists:
-            return
+            return 0
+        applied = 0
         upserts: dict[str, str] = {}
         rows = stage.db.execute(f"SELECT * FROM {quote(stage.name)} ORDER BY _seq")
         position = {description[0].lower(): index for index, description in enumerate(rows.description)}
@@ -326,6 +333,8 @@ class SqliteSink(Sink[SqliteSinkOptions]):
                 statement = upsert
                 values.append((row[2], *(row[position[field.lower()]] for field in fields)))
             db.executemany(statement, values)
+            applied += len(chunk)
+        return applied
 
     def _delete_stage(self) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -347,8 +356,8 @@ class SqliteSink(Sink[SqliteSinkOptions]):
             return
         assert self._target is not None, "open() runs before prepare()"
         with self._disk_errors():
-            if self._stage is not None:
-                self._apply_stage()
+            # A stage can hold the batches of a run killed before it applied them, beside this run's.
+            self._upserted = self.written if self._stage is None else self._apply_stage()
             self._inserted = self._target.count() - self._rows_at_open
         self._prepared = True
 
@@ -359,14 +368,12 @@ class SqliteSink(Sink[SqliteSinkOptions]):
         try:
             if success:
                 self.prepare()
-            else:
-                self._inserted = 0
             with self._disk_errors():
                 if self._db.in_transaction:
                     # A failed run leaves the table as the previous run left it (with state: the stage keeps
                     # the batches whose delivery was recorded, for the next run).
                     self._db.execute("COMMIT" if success else "ROLLBACK")
-                applied = success
+                applied = self._committed = success
         finally:
             self._db.close()
             self._db = None

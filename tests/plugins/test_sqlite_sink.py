@@ -174,9 +174,14 @@ def test_with_state_a_failed_run_leaves_the_table_as_it_was_and_the_next_run_app
     assert failed.status == "failed" and failed.delivered["db"] >= 10  # batches were committed to the stage
     assert (table(tmp_path / "crm.sqlite"), (tmp_path / "crm.sqlite").read_bytes()) == before
     assert has_stage(tmp_path / "crm.sqlite")
+    assert failed.extra["sink db"] == {"upserted": 0, "inserted": 0, "updated": 0}  # the table got nothing
 
     resumed = staged_job(tmp_path, second)
     assert resumed.status == "success", resumed.failure
+    # The report counts the failed run's staged batches the resumed run applied too: all of the second input but
+    # the nine records the first run delivered as they are. Updated: the changed id 0, and id 1000's second version.
+    assert resumed.extra["sink db"] == {"upserted": len(second) - 9, "inserted": 291, "updated": 2}
+    assert resumed.delivered["db"] == len(second) - 9  # a failed run credits nothing: its stage was dropped
     columns, stored = table(tmp_path / "crm.sqlite")
     assert columns == ["_key", "id", "name", "email", "phone", "title"] and not has_stage(tmp_path / "crm.sqlite")
     by_id = {row["id"]: row for row in stored}
@@ -184,6 +189,38 @@ def test_with_state_a_failed_run_leaves_the_table_as_it_was_and_the_next_run_app
     assert by_id[0] == {"_key": "0", "id": 0, "name": "changed", "email": "0@x.com", "phone": None, "title": None}
     assert by_id[17]["phone"] == "+1-17" and by_id[17]["name"] is None
     assert (by_id[1000]["name"], by_id[1000]["title"]) == ("late", "CTO")
+
+
+KILLED_RUN = """
+import sys
+from pathlib import Path
+from connector_core import api, commit_groups
+from connector_core.testing import components as testkit
+commit_groups.GROUP_RECORDS = 20  # commit (and checkpoint the stage) often, so the kill finds batches credited
+api.run(Path(sys.argv[1]), environ={}, plugins=[("testkit", testkit)], state=Path(sys.argv[2]))
+"""
+
+
+def test_the_report_of_a_run_resuming_a_killed_one_counts_the_staged_rows_it_applied(tmp_path: Path) -> None:
+    """A killed run's staged batches were credited as delivered: the run after it does not deliver them again
+    but applies them, and the report counts them among the upserted rows (none of which were updates)."""
+    rows_in = [{"id": n, "name": f"n{n}"} for n in range(300)]
+    staged_job(tmp_path, rows_in)  # writes the spec and its input; then the same job, killed half-way
+    spec = json.loads((tmp_path / "job.yaml").read_text())
+    (tmp_path / "state.db").unlink()
+    (tmp_path / "crm.sqlite").unlink()
+    spec["mappers"]["gate"].update(after=150, hard=True)
+    (tmp_path / "job.yaml").write_text(json.dumps(spec), encoding="utf-8")
+    command = [sys.executable, "-c", KILLED_RUN, str(tmp_path / "job.yaml"), str(tmp_path / "state.db")]
+    assert subprocess.run(command, check=False).returncode == testkit.KILLED
+    assert has_stage(tmp_path / "crm.sqlite")
+
+    resumed = staged_job(tmp_path, rows_in)
+    assert resumed.status == "success", resumed.failure
+    credited = resumed.extra["state"]["already_delivered"]["db"]
+    assert 0 < credited < 300 and resumed.delivered["db"] == 300 - credited
+    assert resumed.extra["sink db"] == {"upserted": 300, "inserted": 300, "updated": 0}
+    assert sorted(row["id"] for row in rows(tmp_path / "crm.sqlite")) == list(range(300))
 
 
 def test_a_stage_left_by_a_forgotten_state_is_dropped(tmp_path: Path) -> None:
