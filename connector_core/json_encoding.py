@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any
 
@@ -54,36 +54,30 @@ def _as_json(value: Any) -> Any:
     return value
 
 
-def _encode_fast(value: Any) -> str:
-    return "".join(_chunks(value, 0))  # type: ignore[misc]  # only used when the C encoder exists
-
-
-_encode_strict: Callable[[Any], str] = _ENCODER.encode if _chunks is None else _encode_fast
-
-
 def encode_json(value: Any) -> str:
     """``json.dumps(value, ensure_ascii=False, default=str)``, faster, and always JSON: non-ASCII kept,
     unknown types and non-finite floats as text."""
     try:
-        return _encode_strict(value)
+        return _ENCODER.encode(value) if _chunks is None else "".join(_chunks(value, 0))
     except ValueError:  # a NaN or an infinity somewhere in it: rare, so only then is the value walked
-        return _encode_strict(_as_json(value))
+        return encode_json(_as_json(value))
+
+
+def encode_many(values: Sequence[Any]) -> list[str]:
+    """Each of ``values`` as :func:`encode_json` writes it. With the C encoder the loop is ``map`` over ``map``:
+    no Python frame runs per value."""
+    if _chunks is not None:
+        try:
+            return list(map("".join, map(_chunks, values, repeat(0, len(values)))))
+        except ValueError:  # a non-finite float: encode_json spells it as text
+            pass
+    return list(map(encode_json, values))
 
 
 _LAST_LINE_BREAK = ("",)
 
 
 def json_lines(values: list[Any]) -> str:
-    """``values`` as JSON lines, each as :data:`encode_json` writes it and each ending with a line break.
-
-    With the C encoder the loop is ``map`` over ``map``: no Python frame runs per value.
-    """
-    if not values:
-        return ""
+    """``values`` as JSON lines, each as :func:`encode_json` writes it and each ending with a line break."""
     # The empty last line gives the final line break without copying the text once more (``+ "\n"``).
-    if _chunks is not None:
-        try:
-            return "\n".join(chain(map("".join, map(_chunks, values, repeat(0, len(values)))), _LAST_LINE_BREAK))
-        except ValueError:  # a non-finite float: encode_json spells it as text
-            pass
-    return "\n".join(chain(map(encode_json, values), _LAST_LINE_BREAK))
+    return "\n".join(chain(encode_many(values), _LAST_LINE_BREAK)) if values else ""

@@ -12,7 +12,7 @@ from typing import Any
 from connector_core.components import Component, Failed
 from connector_core.errors import RunFailed
 from connector_core.fingerprints import fingerprints, matches
-from connector_core.json_encoding import encode_json
+from connector_core.json_encoding import encode_many
 from connector_core.records import Record, record_of
 from connector_core.spec.model import ERRORS_STREAM, SyncSpec
 from connector_core.state.lease import DEFAULT_TTL_S, Heartbeat, new_owner
@@ -251,7 +251,7 @@ def _start_heartbeat(store: StateStore, job: str, token: str, ttl_s: float) -> H
 
 def _reject_rows(component: str, records: list[Record], reasons: list[str]) -> list[Reject]:
     datas, keys, sources, positions, stamps = zip(*records, strict=True)
-    texts = map(encode_json, datas)
+    texts = encode_many(datas)
     return list(map(reject_of, zip(keys, stamps, repeat(component), reasons, texts, sources, positions)))
 
 
