@@ -51,8 +51,10 @@ def describe_type(host: PluginHost, kind: str, entry: Registration) -> Iterator[
     if common:
         yield f"  common options: {common}"
     if issubclass(entry.cls, Component):
-        outputs = [entry.name if output == "default" else output for output in entry.cls.outputs]
-        yield f"  outputs: {', '.join(outputs) or 'none'}"
+        # As a spec addresses them: by the component's name (the default output) or name.output.
+        outputs = ["NAME" if output == "default" else f"NAME.{output}" for output in entry.cls.outputs]
+        named = "  (NAME: the component's name in the spec)" if outputs else ""
+        yield f"  outputs: {', '.join(outputs) or 'none'}{named}"
 
 
 def _default(option: OptionInfo) -> str:

@@ -112,7 +112,7 @@ def test_describe_command_shows_options_outputs_and_plugin(kit_cli, capsys: pyte
 
 def test_describe_shows_every_kind_a_name_has_and_outputs(kit_cli, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["describe", "t.split"]) == 0
-    assert "outputs: t.split, odd" in capsys.readouterr().out
+    assert "outputs: NAME, NAME.odd  (NAME: the component's name in the spec)\n" in capsys.readouterr().out
 
 
 def test_describe_an_unknown_type_is_a_usage_error(kit_cli, capsys: pytest.CaptureFixture[str]) -> None:
