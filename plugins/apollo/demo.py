@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +13,8 @@ DEMO_KEY = "sandbox-demo-key"
 #: The example job ships inside the package, so the demo works from any folder after a plain ``pip install``.
 EXAMPLE_DIR = Path(__file__).parent / "example"
 EXAMPLE_SPEC = EXAMPLE_DIR / "config.example.yaml"
+#: The JSON Schema ``--copy-to`` writes beside the spec, which points editors at it.
+SCHEMA_NAME = "crmsync.schema.json"
 #: The example job writes its outputs to this folder (default: ``out`` beside the spec).
 OUT_ENV = "CRMSYNC_DEMO_OUT"
 
@@ -47,7 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--copy-to",
         type=Path,
         metavar="DIR",
-        help="copy the example job (config.example.yaml, data/leads.csv) into DIR to edit and run; runs nothing",
+        help="copy the example job (config.example.yaml, data/leads.csv, its JSON Schema) into DIR to edit and run; "
+        "runs nothing",
     )
 
 
@@ -88,18 +91,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def copy_example(folder: Path) -> int:
-    """Write the example job and its leads into ``folder``, never overwriting a file that is already there."""
+    """Write the example job, its leads and the spec's JSON Schema into ``folder``, never overwriting a file that
+    is already there. The spec's first line points editors at the schema beside it (the packaged spec's points
+    at the repository's)."""
+    import json
+
     from connector_core.errors import UsageError
+    from connector_core.plugin_manager import get_plugin_host
+    from connector_core.spec.schema import spec_schema
 
     files = [path for path in sorted(EXAMPLE_DIR.rglob("*")) if path.is_file() and path.suffix in (".yaml", ".csv")]
     targets = {path: folder / path.relative_to(EXAMPLE_DIR) for path in files}
-    existing = [str(target) for target in targets.values() if target.exists()]
+    schema = folder / SCHEMA_NAME
+    existing = [str(target) for target in [*targets.values(), schema] if target.exists()]
     if existing:
         raise UsageError(f"{', '.join(existing)}: already exists; choose an empty folder for --copy-to")
     for path, target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        text = path.read_bytes()
+        if path == EXAMPLE_SPEC:
+            text = re.sub(rb"^(# yaml-language-server: \$schema=).*", rb"\g<1>" + SCHEMA_NAME.encode(), text, count=1)
+        target.write_bytes(text)
         print(f"wrote {target}")
+    schema.write_text(json.dumps(spec_schema(get_plugin_host()), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {schema}")
     spec = folder / EXAMPLE_SPEC.name
     print(f"next: crmsync validate {spec}; crmsync demo --spec {spec}; or run it against Apollo (see its header)")
     return 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from connector_core.cli import main
 from connector_core.testing import read_jsonl
@@ -46,7 +49,12 @@ def test_copy_to_writes_a_runnable_job_and_never_overwrites(
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--copy-to", "job"]) == 0
     spec = tmp_path / "job" / "config.example.yaml"
-    assert spec.read_bytes() == EXAMPLE_SPEC.read_bytes()
+    first, *rest = spec.read_bytes().splitlines(keepends=True)
+    assert rest == EXAMPLE_SPEC.read_bytes().splitlines(keepends=True)[1:]
+    # Editors find the schema the first line names, beside the copy; the spec validates against it.
+    assert first == b"# yaml-language-server: $schema=crmsync.schema.json\n"
+    schema = json.loads((tmp_path / "job" / "crmsync.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(spec.read_text(encoding="utf-8")))
     assert (tmp_path / "job" / "data" / "leads.csv").read_bytes() == (EXAMPLE_DIR / "data" / "leads.csv").read_bytes()
     assert main(["-q", "demo", "--spec", str(spec), "--out", "job/out"]) == 0
     assert outputs(tmp_path / "job" / "out") == EXPECTED
