@@ -92,6 +92,10 @@ class Component(Generic[OptionsT]):
     #: CPU-bound and merely buffers its I/O: on a thread it would compete with the loop for the GIL (the JSONL
     #: and CSV sinks lost 15% throughput). ``open``, ``checkpoint`` and ``close`` (the fsyncs) run there anyway.
     io_thread: ClassVar[bool] = True
+    #: Whether ``close(True)`` can still fail after :meth:`prepare` succeeded: a database's ``COMMIT``, which
+    #: cannot be split further. Such components close first, so that a refusal leaves the others' outputs
+    #: unpublished (closed with ``success=False``); a rename or an API's nothing-to-do cannot refuse.
+    commit_may_fail: ClassVar[bool] = False
 
     def __init__(self, name: str, options: OptionsT, context: RunContext) -> None:
         self.name = name

@@ -260,7 +260,8 @@ class Engine:
                     self.close_failures.append(f"{node.name} failed to close: {type(exc).__name__}: {exc}")
                     success = False
                     break
-        for node in reversed(opened):
+        # Those whose close can still refuse go first: a refusal then reaches the others before they publish.
+        for node in sorted(reversed(opened), key=lambda node: not node.commit_may_fail):
             try:
                 await self._call(node.name, node.close, success)
             except Exception as exc:  # reported only when nothing failed before: that would name the cause

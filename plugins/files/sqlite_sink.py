@@ -126,6 +126,8 @@ class SqliteSink(Sink[SqliteSinkOptions]):
     """
 
     Options: ClassVar[type] = SqliteSinkOptions
+    # Its COMMIT (the WAL's last frames) can meet a full disk after prepare() applied the run's rows.
+    commit_may_fail: ClassVar[bool] = True
 
     @classmethod
     def output_file(cls, options: SqliteSinkOptions) -> LocalFile:

@@ -218,6 +218,12 @@ class Collect(Sink):
             raise OSError(self.options.close_error)
 
 
+class Database(Collect):
+    """A collect sink whose close is a COMMIT that can still refuse after it prepared."""
+
+    commit_may_fail = True
+
+
 @attrs.frozen
 class RelayOptions:
     #: Seconds to await per batch.
@@ -333,6 +339,7 @@ class KitPlugin:
     @hookimpl
     def register_sinks(registry):
         registry.add("t.collect", Collect)
+        registry.add("t.database", Database)
         registry.add("t.file", FileSink)
         registry.add("t.relay", Relay)
         registry.add("t.blocking", Blocking)

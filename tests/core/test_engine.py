@@ -315,6 +315,22 @@ def test_sinks_closed_after_one_fails_to_close_keep_their_earlier_output(jobs: J
     assert sorted(closes) == [False, True], "the sink closed after the first failure is told the run failed"
 
 
+@pytest.mark.parametrize("order", [["db", "files"], ["files", "db"]])
+def test_a_commit_that_can_fail_comes_before_the_sinks_that_publish_by_renaming(jobs: Jobs, order: list[str]) -> None:
+    """A database's COMMIT can refuse after it prepared; a rename cannot. Whatever the spec's order, the
+    database closes first, so its refusal reaches the file sink before that publishes."""
+    sinks = {
+        "db": "{type: t.database, inputs: [nums], close_error: disk full at COMMIT}",
+        "files": "{type: t.collect, inputs: [nums]}",
+    }
+    report = jobs.run(
+        "version: 1\njob: commit_first\nsources:\n  nums: {type: t.numbers, count: 3}\nsinks:\n"
+        + "".join(f"  {name}: {sinks[name]}\n" for name in order)
+    )
+    assert report.status == "failed" and report.failure == "db failed to close: OSError: disk full at COMMIT"
+    assert kit.STORE["db.closed"] == [True] and kit.STORE["files.closed"] == [False]
+
+
 def test_successful_run_closes_everything_with_success(jobs: Jobs) -> None:
     report = jobs.run("""
         version: 1

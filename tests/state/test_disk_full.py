@@ -237,3 +237,51 @@ def test_a_sink_its_disk_refuses_at_the_end_leaves_the_other_sinks_outputs_as_th
         assert sorted(written, key=lambda row: row["id"]) == sorted(rows, key=lambda row: row["id"]), path
     with contextlib.closing(sqlite3.connect(tmp_path / "roomy" / "crm.sqlite")) as db:
         assert db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == len(rows)
+
+
+TABLE_ON_THE_SMALL_DISK = """
+version: 1
+job: small-table
+sources:
+  leads: {{type: jsonl, path: leads.jsonl, key: id}}
+sinks:
+{sinks}state: false
+"""
+SINKS = {
+    "table": "{type: sqlite, inputs: [leads], path: out/crm.sqlite, table: people}",
+    "roomy": "{type: jsonl, inputs: [leads], path: roomy/all.jsonl}",
+    "sheet": "{type: csv, inputs: [leads], path: roomy/all.csv}",
+}
+
+
+@pytest.mark.parametrize("order", [["table", "roomy", "sheet"], ["roomy", "sheet", "table"]])
+def test_a_sqlite_commit_its_disk_refuses_leaves_the_files_beside_it_as_they_were(
+    tmp_path: Path, small_disk: Path, order: list[str]
+) -> None:
+    """The run's rows fit SQLite's page cache, so its disk refuses them only at the COMMIT, after every sink
+    prepared: the file sinks, on a roomy disk, must not have published theirs, whatever the spec's order."""
+    from connector_core.cli import main
+    from connector_core.testing import write_spec
+
+    spec = write_spec(tmp_path, TABLE_ON_THE_SMALL_DISK.format(sinks="".join(f"  {n}: {SINKS[n]}\n" for n in order)))
+    rows = [{"id": f"p{n}", "note": "x" * 200} for n in range(300)]
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:20]))
+    assert main(["-q", "run", str(spec)]) == 0
+
+    def outputs() -> dict[str, object]:
+        with contextlib.closing(sqlite3.connect(small_disk / "crm.sqlite")) as db:
+            table = db.execute("SELECT _key FROM people ORDER BY _key").fetchall()
+        return {"table": table, **{path: (tmp_path / "roomy" / path).read_bytes() for path in ("all.jsonl", "all.csv")}}
+
+    before = outputs()
+    fill(small_disk / "filler", leave=40 * 1024)  # room for the WAL's index, not for 300 rows of ~230 bytes
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = tmp_path / "report.json"
+    assert main(["-q", "run", str(spec), "--report", str(report)]) == 1
+    failure = json.loads(report.read_text())["failure"]
+    assert failure.startswith("table failed to close: "), failure
+    assert outputs() == before
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    assert main(["-q", "run", str(spec)]) == 0
+    assert len(outputs()["table"]) == len(rows)  # type: ignore[arg-type]
