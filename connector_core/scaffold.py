@@ -151,7 +151,7 @@ class TagOptions:
     require: str | None = option(None, help="reject records where this field is missing or empty")
 
 
-class Tag(Mapper):
+class Tag(Mapper[TagOptions]):  # the type argument types self.options
     """Sets ``field`` to ``value`` on every record."""
 
     Options = TagOptions
@@ -175,7 +175,7 @@ class JsonlSinkOptions:
     path: Path = option(help="the JSON Lines file to append to (relative to the spec)")
 
 
-class JsonlSink(Sink):
+class JsonlSink(Sink[JsonlSinkOptions]):
     """Appends each record with an ``email`` to a JSON Lines file; durable after every batch.
 
     With state, the checkpoint is the file's length, committed with the deliveries it covers. A run cuts the
