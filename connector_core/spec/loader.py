@@ -135,8 +135,9 @@ def load_spec(
 
 
 def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str]]:
-    """Sinks writing a file a source of the job reads, or a file an earlier sink writes (see
-    :meth:`Sink.output_file`, :meth:`Source.input_file`), as problems."""
+    """Sinks writing a file a source of the job reads, a file an earlier sink writes (see
+    :meth:`Sink.output_file`, :meth:`Source.input_file`), or a file something on disk is in the way of, as
+    problems."""
     problems: list[tuple[str, str]] = []
     inputs = {read.path: spec.name for spec in components.values() if (read := spec.input_file) is not None}
     writers: dict[Path, str] = {}
@@ -145,7 +146,11 @@ def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str
         if output is None:
             continue
         where = f"{spec.path}.{output.option}"
-        if output.path in inputs:
+        blocked = _in_the_way(output.path)
+        if blocked:
+            fix = "point it at a file in a folder"
+            problems.append((where, f"sink {spec.name!r} writes {output.path}, but {blocked}; {fix}"))
+        elif output.path in inputs:
             problems.append(
                 (
                     where,
@@ -163,6 +168,16 @@ def _shared_targets(components: dict[str, ComponentSpec]) -> list[tuple[str, str
             )
         writers.setdefault(output.path, spec.name)
     return problems
+
+
+def _in_the_way(path: Path) -> str | None:
+    """What on disk keeps a sink from writing ``path`` (a folder there, a file where a folder of it would be)."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    folder = next((parent for parent in path.parents if parent.exists()), None)
+    if folder is not None and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    return None
 
 
 def _is_plugin_option(spec_path: str) -> bool:

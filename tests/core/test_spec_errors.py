@@ -87,7 +87,7 @@ def test_missing_required_option_points_at_the_component(jobs: Jobs) -> None:
 def test_unknown_plugin_type_lists_known_types(jobs: Jobs) -> None:
     error = jobs.spec_error(VALID.replace("type: t.collect", "type: t.colect"))
     problem = jobs.assert_problem(error, "$.sinks.out.type", jobs.line("t.colect"), "unknown sink type 't.colect'")
-    assert "(known sink types: t.blocking, t.collect, t.file, t.relay)" in problem
+    assert "(known sink types: t.blocking, t.collect, t.database, t.file, t.relay)" in problem
 
 
 def test_missing_type(jobs: Jobs) -> None:

@@ -343,6 +343,44 @@ def test_a_sink_writing_a_source_s_input_is_a_spec_error(
     assert not (tmp_path / ".crmsync").exists()
 
 
+@pytest.mark.parametrize("sink_type", ["jsonl", "csv", "sqlite"])
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("notes.txt/out.data", "{tmp}/notes.txt is a file, not a folder"),
+        ("notes.txt/deeper/still/out.data", "{tmp}/notes.txt is a file, not a folder"),
+        ("sub", "{tmp}/sub is a folder"),
+        ("sub/inner", "{tmp}/sub/inner is a folder"),
+    ],
+)
+def test_a_sink_path_something_on_disk_is_in_the_way_of_is_a_spec_error(
+    tmp_path: Path, write: Write, sink_type: str, target: str, problem: str
+) -> None:
+    """A file where the sink's folder would be, or a folder where its file would be: refused when the spec
+    loads (exit 2, one line naming the option and what is in the way), before any run starts."""
+    write("in.csv", "id,name\n1,a\n")
+    write("notes.txt", "not a folder\n")
+    (tmp_path / "sub" / "inner").mkdir(parents=True)
+    options = {"table": "people"} if sink_type == "sqlite" else {}
+    spec = {
+        "version": 1,
+        "job": "in-the-way",
+        "sources": {"src": {"type": "csv", "path": "in.csv", "key": "id"}},
+        "sinks": {"out": {"type": sink_type, "path": target, "inputs": ["src"], **options}},
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    for command in (["validate", str(path)], ["run", str(path)], ["run", str(path), "--no-state"]):
+        code = subprocess.run(
+            [sys.executable, "-m", "connector_core", *command], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert code.returncode == 2, code.stderr
+        assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
+        assert f"$.sinks.out.path: sink 'out' writes {tmp_path}/{target}, but " in code.stderr
+        assert problem.format(tmp=tmp_path) + "; point it at a file in a folder" in code.stderr
+    assert not (tmp_path / ".crmsync").exists()
+
+
 def test_a_sink_and_a_source_on_different_files_are_fine(tmp_path: Path, write: Write) -> None:
     write("in.csv", "id,name\n1,a\n")
     spec = {
