@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import glob
 import logging
 import os
@@ -63,6 +64,7 @@ class AtomicFile:
             self.discard()
             raise
         self._file, self._prepared = None, True
+        check_renamable(self.target)
 
     def commit(self) -> None:
         """Rename the (prepared) partial file onto the target; afterwards the target holds everything written."""
@@ -95,6 +97,15 @@ class AtomicFile:
         self._prepared = False
         with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()
+
+
+def check_renamable(target: Path) -> None:
+    """Refuse, before any sink publishes, what would make the rename onto ``target`` fail: a folder where the
+    file goes, or a folder no longer writable (the run made its files there, so something changed it since)."""
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder is where the file would go; move it away", str(target))
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "the folder is no longer writable; cannot replace the file", str(target))
 
 
 def _delete_orphans(target: Path) -> None:
@@ -199,6 +210,7 @@ class JournaledFile:
         token = self.checkpoint()
         self._file.close()
         self._file = None
+        check_renamable(self.target)
         self._merged = prepare_merge(token)
 
     def commit(self) -> dict[str, object]:

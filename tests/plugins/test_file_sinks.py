@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,10 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from connector_core.components import Emitter
-from connector_core.testing import read_jsonl
+from connector_core import api, hookimpl
+from connector_core.components import Emitter, Mapper
+from connector_core.records import Record
+from connector_core.testing import read_jsonl, write_jsonl
 from crmsync_plugins.files.base import FileSink, FileSinkOptions
 from crmsync_plugins.files.csv_sink import CsvSink, CsvSinkOptions
 from crmsync_plugins.files.jsonl_sink import JsonlSink
@@ -486,3 +491,81 @@ def test_a_sink_writing_the_state_database_is_refused(
     assert f"{path}: $.sinks.out.path: sink 'out' writes {tmp_path}/" in err
     assert "the job's state database; give the sink a file of its own" in err
     assert not any(tmp_path.glob("state.db*")) and not (tmp_path / ".crmsync").exists()
+
+
+@attrs.frozen
+class ObstructOptions:
+    path: str = ""
+
+
+class Obstruct(Mapper[ObstructOptions]):
+    """Passes records on; on its first batch, moves the file at ``path`` to ``path.moved`` and puts a folder (not
+    empty) in its place: someone else's doing, after the sinks opened."""
+
+    Options = ObstructOptions
+
+    def process(self, batch: list[Record], out: Emitter) -> None:
+        folder = Path(self.options.path)
+        if self.options.path and not folder.is_dir():
+            folder.replace(f"{folder}.moved")
+            folder.mkdir()
+            (folder / "theirs.txt").write_text("not crmsync's\n")
+        out.emit_many(batch)
+
+
+class ObstructPlugin:
+    @staticmethod
+    @hookimpl
+    def register_mappers(registry: Any) -> None:
+        registry.add("t.obstruct", Obstruct)
+
+
+@pytest.mark.parametrize("state", [False, True])
+@pytest.mark.parametrize("sink_type", ["csv", "jsonl"])
+def test_a_file_sink_that_could_not_rename_fails_before_the_table_beside_it_commits(
+    tmp_path: Path, sink_type: str, state: bool
+) -> None:
+    """A folder put where a file sink's output goes, during the run: the sink refuses it when it prepares, so
+    the SQLite table beside it (which commits first) rolls back, and every output stays as the run before left
+    it."""
+    target = tmp_path / "out" / f"all.{sink_type}"
+    rows = [{"id": n, "name": f"n{n}"} for n in range(40)]
+
+    def run(count: int, obstruct: str = "") -> Any:
+        write_jsonl(tmp_path / "in.jsonl", rows[:count])
+        spec = {
+            "version": 1,
+            "job": "obstructed",
+            "sources": {"src": {"type": "jsonl", "path": "in.jsonl", "key": "id"}},
+            "mappers": {"gate": {"type": "t.obstruct", "inputs": ["src"], "path": obstruct}},
+            "sinks": {
+                "db": {"type": "sqlite", "inputs": ["gate"], "path": "db.sqlite", "table": "people"},
+                "out": {"type": sink_type, "inputs": ["gate"], "path": str(target)},
+            },
+            "state": {"path": "state.db"} if state else False,
+        }
+        (tmp_path / "job.yaml").write_text(json.dumps(spec), encoding="utf-8")
+        return api.run(tmp_path / "job.yaml", environ={}, plugins=[("obstruct", ObstructPlugin)])
+
+    assert run(20).status == "success"
+    table_before, file_before = table_rows(tmp_path / "db.sqlite"), target.read_bytes()
+    report = run(40, obstruct=str(target))
+    assert report.status == "failed"
+    assert report.failure.startswith("out failed to close: IsADirectoryError"), report.failure
+    assert "a folder is where the file would go" in report.failure
+    assert table_rows(tmp_path / "db.sqlite") == table_before
+    assert report.extra["sink db"] == {"upserted": 0, "inserted": 0, "updated": 0}
+    assert (target / "theirs.txt").read_text() == "not crmsync's\n"
+    # Once the folder is gone, the next run delivers the rest into both.
+    (target / "theirs.txt").unlink()
+    target.rmdir()
+    Path(f"{target}.moved").replace(target)
+    assert target.read_bytes() == file_before
+    last = run(40)
+    assert last.status == "success", last.failure
+    assert len(table_rows(tmp_path / "db.sqlite")) == 40
+
+
+def table_rows(path: Path) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT * FROM people ORDER BY _key").fetchall()
