@@ -28,11 +28,28 @@ def _not_a_number(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number (JSON has no NaN or infinities; write null or text)")
 
 
+class _OutOfRange(ValueError):
+    """A number JSON allows but no float can hold."""
+
+
 def _finite(text: str) -> float:
     number = float(text)
     if number - number:  # inf - inf is NaN, which is true; any finite number gives 0.0
-        raise ValueError(f"the number {text} is out of range: no float can hold it")
+        raise _OutOfRange(f"the number {text} is out of range: no float can hold it")
     return number
+
+
+#: JSON's names for what a line held instead of an object.
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+
+
+def _problem(exc: ValueError) -> str:
+    if isinstance(exc, _OutOfRange):
+        return str(exc)
+    if isinstance(exc, json.JSONDecodeError):  # its "line 2 column 1" would count the line break ending the line
+        ended = exc.pos >= len(exc.doc.rstrip("\r\n"))
+        return f"invalid JSON: {exc.msg} {'at the end of the line' if ended else f'at column {exc.pos + 1}'}"
+    return f"invalid JSON: {exc}"
 
 
 #: Python's parser reads ``NaN``, ``Infinity`` and ``1e999`` (as an infinity), none of which JSON allows or any
@@ -82,13 +99,14 @@ class JsonlSource(Source[JsonlSourceOptions]):
                     except ValueError as exc:
                         if line.isspace():
                             continue
-                        yield self._failed(line, number, f"invalid JSON: {exc}")
+                        yield self._failed(line, number, _problem(exc))
                         continue
                     except RecursionError:  # a line of thousands of nested arrays: its own reject, not the run's end
                         yield self._failed(line, number, _TOO_DEEP)
                         continue
                     if data.__class__ is not dict:
-                        yield self._failed(line, number, f"invalid JSON: expected an object, got {type(data).__name__}")
+                        got = _JSON_TYPES.get(type(data), "null")
+                        yield self._failed(line, number, f"invalid JSON: expected an object, got {got}")
                     elif "\\u" in line and _SURROGATE_ESCAPE.search(line) and _unpaired_surrogate(data):
                         yield self._failed(line, number, _LONE_SURROGATE)
                     else:

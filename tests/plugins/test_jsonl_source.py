@@ -23,19 +23,20 @@ def test_bad_lines_go_to_the_error_stream(pipeline: Pipeline, write: Write) -> N
     assert result.report.status == "success"
     assert [r["name"] for r in result.records] == ["Ada", "Charles"]
     assert [reason.split(":")[0] for reason in result.reasons] == ["line 2", "line 3"]
-    assert result.reasons[0].startswith("line 2: invalid JSON: ")
-    assert result.reasons[1] == "line 3: invalid JSON: expected an object, got list"
+    # The parser's own "line 2 column 1" would count the line break: the reason says where on the line instead.
+    assert result.reasons[0] == ("line 2: invalid JSON: Expecting value at the end of the line")
+    assert result.reasons[1] == "line 3: invalid JSON: expected an object, got an array"
     assert result.errors[0]["_line"] == '{"name": '
 
 
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        ("NaN", "NaN is not a JSON number"),
-        ("Infinity", "Infinity is not a JSON number"),
-        ("[1, -Infinity]", "-Infinity is not a JSON number"),
-        ('{"deep": 1e400}', "the number 1e400 is out of range"),
-        ("-2.5E+999", "the number -2.5E+999 is out of range"),
+        ("NaN", "invalid JSON: NaN is not a JSON number"),
+        ("Infinity", "invalid JSON: Infinity is not a JSON number"),
+        ("[1, -Infinity]", "invalid JSON: -Infinity is not a JSON number"),
+        ('{"deep": 1e400}', "the number 1e400 is out of range: no float can hold it"),
+        ("-2.5E+999", "the number -2.5E+999 is out of range: no float can hold it"),
     ],
 )
 def test_numbers_json_does_not_have_are_rejected_with_their_line(
@@ -50,8 +51,30 @@ def test_numbers_json_does_not_have_are_rejected_with_their_line(
     assert result.report.status == "success"
     assert [r["id"] for r in result.records] == [1, 3]
     assert result.records[1]["w"] == 0.0 and result.records[1]["y"] == 123456789012345678901234567890
-    assert len(result.reasons) == 1 and result.reasons[0].startswith(f"line 2: invalid JSON: {problem}")
+    assert len(result.reasons) == 1 and result.reasons[0].startswith(f"line 2: {problem}")
     assert result.errors[0]["_line"] == bad
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("null", "expected an object, got null"),
+        ('"text"', "expected an object, got a string"),
+        ("-3.5", "expected an object, got a number"),
+        ("false", "expected an object, got true or false"),
+        ('{"a" 1}', "Expecting ':' delimiter at column 6"),
+        ('{"a": 1,', "Expecting property name enclosed in double quotes at the end of the line"),
+        ('{"a": 1}}', "Extra data at column 9"),
+    ],
+)
+def test_a_line_that_is_not_an_object_says_what_it_is_in_json_terms(
+    pipeline: Pipeline, write: Write, line: str, problem: str
+) -> None:
+    write("in.jsonl", f'{{"id": 1}}\r\n{line}\r\n{{"id": 3}}\r\n')
+    result = pipeline({"type": "jsonl", "path": "in.jsonl"})
+    assert [r["id"] for r in result.records] == [1, 3]
+    assert result.reasons == [f"line 2: invalid JSON: {problem}"]
+    assert result.errors[0]["_line"] == line
 
 
 @pytest.mark.parametrize("opening", ["[", '{"a":', '[{"a":'])
