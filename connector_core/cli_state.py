@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``state`` and ``errors`` to the CLI."""
-    state = commands.add_parser("state", help="show, reset, export or import a job's state", parents=[common])
+    state = commands.add_parser("state", help="show, reset, export, import or unlock a job's state", parents=[common])
     actions = state.add_subparsers(title="actions", metavar="ACTION", required=True)
     show = _action(actions, "show", "runs, counts, checkpoints, cache and state size", common, _show)
     show.add_argument("--json", action="store_true", help="print JSON")
