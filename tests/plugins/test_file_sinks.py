@@ -315,6 +315,22 @@ SINKS_ON_INPUTS = [
 ]
 
 
+def spec_errors(folder: Path, spec: dict[str, Any]) -> list[str]:
+    """What ``validate``, ``run`` and ``run --no-state`` print of ``spec``, each checked to be one line of a
+    spec error (exit 2, no traceback)."""
+    path = folder / "job.yaml"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    errors = []
+    for command in (["validate", str(path)], ["run", str(path)], ["run", str(path), "--no-state"]):
+        code = subprocess.run(
+            [sys.executable, "-m", "connector_core", *command], capture_output=True, text=True, cwd=folder
+        )
+        assert code.returncode == 2, code.stderr
+        assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
+        errors.append(code.stderr)
+    return errors
+
+
 @pytest.mark.parametrize(("source", "sink"), SINKS_ON_INPUTS)
 def test_a_sink_writing_a_source_s_input_is_a_spec_error(
     tmp_path: Path, write: Write, source: dict[str, Any], sink: dict[str, Any]
@@ -332,18 +348,9 @@ def test_a_sink_writing_a_source_s_input_is_a_spec_error(
         "sources": {"src": {**source, "key": "id"}},
         "sinks": {"out": {**sink, "inputs": ["src"]}},
     }
-    path = tmp_path / "job.yaml"
-    path.write_text(json.dumps(spec), encoding="utf-8")
-    for command in (["validate", str(path)], ["run", str(path)], ["run", str(path), "--no-state"]):
-        code = subprocess.run(
-            [sys.executable, "-m", "connector_core", *command], capture_output=True, text=True, cwd=tmp_path
-        )
-        assert code.returncode == 2, code.stderr
-        assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
-        assert f"$.sinks.out.path: sink 'out' writes {tmp_path}/{source['path']}, the input of source 'src'" in (
-            code.stderr
-        )
-        assert "give the sink a file of its own" in code.stderr
+    for error in spec_errors(tmp_path, spec):
+        assert f"$.sinks.out.path: sink 'out' writes {tmp_path}/{source['path']}, the input of source 'src'" in error
+        assert "give the sink a file of its own" in error
     assert {name: (tmp_path / name).read_text() for name in inputs} == inputs
     assert not (tmp_path / ".crmsync").exists()
 
@@ -373,16 +380,9 @@ def test_a_sink_path_something_on_disk_is_in_the_way_of_is_a_spec_error(
         "sources": {"src": {"type": "csv", "path": "in.csv", "key": "id"}},
         "sinks": {"out": {"type": sink_type, "path": target, "inputs": ["src"], **options}},
     }
-    path = tmp_path / "job.yaml"
-    path.write_text(json.dumps(spec), encoding="utf-8")
-    for command in (["validate", str(path)], ["run", str(path)], ["run", str(path), "--no-state"]):
-        code = subprocess.run(
-            [sys.executable, "-m", "connector_core", *command], capture_output=True, text=True, cwd=tmp_path
-        )
-        assert code.returncode == 2, code.stderr
-        assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
-        assert f"$.sinks.out.path: sink 'out' writes {tmp_path}/{target}, but " in code.stderr
-        assert problem.format(tmp=tmp_path) + "; point it at a file in a folder" in code.stderr
+    for error in spec_errors(tmp_path, spec):
+        assert f"$.sinks.out.path: sink 'out' writes {tmp_path}/{target}, but " in error
+        assert problem.format(tmp=tmp_path) + "; point it at a file in a folder" in error
     assert not (tmp_path / ".crmsync").exists()
 
 
