@@ -131,11 +131,12 @@ def check_state_file(spec: SyncSpec, state: Path) -> None:
     :raises StateError: naming the file and what is in the way.
     """
     from connector_core.errors import UsageError
+    from connector_core.spec.loader import file_in_the_way
     from connector_core.state.store import StateError
 
-    folder = next((parent for parent in state.parents if parent.exists()), None)
-    if folder is not None and not folder.is_dir():
-        raise StateError(f"{state}: cannot open the state database: {folder} is a file, not a folder")
+    blocking = file_in_the_way(state)
+    if blocking is not None:
+        raise StateError(f"{state}: cannot open the state database: {blocking} is a file, not a folder")
 
     files = {state, state.with_name(state.name + "-wal"), state.with_name(state.name + "-shm")}
     for component in spec.components.values():

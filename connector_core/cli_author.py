@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,9 +55,9 @@ def _describe(args: argparse.Namespace, host: PluginHost) -> int:
 
 
 def _schema(args: argparse.Namespace, host: PluginHost) -> int:
-    from connector_core.spec.schema import spec_schema
+    from connector_core.spec.schema import schema_text
 
-    text = json.dumps(spec_schema(host), indent=2) + "\n"
+    text = schema_text(host)
     if args.output:
         try:
             args.output.write_text(text, encoding="utf-8")

@@ -174,10 +174,14 @@ def _in_the_way(path: Path) -> str | None:
     """What on disk keeps a sink from writing ``path`` (a folder there, a file where a folder of it would be)."""
     if path.is_dir():
         return f"{path} is a folder"
+    blocking = file_in_the_way(path)
+    return None if blocking is None else f"{blocking} is a file, not a folder"
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file where a folder of ``path`` would be (so ``path`` cannot be created), if there is one."""
     folder = next((parent for parent in path.parents if parent.exists()), None)
-    if folder is not None and not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    return None
+    return folder if folder is not None and not folder.is_dir() else None
 
 
 def _is_plugin_option(spec_path: str) -> bool:

@@ -8,6 +8,7 @@ accept a ``${VAR}`` reference (substituted at load time).
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ _BOOL_WORDS = ["true", "false", "yes", "no", "on", "off", "True", "False", "0", 
 _SECTIONS = {"connections": "connection", "sources": "source", "mappers": "mapper", "sinks": "sink"}
 _INPUTS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 _POSITIVE = {"anyOf": [{"type": "integer", "minimum": 1}, ENV_REFERENCE]}
+
+
+def schema_text(host: PluginHost) -> str:
+    """:func:`spec_schema` as the file ``crmsync schema`` writes (indented JSON, a final line break)."""
+    return json.dumps(spec_schema(host), indent=2) + "\n"
 
 
 def spec_schema(host: PluginHost) -> dict[str, Any]:

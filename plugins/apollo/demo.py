@@ -94,11 +94,9 @@ def copy_example(folder: Path) -> int:
     """Write the example job, its leads and the spec's JSON Schema into ``folder``, never overwriting a file that
     is already there. The spec's first line points editors at the schema beside it (the packaged spec's points
     at the repository's)."""
-    import json
-
     from connector_core.errors import UsageError
     from connector_core.plugin_manager import get_plugin_host
-    from connector_core.spec.schema import spec_schema
+    from connector_core.spec.schema import schema_text
 
     files = [path for path in sorted(EXAMPLE_DIR.rglob("*")) if path.is_file() and path.suffix in (".yaml", ".csv")]
     targets = {path: folder / path.relative_to(EXAMPLE_DIR) for path in files}
@@ -113,7 +111,7 @@ def copy_example(folder: Path) -> int:
             text = re.sub(rb"^(# yaml-language-server: \$schema=).*", rb"\g<1>" + SCHEMA_NAME.encode(), text, count=1)
         target.write_bytes(text)
         print(f"wrote {target}")
-    schema.write_text(json.dumps(spec_schema(get_plugin_host()), indent=2) + "\n", encoding="utf-8")
+    schema.write_text(schema_text(get_plugin_host()), encoding="utf-8")
     print(f"wrote {schema}")
     spec = folder / EXAMPLE_SPEC.name
     print(f"next: crmsync validate {spec}; crmsync demo --spec {spec}; or run it against Apollo (see its header)")

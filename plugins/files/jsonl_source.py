@@ -40,7 +40,14 @@ def _finite(text: str) -> float:
 
 
 #: JSON's names for what a line held instead of an object.
-_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+_JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
 
 
 def _problem(exc: ValueError) -> str:
@@ -105,7 +112,7 @@ class JsonlSource(Source[JsonlSourceOptions]):
                         yield self._failed(line, number, _TOO_DEEP)
                         continue
                     if data.__class__ is not dict:
-                        got = _JSON_TYPES.get(type(data), "null")
+                        got = _JSON_TYPES[type(data)]
                         yield self._failed(line, number, f"invalid JSON: expected an object, got {got}")
                     elif "\\u" in line and _SURROGATE_ESCAPE.search(line) and _unpaired_surrogate(data):
                         yield self._failed(line, number, _LONE_SURROGATE)

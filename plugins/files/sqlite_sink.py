@@ -366,7 +366,7 @@ class SqliteSink(Sink[SqliteSinkOptions]):
     def close(self, success: bool) -> None:
         if self._db is None:
             return
-        stage, applied = self._stage, False
+        stage = self._stage
         try:
             if success:
                 self.prepare()
@@ -375,7 +375,7 @@ class SqliteSink(Sink[SqliteSinkOptions]):
                     # A failed run leaves the table as the previous run left it (with state: the stage keeps
                     # the batches whose delivery was recorded, for the next run).
                     self._db.execute("COMMIT" if success else "ROLLBACK")
-                applied = self._committed = success
+                self._committed = success
         finally:
             self._db.close()
             self._db = None
@@ -383,5 +383,5 @@ class SqliteSink(Sink[SqliteSinkOptions]):
                 # Whatever was not checkpointed was never recorded as delivered: the next run redoes it.
                 stage.db.rollback()
                 stage.db.close()
-                if applied:
+                if self._committed:
                     self._delete_stage()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,6 +26,7 @@ from crmsync_plugins.files.csv_sink import CsvSink, CsvSinkOptions
 from crmsync_plugins.files.jsonl_sink import JsonlSink
 
 from .kit import Pipeline, Write, make_records
+from .test_sqlite_sink import rows as table_rows
 
 PEOPLE = '{"name": "Zoë", "tags": ["a", "b"], "address": {"city": "Paris"}, "vip": true, "age": null}\n'
 
@@ -564,8 +563,3 @@ def test_a_file_sink_that_could_not_rename_fails_before_the_table_beside_it_comm
     last = run(40)
     assert last.status == "success", last.failure
     assert len(table_rows(tmp_path / "db.sqlite")) == 40
-
-
-def table_rows(path: Path) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        return db.execute("SELECT * FROM people ORDER BY _key").fetchall()
