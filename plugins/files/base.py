@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
@@ -144,33 +146,33 @@ class FileSink(Sink[FileSinkOptionsT]):
         """True when this run adds to a file earlier runs wrote (a CSV header is then already there)."""
         return self.journal is not None and self.journal.base > 0
 
-    def process(self, batch: list[Record], out: Emitter) -> None:
-        if self.broken is not None:
-            raise OSError(self.broken.errno, f"{self.options.path} failed earlier in this run: {self.broken.strerror}")
+    @contextlib.contextmanager
+    def _breaking(self) -> Iterator[None]:
+        """A write to the file that fails (a full disk) leaves its content unknown: remembered as ``broken``."""
         try:
-            self.write(batch, out)
+            yield
         except OSError as exc:
             self.broken = exc
             raise
 
+    def process(self, batch: list[Record], out: Emitter) -> None:
+        if self.broken is not None:
+            raise OSError(self.broken.errno, f"{self.options.path} failed earlier in this run: {self.broken.strerror}")
+        with self._breaking():
+            self.write(batch, out)
+
     def checkpoint(self) -> Any:
-        try:
+        with self._breaking():
             return self.journal.checkpoint() if self.journal is not None else None
-        except OSError as exc:
-            self.broken = exc
-            raise
 
     def prepare(self) -> None:
         if self.broken is not None:  # the file's content is unknown: the run must not keep it
             raise self.broken
-        try:
+        with self._breaking():
             if self.journal is not None:
                 self.journal.prepare()
             else:
                 self.target.prepare()
-        except OSError as exc:
-            self.broken = exc
-            raise
 
     def close(self, success: bool) -> None:
         if self.journal is not None:
